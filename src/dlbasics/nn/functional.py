@@ -1,0 +1,188 @@
+"""The stateless neural-network API (``import dlbasics.nn.functional as F``), PyTorch's names and semantics.
+
+Losses take ``reduction`` in {"mean", "sum", "none"}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlbasics import ops
+from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
+from dlbasics.ops._operands import constant
+from dlbasics.rng import Seed, get_generator
+from dlbasics.tensor import Tensor
+
+__all__ = [
+    "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "gelu", "leaky_relu", "linear",
+    "log_softmax", "mse_loss", "nll_loss", "one_hot", "relu", "sigmoid", "softmax", "tanh",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction: str, fn: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _array(x: Any) -> np.ndarray:
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator: Seed = None) -> Tensor:
+    """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p), so the
+    expected activation is unchanged and evaluation needs no rescaling. Identity when not training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    dtype = input.data.dtype if input.data.dtype.kind == "f" else np.dtype(np.float32)
+    keep = get_generator(generator).random(input.shape, dtype=np.float32 if dtype == np.float32 else np.float64) >= p
+    scale = keep.astype(dtype)
+    scale *= dtype.type(1.0 / (1.0 - p))
+    return input * Tensor._make(scale, False, None)
+
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error: mean((input - target)^2)."""
+    _check_reduction(reduction, "mse_loss")
+    target = constant(target, input)
+    if input.shape != target.shape:
+        raise ValueError(
+            f"mse_loss: input {input.shape} and target {target.shape} differ in shape "
+            "(broadcasting them is almost always a bug; reshape one)"
+        )
+    d = input - target
+    return _reduce(d * d, reduction)
+
+
+def _class_layout(input: Tensor, target: np.ndarray, fn: str, probs: bool) -> tuple[Tensor, np.ndarray, tuple]:
+    """(N, C), (N, C, d1, ...) or (C,) logits and their targets as (M, C) rows; the 'none' output shape."""
+    if input.ndim == 0:
+        raise ValueError(f"{fn}: input must have a class dim, got a 0-d tensor")
+    if input.ndim == 1:
+        out_shape: tuple = ()
+        x2 = input.reshape(1, -1)
+        t = target.reshape(1, -1) if probs else target.reshape(1)
+        expected = input.shape if probs else ()
+    else:
+        n, c = input.shape[0], input.shape[1]
+        rest = input.shape[2:]
+        out_shape = (n, *rest)
+        expected = input.shape if probs else out_shape
+        x2 = input if input.ndim == 2 else input.permute(0, *range(2, input.ndim), 1).reshape(-1, c)
+        t = target
+        if target.shape == expected and input.ndim > 2:
+            t = np.moveaxis(target, 1, -1).reshape(-1, c) if probs else target.reshape(-1)
+    if target.shape != expected:
+        kind = "class probabilities" if probs else "class indices"
+        raise ValueError(f"{fn}: input {input.shape} needs {kind} of shape {expected}, got target {target.shape}")
+    return x2, t, out_shape
+
+
+def _class_weight(weight: Any, c: int, dtype: np.dtype, fn: str) -> np.ndarray | None:
+    if weight is None:
+        return None
+    w = _array(weight).astype(dtype, copy=False)
+    if w.shape != (c,):
+        raise ValueError(f"{fn}: weight must have one entry per class, shape ({c},), got {w.shape}")
+    return w
+
+
+def _check_indices(t: np.ndarray, c: int, ignore_index: int, fn: str) -> None:
+    bad = (t != ignore_index) & ((t < 0) | (t >= c))
+    if bad.any():
+        raise IndexError(f"{fn}: target {int(t[bad][0])} is out of bounds for {c} classes")
+
+
+def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of logits: -sum_c q_c log softmax(input)_c, one fused op (log-softmax + NLL).
+
+    input: (N, C), (N, C, d1, ...) or (C,) logits. target: class indices (N,) / (N, d1, ...) / (),
+    or class probabilities of the input's shape. ``label_smoothing`` eps mixes the target with the
+    uniform distribution: q = (1 - eps) q + eps / C. Finite and exact for logits of any magnitude.
+    """
+    _check_reduction(reduction, "cross_entropy")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    t = _array(target)
+    probs = t.dtype.kind == "f"
+    if probs:
+        t = t.astype(input.data.dtype, copy=False)
+    elif t.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold class indices (int) or probabilities (float), got {t.dtype}")
+    x2, t2, out_shape = _class_layout(input, t, "cross_entropy", probs)
+    c = x2.shape[1]
+    if not probs:
+        _check_indices(t2, c, ignore_index, "cross_entropy")
+    w = _class_weight(weight, c, input.data.dtype, "cross_entropy")
+    loss = ops.cross_entropy_2d(x2, t2, w, ignore_index, float(label_smoothing), reduction)
+    return loss.reshape(out_shape) if reduction == "none" else loss
+
+
+def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities: -w_t input[t], the maximum-likelihood loss of a
+    categorical model (``cross_entropy`` = ``nll_loss(log_softmax(x))``). Same layouts as cross_entropy."""
+    _check_reduction(reduction, "nll_loss")
+    t = _array(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold class indices (int), got {t.dtype}")
+    x2, t2, out_shape = _class_layout(input, t, "nll_loss", False)
+    c = x2.shape[1]
+    _check_indices(t2, c, ignore_index, "nll_loss")
+    valid = t2 != ignore_index
+    safe = np.where(valid, t2, 0)
+    w = _class_weight(weight, c, input.data.dtype, "nll_loss")
+    wy = (w[safe] if w is not None else np.ones(safe.shape, input.data.dtype)) * valid
+    picked = ops.gather(x2, 1, Tensor._make(safe[:, None], False, None)).reshape(-1)
+    loss = -(picked * Tensor._make(wy, False, None))
+    if reduction == "none":
+        return loss.reshape(out_shape)
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / Tensor._make(np.asarray(wy.sum(), input.data.dtype), False, None)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean",
+                                     pos_weight: Any = None) -> Tensor:
+    """-[pos_weight y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], computed from the logits x so that
+    large |x| stays finite. ``pos_weight`` (broadcast over the last dim) weighs positive examples."""
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    target = constant(target, input)
+    if target.shape != input.shape:
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: target size {target.shape} must be the same as input size {input.shape}"
+        )
+    if target.data.dtype != input.data.dtype:
+        target = target.to(input.data.dtype)
+    pw = None if pos_weight is None else _array(pos_weight).astype(input.data.dtype, copy=False)
+    loss = ops.bce_with_logits(input, target, pw)
+    if weight is not None:
+        loss = loss * constant(weight, input)
+    return _reduce(loss, reduction)
+
+
+def one_hot(target: Any, num_classes: int = -1) -> Tensor:
+    """Class indices (...,) as int64 one-hot vectors (..., num_classes)."""
+    t = _array(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected class indices (int), got {t.dtype}")
+    n = int(t.max()) + 1 if num_classes < 0 else num_classes
+    if t.size and (t.min() < 0 or t.max() >= n):
+        raise IndexError(f"one_hot: class values must be in [0, {n}), got range [{t.min()}, {t.max()}]")
+    return Tensor._make(np.eye(n, dtype=np.int64)[t], False, None)
