@@ -30,8 +30,8 @@ class Tensor:
     __array_ufunc__ = None  # make `ndarray + Tensor` call Tensor.__radd__ instead of NumPy broadcasting
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> None:
-        if isinstance(data, Tensor):
-            data = data.data
+        if isinstance(data, Tensor):  # a tensor keeps its dtype
+            data, dtype = data.data, data.data.dtype if dtype is None else dtype
         self.data: np.ndarray = dtypes.policy_array(data, dtype)
         self.grad: np.ndarray | None = None
         self.grad_fn = None
@@ -416,7 +416,9 @@ class Tensor:
     # ---- in-place (outside the graph: initialisation, optimizers, masks) ------------------------
     def _check_inplace(self) -> None:
         if self.requires_grad and is_grad_enabled():
-            raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; wrap it in dl.no_grad()")
+            raise RuntimeError(
+                "a leaf tensor that requires grad is used in an in-place operation; wrap it in dl.no_grad()"
+            )
 
     def zero_(self) -> Tensor:
         self._check_inplace()
@@ -462,9 +464,9 @@ def _plain_index(index: Any) -> Any:
 # ---- creation -------------------------------------------------------------------------------------
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (floats become float32 unless ``dtype`` says otherwise)."""
-    if isinstance(data, Tensor):
-        data = data.data
-    return Tensor._make(dtypes.policy_array(data, dtype, copy=True), False, None).requires_grad_(requires_grad)
+    if isinstance(data, Tensor):  # a tensor keeps its dtype
+        data, dtype = data.data, data.data.dtype if dtype is None else dtype
+    return _new(dtypes.policy_array(data, dtype, copy=True), requires_grad)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

@@ -86,7 +86,9 @@ def _shape_error(a: Tensor, b: Tensor) -> None:
     try:
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
-        raise RuntimeError(f"matmul: {a.shape} @ {b.shape}: batch dims {a.shape[:-2]} and {b.shape[:-2]} do not broadcast") from None
+        raise RuntimeError(
+            f"matmul: {a.shape} @ {b.shape}: batch dims {a.shape[:-2]} and {b.shape[:-2]} do not broadcast"
+        ) from None
 
 
 def matmul(a: Any, b: Any) -> Tensor:

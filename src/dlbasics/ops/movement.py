@@ -58,7 +58,9 @@ def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
     if shape.count(-1) > 1 or (-1 not in shape and known != x.data.size) or (
         -1 in shape and (known == 0 or x.data.size % known)
     ):
-        raise RuntimeError(f"reshape: shape {shape} is invalid for a tensor of shape {x.shape} ({x.data.size} elements)")
+        raise RuntimeError(
+            f"reshape: shape {shape} is invalid for a tensor of shape {x.shape} ({x.data.size} elements)"
+        )
     return Reshape.apply(x, shape=shape)
 
 
@@ -116,7 +118,9 @@ def expand(x: Tensor, sizes: Sequence[int]) -> Tensor:
     shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
     for i, s in enumerate(x.shape):
         if s != 1 and s != shape[i + lead]:
-            raise RuntimeError(f"expand: dim {i} of shape {x.shape} has size {s}, which cannot become {shape[i + lead]}")
+            raise RuntimeError(
+                f"expand: dim {i} of shape {x.shape} has size {s}, which cannot become {shape[i + lead]}"
+            )
     if shape == x.shape:
         return x
     return Expand.apply(x, shape=shape)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,7 +33,7 @@ class Mean(Function):
     def forward(self, x, axes, keepdim):
         self.shape, self.axes = x.shape, axes
         out = np.mean(x, axis=axes, keepdims=keepdim)
-        self.n = x.size // max(out.size, 1) if x.size else 0
+        self.n = x.size // builtins.max(out.size, 1) if x.size else 0
         return out
 
     def backward(self, g):
@@ -91,7 +92,7 @@ def var(x: Tensor, dim: Dim = None, keepdim: bool = False, *, correction: int = 
     axes = normalize_dims(dim, x.ndim, "var")
     n = x.data.size if axes is None else int(np.prod([x.shape[a] for a in axes]))
     d = x - mean(x, axes, keepdim=True)
-    return sum(d * d, axes, keepdim) / max(n - correction, 0)
+    return sum(d * d, axes, keepdim) / builtins.max(n - correction, 0)
 
 
 def std(x: Tensor, dim: Dim = None, keepdim: bool = False, *, correction: int = 1,

@@ -1,0 +1,1 @@
+"""Layers by kind; ``dlbasics.nn`` re-exports them flat."""

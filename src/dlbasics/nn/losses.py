@@ -1,0 +1,71 @@
+"""Loss modules - the **Loss** component: each wraps its function in ``nn.functional``.
+
+MSE for regression, cross-entropy for classification, and negative log-likelihood - the loss of
+maximum-likelihood estimation: minimising -sum log p(y_i | x_i) maximises the likelihood of the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlbasics.nn import functional as F
+from dlbasics.nn.module import Module
+from dlbasics.tensor import Tensor
+
+
+def _buffer(x: Any) -> Tensor | None:
+    return None if x is None else x if isinstance(x, Tensor) else Tensor(x)
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        F._check_reduction(reduction, type(self).__name__)
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
+
+
+class MSELoss(_Loss):
+    """mean((input - target)^2): the maximum-likelihood loss under Gaussian noise."""
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.mse_loss(input, target, self.reduction)
+
+
+class CrossEntropyLoss(_Loss):
+    """Cross-entropy of logits against class indices or probabilities (see ``F.cross_entropy``)."""
+
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _buffer(weight))
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of log-probabilities against class indices (see ``F.nll_loss``)."""
+
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _buffer(weight))
+        self.ignore_index = ignore_index
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy of logits (see ``F.binary_cross_entropy_with_logits``)."""
+
+    def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None) -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _buffer(weight))
+        self.register_buffer("pos_weight", _buffer(pos_weight))
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
