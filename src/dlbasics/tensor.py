@@ -133,7 +133,7 @@ class Tensor:
 
     # ---- conversion ---------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
-        if self.requires_grad and is_grad_enabled():
+        if self.requires_grad:
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use .detach().numpy()")
         return self.data
 
@@ -183,7 +183,8 @@ class Tensor:
         return self.to(dtypes.bool_)
 
     def contiguous(self) -> Tensor:
-        return self
+        """``self`` if its data is C-contiguous, else a (differentiable) C-ordered copy."""
+        return self if self.data.flags.c_contiguous else ops.clone(self)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4, threshold=200)
@@ -466,7 +467,10 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (floats become float32 unless ``dtype`` says otherwise)."""
     if isinstance(data, Tensor):  # a tensor keeps its dtype
         data, dtype = data.data, data.data.dtype if dtype is None else dtype
-    return _new(dtypes.policy_array(data, dtype, copy=True), requires_grad)
+    arr = dtypes.policy_array(data, dtype, copy=True)
+    if not arr.flags.c_contiguous:  # a transposed or strided source: the copy is C-ordered, as torch.tensor
+        arr = np.ascontiguousarray(arr)
+    return _new(arr, requires_grad)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

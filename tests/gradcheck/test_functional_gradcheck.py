@@ -7,6 +7,8 @@ gradient with respect to them (mse and BCE targets).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -54,6 +56,7 @@ BCE_W = dl.tensor(_rng.uniform(0.5, 2.0, (3, 2)), dtype=dl.float64)
 BCE_W_ROW = np.array([0.3, 1.7])
 POS_W = dl.tensor([2.0, 0.5], dtype=dl.float64)
 BCE_Y = unit(3, 2)
+LIN_X, LIN_W = r(4, 3), r(2, 3)
 
 ACTIVATIONS = [
     case("relu", F.relu, r(2, 3)),
@@ -76,7 +79,7 @@ ACTIVATIONS = [
 ]
 
 SOFTMAX = [
-    case(f"{name}-dim{d}", (lambda f, d: lambda x: f(x, d))(f, d), r(2, 3, 2))
+    case(f"{name}-dim{d}", partial(f, dim=d), r(2, 3, 2))
     for name, f in (("softmax", F.softmax), ("log_softmax", F.log_softmax))
     for d in (0, 1, 2, -1, -2, -3)
 ] + [
@@ -93,10 +96,12 @@ LINEAR = [
     case("linear-3d-input", F.linear, r(2, 3, 3), r(2, 3), r(2)),
     case("linear-1d-input", F.linear, r(3), r(2, 3), r(2)),
     case("linear-3d-no-bias", F.linear, r(2, 2, 3), r(4, 3)),
+    case("linear-constant-input", lambda w, b: F.linear(dl.tensor(LIN_X, dtype=dl.float64), w, b), r(2, 3), r(2)),
+    case("linear-constant-weight", lambda x: F.linear(x, dl.tensor(LIN_W, dtype=dl.float64)), r(4, 3)),
 ]
 
 MSE = [
-    case(f"mse-{red}", (lambda red: lambda x, y: F.mse_loss(x, y, reduction=red))(red), r(2, 3), r(2, 3))
+    case(f"mse-{red}", partial(F.mse_loss, reduction=red), r(2, 3), r(2, 3))
     for red in REDUCTIONS
 ] + [
     case("mse-default-constant-target", lambda x: F.mse_loss(x, np.ones((2, 3))), r(2, 3)),
@@ -132,6 +137,15 @@ CE_VARIANTS = [
     ("unbatched-probs", lambda x, red: F.cross_entropy(x, Q4, reduction=red), (4,)),
 ]
 
+# Probability targets that require grad: the gradient reaches the target too.
+CE_SOFT_TARGET = [
+    ("probs", lambda x, q, red: F.cross_entropy(x, q, reduction=red), (3, 4)),
+    ("probs-weight-smoothing",
+     lambda x, q, red: F.cross_entropy(x, q, weight=W4, label_smoothing=0.1, reduction=red), (3, 4)),
+    ("NCd-probs", lambda x, q, red: F.cross_entropy(x, q, weight=W3, reduction=red), (2, 3, 2)),
+    ("unbatched-probs", lambda x, q, red: F.cross_entropy(x, q, reduction=red), (4,)),
+]
+
 NLL_VARIANTS = [
     ("indices", lambda x, red: F.nll_loss(x, T3, reduction=red), (3, 4)),
     ("weight", lambda x, red: F.nll_loss(x, T3, weight=W4, reduction=red), (3, 4)),
@@ -164,6 +178,8 @@ def _bind(call, red):
 LOSSES = (
     [case(f"cross_entropy-{name}-{red}", _bind(call, red), r(*shape) * 2)
      for name, call, shape in CE_VARIANTS for red in REDUCTIONS]
+    + [case(f"cross_entropy-target-grad-{name}-{red}", _bind(call, red), r(*shape), probs(*shape))
+       for name, call, shape in CE_SOFT_TARGET for red in REDUCTIONS]
     + [case(f"nll_loss-{name}-{red}", _bind(call, red), r(*shape)) for name, call, shape in NLL_VARIANTS
        for red in REDUCTIONS]
     + [case(f"bce_with_logits-{name}-{red}", _bind(call, red), r(3, 2) * 2, unit(3, 2))

@@ -56,6 +56,7 @@ CASES = [
     case("mul", lambda a, b: a * b, r(2, 3), r(2, 3)),
     case("mul-broadcast", lambda a, b: a * b, r(4), r(2, 3, 4)),
     case("mul-self", lambda a: a * a, r(2, 3)),
+    case("mul-self-nonleaf", lambda a: (lambda e: e * e)(a.exp()), r(2, 3)),
     case("mul-scalar", lambda a: a * 3, r(2, 3)),
     case("rmul-scalar", lambda a: -1.5 * a, r(2, 3)),
     case("div", lambda a, b: a / b, r(2, 3), r(2, 3)),
@@ -68,6 +69,8 @@ CASES = [
     case("pow-3", lambda a: a**3, r(2, 3)),
     case("pow-0.5", lambda a: a**0.5, pos(2, 3)),
     case("pow-neg1", lambda a: a**-1, r(2, 3)),
+    case("pow-0", lambda a: a**0 + a, r(2, 3)),
+    case("pow-1", lambda a: a**1, r(2, 3)),
     case("pow-neg2.5", lambda a: a**-2.5, pos(2, 3)),
     case("pow-tensor-tensor", lambda a, b: a**b, pos(2, 3), r(2, 3)),
     case("pow-tensor-tensor-broadcast", lambda a, b: a.pow(b), pos(2, 3), r(3)),
@@ -106,12 +109,16 @@ CASES = [
     case("sum-tuple-keepdim", lambda a: a.sum((0, -1), keepdim=True), r(2, 3, 2)),
     case("sum-all-keepdim", lambda a: a.sum(keepdim=True), r(2, 3)),
     case("sum-0d", lambda a: a.sum(), r()),
+    case("sum-empty-tuple-is-all", lambda a: a.sum(()), r(2, 3)),
     case("mean-all", lambda a: a.mean(), r(2, 3, 2)),
+    case("mean-all-keepdim", lambda a: a.mean(keepdim=True), r(2, 3)),
     case("mean-dim1", lambda a: a.mean(1), r(2, 3, 2)),
     case("mean-dim-neg-keepdim", lambda a: a.mean(-1, keepdim=True), r(2, 3, 2)),
     case("mean-tuple", lambda a: dl.mean(a, (0, 2)), r(2, 3, 2)),
     case("mean-tuple-keepdim", lambda a: a.mean((1, 2), keepdim=True), r(2, 3, 2)),
     case("var-all", lambda a: a.var(), r(2, 3, 2)),
+    case("var-all-keepdim", lambda a: a.var(keepdim=True), r(2, 3)),
+    case("var-tuple-keepdim", lambda a: a.var((0, -1), keepdim=True), r(2, 3, 2)),
     case("var-dim1", lambda a: a.var(1), r(2, 3, 2)),
     case("var-dim-neg-keepdim", lambda a: a.var(-1, keepdim=True), r(2, 3, 2)),
     case("var-tuple", lambda a: dl.var(a, (0, 2)), r(2, 3, 2)),
@@ -121,12 +128,16 @@ CASES = [
     case("std-dim0", lambda a: a.std(0), r(2, 3, 2)),
     case("std-dim-neg-keepdim", lambda a: a.std(-1, keepdim=True), r(2, 3, 3)),
     case("std-tuple", lambda a: dl.std(a, (1, 2)), r(2, 3, 2)),
+    case("std-tuple-keepdim", lambda a: a.std((0, 2), keepdim=True), r(2, 3, 2)),
+    case("std-all-keepdim-correction0", lambda a: a.std(keepdim=True, correction=0), r(2, 3)),
     case("amax-all", lambda a: a.amax(), distinct(2, 3, 2)),
     case("amax-dim1", lambda a: a.amax(1), distinct(2, 3, 2)),
     case("amax-dim-neg-keepdim", lambda a: a.amax(-1, keepdim=True), distinct(2, 3, 2)),
     case("amax-tuple", lambda a: dl.amax(a, (0, 2)), distinct(2, 3, 2)),
     case("amax-tuple-keepdim", lambda a: a.amax((0, 1), keepdim=True), distinct(2, 3, 2)),
     case("amin-all", lambda a: dl.amin(a), distinct(2, 3, 2)),
+    case("amin-all-keepdim", lambda a: a.amin(keepdim=True), distinct(2, 3)),
+    case("amax-all-keepdim", lambda a: a.amax(None, keepdim=True), distinct(2, 3)),
     case("amin-dim0", lambda a: a.amin(0), distinct(2, 3, 2)),
     case("amin-dim-neg-keepdim", lambda a: a.amin(-2, keepdim=True), distinct(2, 3, 2)),
     case("amin-tuple", lambda a: a.amin((1, 2)), distinct(2, 3, 2)),
@@ -137,6 +148,7 @@ CASES = [
     case("min-all", lambda a: a.min(), distinct(2, 3)),
     case("min-dim0-values", lambda a: dl.min(a, 0).values, distinct(2, 3, 2)),
     case("min-dim-neg-keepdim", lambda a: a.min(-2, keepdim=True).values, distinct(2, 3, 2)),
+    case("max-1d-dim0", lambda a: a.max(0).values, distinct(4)),
     # ---- movement -------------------------------------------------------------------------------
     case("reshape", lambda a: a.reshape(3, 4), r(2, 6)),
     case("reshape-tuple-infer", lambda a: a.reshape((-1, 2)) * dl.tensor(np.arange(2.0), dl.float64), r(2, 3)),
@@ -190,6 +202,9 @@ CASES = [
     case("index-bool-rows", lambda a: a[np.array([True, False, True])], r(3, 2)),
     case("index-bool-rows-and-slice", lambda a: a[np.array([True, False, True]), 1:], r(3, 3)),
     case("index-bool-from-compare", lambda a: a[a > 0], r(2, 3)),
+    case("index-bool-list", lambda a: a[[True, False, True]], r(3, 2)),
+    case("index-int-array-slice-none", lambda a: a[np.array([1, 1]), :, None], r(2, 3)),
+    case("index-then-add-overlapping", lambda a: a[1:] * a[:-1], r(5)),
     # ---- matmul ---------------------------------------------------------------------------------
     case("matmul-1d-1d", lambda a, b: a @ b, r(3), r(3)),
     case("matmul-1d-2d", lambda a, b: a @ b, r(3), r(3, 2)),
@@ -219,6 +234,33 @@ def test_gradcheck(fn, arrays):
         assert t.grad is not None and t.grad.shape == t.shape and t.grad.dtype == np.float64
 
 
+# (id, fn, arrays, which inputs require grad): ops must save what the needed gradients use, whichever they are.
+PARTIAL = [
+    ("mul-only-b", lambda a, b: a * b, (r(2, 3), r(3)), (False, True)),
+    ("div-only-a", lambda a, b: a / b, (r(2, 3), r(2, 3)), (True, False)),
+    ("div-only-b", lambda a, b: a / b, (r(2, 3), r(2, 1)), (False, True)),
+    ("pow-only-exponent", lambda a, b: a**b, (pos(2, 3), r(2, 3)), (False, True)),
+    ("pow-only-base", lambda a, b: a**b, (pos(2, 3), r(2, 3)), (True, False)),
+    ("maximum-only-b", lambda a, b: dl.maximum(a, b), (r(2, 3), r(2, 3)), (False, True)),
+    ("where-only-y", lambda a, b: dl.where(BOOL_MASK, a, b), (r(2, 3), r(2, 3)), (False, True)),
+    ("matmul-only-a", lambda a, b: a @ b, (r(2, 3), r(3, 2)), (True, False)),
+    ("matmul-only-b", lambda a, b: a @ b, (r(2, 3), r(3, 2)), (False, True)),
+    ("matmul-1d-1d-only-b", lambda a, b: a @ b, (r(3), r(3)), (False, True)),
+    ("matmul-1d-2d-only-b", lambda a, b: a @ b, (r(3), r(3, 2)), (False, True)),
+    ("matmul-2d-1d-only-a", lambda a, b: a @ b, (r(2, 3), r(3)), (True, False)),
+    ("matmul-3d-2d-only-b", lambda a, b: a @ b, (r(2, 3, 2), r(2, 3)), (False, True)),
+    ("cat-middle-only", lambda a, b, c: dl.cat([a, b, c], 1), (r(2, 1), r(2, 2), r(2, 1)), (False, True, False)),
+]
+
+
+@pytest.mark.parametrize(("fn", "arrays", "mask"), [pytest.param(f, a, m, id=i) for i, f, a, m in PARTIAL])
+def test_gradcheck_with_some_inputs_constant(fn, arrays, mask):
+    inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=m) for a, m in zip(arrays, mask)]
+    assert gradcheck(fn, inputs)
+    for t, m in zip(inputs, mask):
+        assert (t.grad is not None) == m
+
+
 def test_gradcheck_only_checks_inputs_that_require_grad():
     a = dl.tensor(r(2, 3), dtype=dl.float64, requires_grad=True)
     b = dl.tensor(r(2, 3), dtype=dl.float64)
@@ -245,6 +287,13 @@ def test_gradcheck_rejects_float32_inputs():
     x = dl.tensor(r(3), requires_grad=True)
     with pytest.raises(ValueError, match="float64"):
         gradcheck(lambda t: t * 2, [x])
+
+
+def test_gradcheck_rejects_non_contiguous_inputs_with_a_clear_message():
+    x = dl.from_numpy(np.arange(6.0).reshape(2, 3).T).requires_grad_()
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        gradcheck(lambda t: t * 2, [x])
+    assert gradcheck(lambda t: t * 2, [x.detach().contiguous().requires_grad_()])
 
 
 def test_repeated_index_gradient_counts_every_pick():

@@ -51,7 +51,11 @@ class Function:
             ctx.needs_input_grad = needs
         if not record:
             ctx.needs_input_grad = (False,) * len(inputs)
-        out = ctx.forward(*[t.data for t in inputs], **params)
+        try:
+            out = ctx.forward(*[t.data for t in inputs], **params)
+        except ValueError as e:  # NumPy's broadcast errors: say which op and which shapes
+            shapes = " and ".join(str(t.data.shape) for t in inputs)
+            raise RuntimeError(f"{cls.__name__.lower()}: inputs of shapes {shapes}: {e}") from None
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         if not record:

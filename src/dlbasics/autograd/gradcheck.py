@@ -38,7 +38,10 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], *, eps: float
     """
     for k, t in enumerate(inputs):
         if t.requires_grad and (t.dtype != np.float64 or not t.data.flags.c_contiguous):
-            raise ValueError(f"gradcheck: input {k} must be a contiguous float64 tensor, got {t.dtype}")
+            raise ValueError(
+                f"gradcheck: input {k} must be a contiguous float64 tensor, got {t.dtype} "
+                f"({'' if t.data.flags.c_contiguous else 'not '}C-contiguous); use dl.tensor(x, dtype=dl.float64)"
+            )
     out = fn(*inputs)
     out_grad = np.random.default_rng(seed).standard_normal(out.shape)
     for t in inputs:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from dlbasics import ops
+from dlbasics.autograd import is_grad_enabled
 from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
 from dlbasics.ops._operands import constant
 from dlbasics.rng import Seed, get_generator
@@ -130,8 +131,23 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     if not probs:
         _check_indices(t2, c, ignore_index, "cross_entropy")
     w = _class_weight(weight, c, input.data.dtype, "cross_entropy")
+    if probs and isinstance(target, Tensor) and target.requires_grad and is_grad_enabled():
+        return _soft_cross_entropy(input, target, w, float(label_smoothing), reduction)
     loss = ops.cross_entropy_2d(x2, t2, w, ignore_index, float(label_smoothing), reduction)
     return loss.reshape(out_shape) if reduction == "none" else loss
+
+
+def _soft_cross_entropy(input: Tensor, target: Tensor, w: np.ndarray | None, eps: float, reduction: str) -> Tensor:
+    """The probability-target case composed from ops, so that the gradient also reaches a target that
+    requires grad (the fused op treats the target as a constant): -sum_c w_c q_c log softmax(input)_c."""
+    cdim = 0 if input.ndim == 1 else 1
+    c = input.shape[cdim]
+    q = target.to(input.data.dtype)
+    if eps:
+        q = q * (1 - eps) + eps / c
+    if w is not None:
+        q = q * Tensor._make(w.reshape(c, *(1,) * (input.ndim - cdim - 1)), False, None)
+    return _reduce(-(q * log_softmax(input, cdim)).sum(cdim), reduction)  # "mean" over N (and d1, ...)
 
 
 def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
@@ -150,7 +166,8 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int =
     w = _class_weight(weight, c, input.data.dtype, "nll_loss")
     wy = (w[safe] if w is not None else np.ones(safe.shape, input.data.dtype)) * valid
     picked = ops.gather(x2, 1, Tensor._make(safe[:, None], False, None)).reshape(-1)
-    loss = -(picked * Tensor._make(wy, False, None))
+    # where, not a product with 0: an ignored row gets no gradient even when "mean" divides by 0 (as PyTorch)
+    loss = ops.where(valid, -(picked * Tensor._make(wy, False, None)), 0.0)
     if reduction == "none":
         return loss.reshape(out_shape)
     if reduction == "sum":

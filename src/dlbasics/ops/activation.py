@@ -8,6 +8,7 @@ import numpy as np
 from scipy import special
 
 from dlbasics.autograd.function import Function
+from dlbasics.ops._operands import floating
 from dlbasics.tensor import Tensor
 
 
@@ -94,18 +95,18 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return LeakyReLU.apply(x, negative_slope=negative_slope)
+    return LeakyReLU.apply(floating(x), negative_slope=negative_slope)
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(floating(x))
 
 
 def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(x)
+    return Tanh.apply(floating(x))
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(x, approximate=approximate)
+    return GELU.apply(floating(x), approximate=approximate)

@@ -11,7 +11,7 @@ import numpy as np
 
 from dlbasics import dtypes
 from dlbasics.autograd.function import Function
-from dlbasics.ops._operands import constant, operands
+from dlbasics.ops._operands import constant, floating, operands
 from dlbasics.tensor import Tensor
 
 
@@ -67,7 +67,7 @@ class Neg(Function):
 
 
 class PowScalar(Function):
-    """x^p for a constant p:  d/dx = p x^(p-1)."""
+    """x^p for a constant p:  d/dx = p x^(p-1)  (0 for p = 0, also at x = 0, as PyTorch)."""
 
     def forward(self, x, exponent):
         self.x, self.p = x, exponent
@@ -75,13 +75,16 @@ class PowScalar(Function):
 
     def backward(self, g):
         p = self.p
+        if p == 0:
+            return np.zeros_like(g)
         if p == 2:
             return 2 * self.x * g
         return g * (p * self.x ** (p - 1))
 
 
 class Pow(Function):
-    """a^b for tensors:  d/da = b a^(b-1),  d/db = a^b log a (0 where a = 0 and b >= 0, as PyTorch)."""
+    """a^b for tensors:  d/da = b a^(b-1) (0 where b = 0),  d/db = a^b log a (0 where a = 0 and b >= 0),
+    as PyTorch."""
 
     def forward(self, a, b):
         out = a**b
@@ -90,8 +93,10 @@ class Pow(Function):
 
     def backward(self, g):
         a, b = self.a, self.b
-        ga = g * b * a ** (b - 1) if self.needs_input_grad[0] else None
-        gb = None
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ga = g * np.where(b == 0, 0, b * a ** (b - 1))
         if self.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 gb = g * np.where((a == 0) & (b >= 0), 0, self.out * np.log(a))
@@ -240,16 +245,16 @@ def pow(base: Any, exponent: Any) -> Tensor:
 
 
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(x)
+    return Exp.apply(floating(x))
 
 
 def log(x: Tensor) -> Tensor:
     """Natural logarithm."""
-    return Log.apply(x)
+    return Log.apply(floating(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(x)
+    return Sqrt.apply(floating(x))
 
 
 def abs(x: Tensor) -> Tensor:
@@ -260,6 +265,8 @@ def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tens
     """Limit x to [min, max]; either bound may be None."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, builtins.float) or isinstance(max, builtins.float):
+        x = floating(x)  # an integer tensor clamped to float bounds becomes float32, not float64
     return Clamp.apply(x, lo=min, hi=max)
 
 

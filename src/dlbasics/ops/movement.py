@@ -136,6 +136,10 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     for t in tensors[1:]:
         if t.ndim != len(ref) or any(a != b for i, (a, b) in enumerate(zip(t.shape, ref)) if i != axis):
             raise RuntimeError(f"cat: shapes {ref} and {t.shape} differ outside dim {dim}")
+    floats = [t.data.dtype for t in tensors if t.data.dtype.kind == "f"]
+    if floats and len(floats) < len(tensors):  # integer parts take the float dtype (no float64 by NumPy)
+        ft = np.result_type(*floats)
+        tensors = [t if t.data.dtype.kind == "f" else Tensor._make(t.data.astype(ft), False, None) for t in tensors]
     return Cat.apply(*tensors, axis=axis)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import special
 
 from dlbasics.autograd.function import Function
-from dlbasics.ops._operands import normalize_dim
+from dlbasics.ops._operands import floating, normalize_dim
 from dlbasics.tensor import Tensor
 
 
@@ -95,6 +95,7 @@ class CrossEntropy(Function):
             a = self.a
             return (p * a.sum(axis=1, keepdims=True) - a) * scale[:, None]
         eps, w, wy = self.eps, self.weight, self.wy
+        scale = np.where(self.valid, scale, 0)  # ignored rows get 0, even when mean divides by 0 (as PyTorch)
         s = (1 - eps) * wy
         if eps:
             s = s + (eps / c) * (w.sum() if w is not None else c) * self.valid
@@ -132,12 +133,12 @@ class BCEWithLogits(Function):
 
 def softmax(x: Tensor, dim: int) -> Tensor:
     """softmax along ``dim``: e^x / sum e^x (shifted by the max, exact for any magnitude)."""
-    return Softmax.apply(x, axis=normalize_dim(dim, x.ndim, "softmax"))
+    return Softmax.apply(floating(x), axis=normalize_dim(dim, x.ndim, "softmax"))
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
     """log softmax along ``dim`` = x - logsumexp(x)."""
-    return LogSoftmax.apply(x, axis=normalize_dim(dim, x.ndim, "log_softmax"))
+    return LogSoftmax.apply(floating(x), axis=normalize_dim(dim, x.ndim, "log_softmax"))
 
 
 def cross_entropy_2d(logits: Tensor, target: np.ndarray, weight: np.ndarray | None, ignore_index: int,

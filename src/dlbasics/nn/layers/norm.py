@@ -1,0 +1,83 @@
+"""Batch normalization (Ioffe & Szegedy, 2015): normalize each channel by the batch's mean and variance,
+then scale and shift by learned gamma, beta. Training uses batch statistics and updates running
+averages; evaluation uses the running averages, so a single example is normalized the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlbasics import dtypes
+from dlbasics.nn.module import Module
+from dlbasics.nn.parameter import Parameter
+from dlbasics.ops.norm import batch_norm
+from dlbasics.tensor import Tensor
+
+
+class _BatchNorm(Module):
+    _ndims: tuple[int, ...] = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: Any = None) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        dt = dtypes.float32 if dtype is None else dtypes.as_dtype(dtype)
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dt))
+            self.bias = Parameter(np.zeros(num_features, dt))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dt)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dt)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            raise RuntimeError(f"{type(self).__name__}({self.num_features}): expected input of "
+                               f"{' or '.join(f'{d}-D' for d in self._ndims)} with {self.num_features} channels "
+                               f"in dim 1, got {x.shape}")
+        dt = x.data.dtype
+        gamma = self.weight if self.affine else Tensor._make(np.ones(self.num_features, dt), False, None)
+        beta = self.bias if self.affine else Tensor._make(np.zeros(self.num_features, dt), False, None)
+        use_batch_stats = self.training or not self.track_running_stats
+        if not use_batch_stats:
+            out, _, _ = batch_norm(x, gamma, beta, self.eps, self.running_mean.data, self.running_var.data)
+            return out
+        n = x.data.size // self.num_features
+        if self.training and n <= 1:
+            raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when training, "
+                             f"got input {x.shape}")
+        out, mean, var = batch_norm(x, gamma, beta, self.eps)
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            m = 1.0 / int(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+            # running averages track the *unbiased* variance, as PyTorch does
+            rm, rv = self.running_mean.data, self.running_var.data
+            rm *= 1 - m
+            rm += m * mean
+            rv *= 1 - m
+            rv += (m * n / (n - 1)) * var
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Over (N, C) or (N, C, L) inputs: statistics per feature C."""
+
+    _ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Over (N, C, H, W) inputs: statistics per channel C over N, H and W."""
+
+    _ndims = (4,)

@@ -1,0 +1,78 @@
+"""BatchNorm against torch.nn: forward, gradients and running statistics, in train and eval mode."""
+
+import numpy as np
+import pytest
+import torch
+
+import dlbasics as dl
+from dlbasics import nn
+from dlbasics.autograd import gradcheck
+
+
+@pytest.mark.parametrize(
+    "layer, shape, kwargs",
+    [
+        ("BatchNorm1d", (8, 5), {}),
+        ("BatchNorm1d", (4, 5, 3), {}),
+        ("BatchNorm2d", (4, 3, 5, 6), {}),
+        ("BatchNorm2d", (4, 3, 5, 6), {"affine": False}),
+        ("BatchNorm1d", (8, 5), {"momentum": None}),
+        ("BatchNorm1d", (8, 5), {"track_running_stats": False}),
+    ],
+)
+def test_batchnorm_matches_pytorch_train_then_eval(layer, shape, kwargs):
+    rng = np.random.default_rng(0)
+    c = shape[1]
+    d, t = getattr(nn, layer)(c, **kwargs), getattr(torch.nn, layer)(c, **kwargs)
+    if d.affine:
+        w, b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+        d.weight.data[...] = w
+        d.bias.data[...] = b
+        t.weight.data = torch.tensor(w)
+        t.bias.data = torch.tensor(b)
+    for step in range(3):  # several batches: running stats accumulate
+        x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
+        g = rng.standard_normal(shape).astype(np.float32)
+        xd, xt = dl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        yd, yt = d(xd), t(xt)
+        np.testing.assert_allclose(yd.data, yt.detach().numpy(), rtol=1e-5, atol=2e-5, err_msg=f"step {step}")
+        yd.backward(g)
+        yt.backward(torch.tensor(g))
+        np.testing.assert_allclose(xd.grad, xt.grad.numpy(), rtol=1e-4, atol=2e-5)
+        if d.affine:
+            np.testing.assert_allclose(d.weight.grad, t.weight.grad.numpy(), rtol=1e-4, atol=2e-5)
+            np.testing.assert_allclose(d.bias.grad, t.bias.grad.numpy(), rtol=1e-4, atol=2e-5)
+            d.zero_grad()
+            t.zero_grad()
+    sd_t = {k: v.numpy() for k, v in t.state_dict().items()}
+    assert list(d.state_dict()) == list(sd_t)
+    for k, v in d.state_dict().items():
+        np.testing.assert_allclose(v, sd_t[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    d.eval()
+    t.eval()
+    x = rng.standard_normal(shape).astype(np.float32)
+    xd, xt = dl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = d(xd), t(xt)
+    np.testing.assert_allclose(yd.data, yt.detach().numpy(), rtol=1e-5, atol=2e-5)
+    yd.sum().backward()
+    yt.sum().backward()
+    np.testing.assert_allclose(xd.grad, xt.grad.numpy(), rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_gradcheck_float64(training):
+    bn = nn.BatchNorm2d(2).double()
+    rng = np.random.default_rng(0)
+    with dl.no_grad():
+        bn.weight.data[...] = rng.standard_normal(2)
+        bn.running_var.data[...] = [0.5, 2.0]
+    bn.train(training)
+    x = dl.tensor(rng.standard_normal((3, 2, 2, 2)), dtype=dl.float64, requires_grad=True)
+    assert gradcheck(lambda x, w, b: bn(x), [x, bn.weight, bn.bias])
+
+
+def test_batchnorm_errors_name_the_shape():
+    with pytest.raises(RuntimeError, match=r"BatchNorm1d\(5\).*\(8, 4\)"):
+        nn.BatchNorm1d(5)(dl.zeros(8, 4))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.BatchNorm1d(4)(dl.zeros(1, 4))
