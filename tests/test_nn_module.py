@@ -209,3 +209,11 @@ def test_loss_modules_validate_reduction():
     with pytest.raises(ValueError, match="'mean', 'sum', 'none'"):
         nn.MSELoss(reduction="avg")
     assert "weight" in nn.CrossEntropyLoss(weight=[1.0, 2.0]).state_dict()
+
+
+def test_layers_honour_dtype():
+    lin, bn = nn.Linear(3, 2, dtype=dl.float64), nn.BatchNorm1d(2, dtype=dl.float64)
+    assert {p.dtype for p in (*lin.parameters(), *bn.parameters(), *bn.buffers()) if p.dtype.kind == "f"} == {
+        np.dtype(np.float64)}
+    assert nn.Parameter(np.zeros(2)).dtype == np.float64  # an explicit array keeps its dtype
+    assert nn.Parameter([1.0, 2.0]).dtype == np.float32  # other data follows the policy

@@ -31,8 +31,8 @@ class _BatchNorm(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dt)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dt)))
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features), dtype=dt))
+            self.register_buffer("running_var", Tensor(np.ones(num_features), dtype=dt))
             self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):

@@ -1,0 +1,143 @@
+"""Time one training step (forward + backward + optimizer step, float32, 2 threads) of the same network in
+dlbasics and in PyTorch CPU, in one run, each workload in its own process; print the ratio.
+
+    python benchmarks/bench_train_step.py                 # all workloads, table on stdout
+    python benchmarks/bench_train_step.py --write docs/benchmarks.md
+
+Each measurement: warm-up steps, then the median of --steps steps (PERFORMANCE.md: machines drift +-15%
+from run to run, so only ratios within one run mean anything). Peak RSS is the worker's high-water mark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+THREADS = 2
+
+
+# ---- workloads: each returns a zero-argument step function for one library ---------------------------
+def mlp_dl() -> Callable[[], None]:
+    import dlbasics as dl
+    from dlbasics import nn, optim
+
+    dl.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = dl.tensor(rng.standard_normal((128, 784)).astype(np.float32))
+    y = dl.tensor(rng.integers(0, 10, 128))
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    loss_fn = nn.CrossEntropyLoss()
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def mlp_torch() -> Callable[[], None]:
+    import torch
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal((128, 784)).astype(np.float32))
+    y = torch.tensor(rng.integers(0, 10, 128))
+    model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 256),
+                                torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+WORKLOADS: dict[str, tuple[str, Callable, Callable]] = {
+    "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp_dl, mlp_torch),
+}
+
+
+# ---- measurement ----------------------------------------------------------------------------------
+def worker(workload: str, lib: str, steps: int, warmup: int) -> dict[str, float]:
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(THREADS)
+    _, make_dl, make_torch = WORKLOADS[workload]
+    step = make_dl() if lib == "dlbasics" else make_torch()
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1e3
+    return {"median_ms": float(np.median(ms)), "p10_ms": float(np.percentile(ms, 10)),
+            "p90_ms": float(np.percentile(ms, 90)),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_in_subprocess(workload: str, lib: str, steps: int, warmup: int) -> dict[str, float]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS))
+    out = subprocess.run([sys.executable, __file__, "--worker", workload, lib, "--steps", str(steps),
+                          "--warmup", str(warmup)], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = ["| workload | dlbasics ms/step | PyTorch ms/step | ratio (dl / torch) | peak RSS dl / torch (MiB) |",
+             "|---|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        d, t = r["dlbasics"], r["torch"]
+        lines.append(f"| {WORKLOADS[name][0]} | {d['median_ms']:.2f} | {t['median_ms']:.2f} | "
+                     f"{d['median_ms'] / t['median_ms']:.2f} | {d['peak_rss_mib']:.0f} / {t['peak_rss_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "LIB"), help=argparse.SUPPRESS)
+    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--write", metavar="MD", help="also write the table into this Markdown file")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], args.worker[1], args.steps, args.warmup)))
+        return
+    results = {w: {lib: run_in_subprocess(w, lib, args.steps, args.warmup) for lib in ("dlbasics", "torch")}
+               for w in args.workloads}
+    md = table(results)
+    print(md)
+    if args.write:
+        import torch
+
+        cmd = "python benchmarks/bench_train_step.py --write docs/benchmarks.md"
+        header = (f"# Benchmarks\n\nOne training step (forward + backward + optimizer step), float32, {THREADS} threads, "
+                  f"median of {args.steps} steps after {args.warmup} warm-up steps; each library and workload in "
+                  "its own process, all in one run.\n\n"
+                  f"Command: `{cmd}`  \nMachine: {platform.machine()}, {os.cpu_count()} cores; NumPy {np.__version__}, "
+                  f"PyTorch {torch.__version__}; {time.strftime('%Y-%m-%d')}.\n\n")
+        with open(args.write, "w") as f:
+            f.write(header + md + "\n")
+
+
+if __name__ == "__main__":
+    main()

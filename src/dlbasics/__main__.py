@@ -1,0 +1,3 @@
+from dlbasics.cli import main
+
+raise SystemExit(main())

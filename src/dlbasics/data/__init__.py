@@ -1,0 +1,25 @@
+"""Data, the first of the four components: datasets, batching, splits, transforms and bundled data.
+
+    import dlbasics as dl
+    train, val, test = dl.data.datasets.digits()
+    for x, y in dl.data.DataLoader(train, batch_size=64, shuffle=True, seed=0):
+        ...  # x: (64, 64) float32 Tensor, y: (64,) int64 Tensor
+"""
+
+from dlbasics.data import datasets, transforms
+from dlbasics.data.dataloader import DataLoader, default_collate
+from dlbasics.data.dataset import (
+    ConcatDataset,
+    Dataset,
+    DatasetInfo,
+    Splits,
+    StackedItems,
+    Subset,
+    TensorDataset,
+    random_split,
+)
+
+__all__ = [
+    "ConcatDataset", "DataLoader", "Dataset", "DatasetInfo", "Splits", "StackedItems", "Subset", "TensorDataset",
+    "datasets", "default_collate", "random_split", "transforms",
+]

@@ -1,0 +1,125 @@
+"""``DataLoader``: a dataset cut into (shuffled) batches of Tensors, one NumPy fancy-index per batch.
+
+Each epoch draws a fresh permutation from one generator, so epochs differ yet a run is reproducible
+from its seed. Batches are fetched with the dataset's ``__getitems__`` when it has one (one call per
+batch), else sample by sample, then turned into Tensors by ``collate_fn`` (``default_collate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from dlbasics.data.dataset import StackedItems, _fetch
+from dlbasics.rng import Seed, get_generator
+from dlbasics.tensor import Tensor
+
+Collate = Callable[[Sequence[Any]], Any]
+
+
+def _to_tensor(arr: np.ndarray) -> Tensor:
+    """dl's dtype policy for fresh NumPy data: floats -> float32, signed integers -> int64; no copy if
+    the dtype is already right (uint8 and bool stay as they are)."""
+    kind = arr.dtype.kind
+    if kind == "f" and arr.dtype != np.float32:
+        arr = arr.astype(np.float32)
+    elif kind == "i" and arr.dtype != np.int64:
+        arr = arr.astype(np.int64)
+    elif kind not in "fiub":
+        raise TypeError(f"default_collate: cannot make a Tensor from arrays of dtype {arr.dtype}")
+    return Tensor._make(arr, False, None)
+
+
+def default_collate(batch: Sequence[Any]) -> Any:
+    """Stack a list of samples into batched Tensors, keeping the samples' structure.
+
+    Arrays (...) -> Tensor (B, ...); Python/NumPy numbers -> Tensor (B,) (ints int64, floats float32);
+    Tensors are stacked keeping their dtype; tuples, lists, named tuples and dicts are collated field by
+    field; strings are returned as a list. ``StackedItems`` columns (already stacked by the dataset,
+    which chose their dtypes) are wrapped as they are, with no copy.
+    """
+    if isinstance(batch, StackedItems):
+        return tuple(Tensor._make(c, False, None) for c in batch.columns)
+    if len(batch) == 0:
+        raise ValueError("default_collate: cannot collate an empty batch")
+    elem = batch[0]
+    if isinstance(elem, Tensor):
+        return Tensor._make(np.stack([_same_shape(batch, t).data for t in batch]), False, None)
+    if isinstance(elem, np.ndarray):
+        return _to_tensor(np.stack([_same_shape(batch, a) for a in batch]))
+    if isinstance(elem, bool | int | float | np.number | np.bool_):
+        return _to_tensor(np.asarray(batch))
+    if isinstance(elem, str | bytes):
+        return list(batch)
+    if isinstance(elem, Mapping):
+        return {key: default_collate([sample[key] for sample in batch]) for key in elem}
+    if isinstance(elem, tuple | list):
+        if any(len(sample) != len(elem) for sample in batch):
+            counts = sorted({len(s) for s in batch})
+            raise ValueError(f"default_collate: samples have different numbers of fields: {counts}")
+        fields = [default_collate(list(samples)) for samples in zip(*batch)]
+        if hasattr(elem, "_fields"):  # a named tuple
+            return type(elem)(*fields)
+        return tuple(fields) if isinstance(elem, tuple) else fields
+    raise TypeError(
+        f"default_collate: cannot batch samples of type {type(elem).__name__}; "
+        "samples may be arrays, numbers, Tensors, or tuples/lists/dicts of them - or pass a collate_fn"
+    )
+
+
+def _same_shape(batch: Sequence[Any], x: Any) -> Any:
+    if x.shape != batch[0].shape:
+        shapes = sorted({tuple(b.shape) for b in batch})
+        raise ValueError(f"default_collate: samples in a batch must have the same shape, got shapes {shapes}")
+    return x
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of Tensors.
+
+    Args:
+        dataset: map-style: ``len(dataset)`` and ``dataset[i]``, optionally ``dataset.__getitems__(indices)``.
+        batch_size: samples per batch; the last batch may be smaller unless ``drop_last``.
+        shuffle: a new random order every epoch.
+        drop_last: drop the last, incomplete batch.
+        collate_fn: turns the list of samples of one batch into the batch (default ``default_collate``):
+            a dataset of ``(x, y)`` pairs with x (...) float and y int gives ``(x (B, ...) float32, y (B,) int64)``.
+        seed: int or ``numpy.random.Generator`` for shuffling; None draws from dl's default generator
+            (set by ``dl.manual_seed``) at the start of each epoch.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
+                 collate_fn: Collate | None = None, seed: Seed = None) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"DataLoader needs a map-style dataset with __len__ and __getitem__, "
+                            f"got {type(dataset).__name__}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.collate_fn: Collate = default_collate if collate_fn is None else collate_fn
+        # an int seed becomes one generator for the loader's life: each epoch's permutation is its next draw
+        self._generator = None if seed is None else get_generator(seed)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        n = len(self.dataset)
+        # the permutation is drawn here, when the epoch starts, not at the first batch
+        order = get_generator(self._generator).permutation(n) if self.shuffle else np.arange(n)
+        stop = n - n % self.batch_size if self.drop_last else n
+        return self._batches(order, stop)
+
+    def _batches(self, order: np.ndarray, stop: int) -> Iterator[Any]:
+        for start in range(0, stop, self.batch_size):
+            yield self.collate_fn(_fetch(self.dataset, order[start:start + self.batch_size]))
+
+    def __repr__(self) -> str:
+        return (f"DataLoader({len(self.dataset)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"drop_last={self.drop_last})")

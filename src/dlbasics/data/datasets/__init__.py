@@ -1,0 +1,57 @@
+"""Datasets by name: bundled (digits), generated (moons, circles, spirals, functions) and read from
+files the user points to (MNIST, Fashion-MNIST in IDX format). None downloads anything.
+
+    splits = dl.data.datasets.load("digits")        # Splits(train, val, test, info)
+    train, val, test = splits
+    splits.info.in_features, splits.info.num_classes  # 64, 10
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from dlbasics.data.dataset import DatasetInfo, Splits
+from dlbasics.data.datasets.bundled import (
+    FUNCTIONS,
+    circles,
+    digits,
+    function_regression,
+    make_splits,
+    moons,
+    spirals,
+    split_indices,
+)
+from dlbasics.data.datasets.idx import FASHION_MNIST_ROOT, fashion_mnist, mnist, read_idx
+
+_LOADERS: dict[str, Callable[..., Splits]] = {
+    "digits": digits,
+    "moons": moons,
+    "circles": circles,
+    "spirals": spirals,
+    **{fn: partial(function_regression, fn) for fn in FUNCTIONS},
+    "mnist": mnist,
+    "fashion-mnist": fashion_mnist,
+}
+
+
+def available() -> list[str]:
+    """The names ``load`` knows."""
+    return list(_LOADERS)
+
+
+def load(name: str, **kwargs: Any) -> Splits:
+    """The dataset called ``name`` (see ``available()``), with its loader's keyword arguments, e.g.
+    ``load("moons", noise=0.2)``, ``load("sin", n_samples=256)``, ``load("mnist", root="data/mnist")``.
+    Names ignore case, and "_" equals "-"."""
+    key = name.lower().replace("_", "-")
+    if key not in _LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_LOADERS)}")
+    return _LOADERS[key](**kwargs)
+
+
+__all__ = [
+    "FASHION_MNIST_ROOT", "FUNCTIONS", "DatasetInfo", "Splits", "available", "circles", "digits", "fashion_mnist",
+    "function_regression", "load", "make_splits", "mnist", "moons", "read_idx", "spirals", "split_indices",
+]

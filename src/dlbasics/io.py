@@ -1,0 +1,149 @@
+"""Saving and loading without pickle: arrays go to a safetensors file, everything else (ints, floats,
+strings, the nesting of dicts and lists) to a JSON skeleton stored in that file's metadata.
+
+A flat ``{name: array}`` mapping - a model's ``state_dict()`` - is stored under its own names, so
+``safetensors.torch.load_file(path)`` gives PyTorch the same state dict. Nested objects (a model and its
+optimizer and the epoch in one checkpoint) store each array under its path, e.g. ``optimizer/state/0/exp_avg``.
+Writes are atomic: a temp file in the same folder, fsync, then rename, so a crash never leaves a torn file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save as _st_save
+
+from dlbasics.tensor import Tensor
+
+_META_KEY = "dlbasics"
+_FORMAT = 1
+
+
+def _state_of(obj: Any) -> Any:
+    if hasattr(obj, "state_dict") and callable(obj.state_dict):
+        return obj.state_dict()
+    return obj
+
+
+def _storable(a: np.ndarray | Tensor, path: str) -> np.ndarray:
+    """A C-contiguous copy only where needed (``np.ascontiguousarray`` would turn 0-d into 1-d)."""
+    a = a.data if isinstance(a, Tensor) else a
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"save: cannot store an array of dtype {a.dtype} at '{path}'")
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
+def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
+    """The JSON skeleton of ``obj``; arrays are moved into ``arrays`` and referenced by key."""
+    if isinstance(obj, np.ndarray | Tensor):
+        arrays[path] = _storable(obj, path)
+        return {"__tensor__": path}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, Mapping):
+        if all(isinstance(k, str) for k in obj) and not any(k.startswith("__") for k in obj):
+            return {k: _encode(v, f"{path}/{k}" if path else k, arrays) for k, v in obj.items()}
+        return {"__items__": [[_key(k, path), _encode(v, f"{path}/{k}" if path else str(k), arrays)]
+                              for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, f"{path}/{i}", arrays) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, f"{path}/{i}", arrays) for i, v in enumerate(obj)]
+    raise TypeError(f"save: cannot store a {type(obj).__name__} at '{path or '/'}' (arrays, numbers, strings, "
+                    "None, and dicts/lists/tuples of them)")
+
+
+def _key(k: Any, path: str) -> Any:
+    if isinstance(k, bool | int | float | str):
+        return k
+    raise TypeError(f"save: dict key {k!r} at '{path or '/'}' must be a str, int or float")
+
+
+def _decode(node: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if isinstance(node, list):
+        return [_decode(v, arrays) for v in node]
+    if isinstance(node, dict):
+        if "__tensor__" in node:
+            return arrays[node["__tensor__"]]
+        if "__tuple__" in node:
+            return tuple(_decode(v, arrays) for v in node["__tuple__"])
+        if "__items__" in node:
+            return OrderedDict((k, _decode(v, arrays)) for k, v in node["__items__"])
+        return OrderedDict((k, _decode(v, arrays)) for k, v in node.items())
+    return node
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Save a state dict, a ``Module``/``Optimizer`` (its state dict) or a nested dict of them to ``path``.
+
+    Example: ``dl.save({"model": model, "optimizer": opt, "epoch": 3}, "ckpt.safetensors")``.
+    """
+    obj = _state_of(obj)
+    if isinstance(obj, Mapping):
+        obj = {k: _state_of(v) for k, v in obj.items()}
+    arrays: dict[str, np.ndarray] = {}
+    flat = isinstance(obj, Mapping) and all(
+        isinstance(k, str) and isinstance(v, np.ndarray | Tensor) for k, v in obj.items()
+    )
+    if flat:  # plain names, readable by safetensors.torch.load_file as a state dict
+        for k, v in obj.items():
+            arrays[k] = _storable(v, k)
+        skeleton: Any = {"__flat__": list(arrays)}
+    else:
+        skeleton = _encode(obj, "", arrays)
+    meta = {_META_KEY: json.dumps({"format": _FORMAT, "skeleton": skeleton})}
+    atomic_write_bytes(path, _st_save(arrays, metadata=meta))
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load what ``save`` wrote: arrays come back as ``numpy.ndarray``, dicts as ``OrderedDict``.
+
+    A safetensors file written elsewhere (e.g. by PyTorch) loads as a flat ``{name: array}`` dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load: no such file: {path}")
+    try:
+        with safe_open(str(path), framework="np") as f:
+            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a Mapping
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types for a corrupt header
+        raise ValueError(f"load: {path} is not a readable safetensors file ({e})") from None
+    if _META_KEY not in meta:
+        return OrderedDict(arrays)
+    info = json.loads(meta[_META_KEY])
+    skeleton = info["skeleton"]
+    if isinstance(skeleton, dict) and "__flat__" in skeleton:
+        return OrderedDict((k, arrays[k]) for k in skeleton["__flat__"])
+    return _decode(skeleton, arrays)

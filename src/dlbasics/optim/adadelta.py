@@ -1,0 +1,68 @@
+"""Adadelta: step sizes from the ratio of running RMS of past updates to running RMS of gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+
+
+class Adadelta(Optimizer):
+    r"""Adadelta (Zeiler, 2012) with a learning-rate factor η (1.0 in the paper) and L2 weight decay λ.
+
+    Per step, with g = ∇θ (−∇θ when ``maximize``), running averages v, u starting at 0:
+
+        g ← g + λθ,      v ← ρv + (1 − ρ)g²
+        Δ ← √(u + ε) / √(v + ε) · g,      u ← ρu + (1 − ρ)Δ²
+        θ ← θ − ηΔ
+
+    State per parameter: ``step``, ``square_avg`` (v) and ``acc_delta`` (u).
+    """
+
+    def __init__(self, params: ParamsT, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0, *, maximize: bool = False) -> None:
+        defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay, "maximize": maximize}
+        super().__init__(params, defaults)
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        self._require(group["lr"] >= 0, "learning rate", group["lr"], "must be >= 0")
+        self._require(0 <= group["rho"] <= 1, "rho", group["rho"], "must be in [0, 1]")
+        self._require(group["eps"] >= 0, "epsilon", group["eps"], "must be >= 0")
+        self._require(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        # float(): Python floats keep float32 arrays float32; NumPy float64 scalars would upcast
+        lr, rho, eps = float(group["lr"]), float(group["rho"]), float(group["eps"])
+        weight_decay, maximize = float(group["weight_decay"]), bool(group["maximize"])
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state.setdefault(p, {})
+            if not state:
+                state["step"] = 0
+                state["square_avg"] = self._new_state_array(p)
+                state["acc_delta"] = self._new_state_array(p)
+            state["step"] += 1
+            d_buf = self._scratch_array(p, 2) if weight_decay != 0 or maximize else None
+            for theta, g, v, u, std, delta, d_out in blocks(
+                    p.data, p.grad, state["square_avg"], state["acc_delta"],
+                    self._scratch_array(p, 0), self._scratch_array(p, 1), d_buf):
+                d = decayed_grad(theta, g, weight_decay, maximize, d_out)
+                v *= rho
+                np.multiply(d, 1 - rho, out=std)  # ((1 − ρ)g)g: torch's addcmul order
+                std *= d
+                v += std
+                np.add(v, eps, out=std)
+                np.sqrt(std, out=std)
+                np.add(u, eps, out=delta)
+                np.sqrt(delta, out=delta)
+                delta /= std
+                delta *= d
+                u *= rho
+                np.multiply(delta, 1 - rho, out=std)
+                std *= delta
+                u += std
+                delta *= lr
+                theta -= delta

@@ -1,0 +1,73 @@
+"""Stochastic gradient descent: plain, with momentum (heavy ball), and Nesterov's accelerated gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+
+
+class SGD(Optimizer):
+    r"""SGD with optional momentum μ, dampening τ, Nesterov momentum and L2 weight decay λ.
+
+    Per step, with g = ∇θ (−∇θ when ``maximize``):
+
+        g ← g + λθ
+        b ← μb + (1 − τ)g                       (b ← g at the first step)
+        g ← g + μb if nesterov, else g ← b       (only when μ ≠ 0)
+        θ ← θ − ηg
+
+    State per parameter: ``momentum_buffer`` (b), only when μ ≠ 0.
+    """
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
+                    "nesterov": nesterov, "maximize": maximize}
+        super().__init__(params, defaults)
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        self._require(group["lr"] >= 0, "learning rate", group["lr"], "must be >= 0")
+        self._require(group["momentum"] >= 0, "momentum", group["momentum"], "must be >= 0")
+        self._require(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{self._name}: nesterov requires momentum > 0 and dampening = 0")
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        # float(): Python floats keep float32 arrays float32; NumPy float64 scalars would upcast
+        lr, momentum = float(group["lr"]), float(group["momentum"])
+        dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
+        nesterov, maximize = bool(group["nesterov"]), bool(group["maximize"])
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            buf = first = None
+            if momentum != 0:
+                state = self.state.setdefault(p, {})
+                first = "momentum_buffer" not in state
+                if first:
+                    state["momentum_buffer"] = self._new_state_array(p)
+                buf = state["momentum_buffer"]
+            d_buf = self._scratch_array(p, 1) if weight_decay != 0 or maximize else None
+            for theta, g, b, tmp, d_out in blocks(p.data, p.grad, buf, self._scratch_array(p, 0), d_buf):
+                d = decayed_grad(theta, g, weight_decay, maximize, d_out)
+                if b is not None:
+                    if first:
+                        np.copyto(b, d)
+                    else:
+                        b *= momentum
+                        if dampening == 0:
+                            b += d
+                        else:
+                            np.multiply(d, 1 - dampening, out=tmp)
+                            b += tmp
+                    if nesterov:
+                        np.multiply(b, momentum, out=tmp)
+                        tmp += d
+                        d = tmp
+                    else:
+                        d = b
+                np.multiply(d, lr, out=tmp)
+                theta -= tmp

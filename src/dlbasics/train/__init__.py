@@ -1,0 +1,9 @@
+"""Training: ``fit`` puts Data + Model + Loss + Algorithm together; callbacks, metrics, history."""
+
+from dlbasics.train.callbacks import Callback, Checkpoint, EarlyStopping
+from dlbasics.train.history import History
+from dlbasics.train.loop import evaluate, fit
+from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
+
+__all__ = ["METRICS", "Callback", "Checkpoint", "EarlyStopping", "History", "accuracy", "evaluate", "fit",
+           "get_metric", "mae", "mse"]

@@ -1,0 +1,110 @@
+"""`dlbasics` on the command line: runs, run folders, config files, and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dlbasics.cli import main
+
+RUN_FILES = ["config.json", "curves.png", "metrics.csv", "model.safetensors", "summary.json"]
+
+
+def test_train_writes_the_run_folder_and_evaluate_reproduces_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "3", "--hidden", "32", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "test_accuracy" in printed and str(out) in printed
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"test_accuracy", "test_loss", "epochs", "seconds"} <= set(summary) and summary["epochs"] == 3
+    config = json.loads((out / "config.json").read_text())
+    assert config["hidden"] == [32] and config["optimizer"] == "adam" and config["lr"] == 1e-3
+    assert (out / "metrics.csv").read_text().count("\n") == 4
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["evaluate", str(out)]) == 0
+    assert f"test_accuracy {summary['test_accuracy']:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_default_train_reaches_97_percent(tmp_path):
+    """`dlbasics train` with no options: the lecture's MLP on digits, >= 97% test accuracy."""
+    assert main(["train", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_accuracy"] >= 0.97, summary
+
+
+def test_every_component_is_selectable(tmp_path, capsys):
+    out = tmp_path / "sgd"
+    args = ["train", "--model", "mlp", "--hidden", "64", "32", "--activation", "tanh", "--no-batch-norm",
+            "--dropout", "0.1", "--data", "moons", "--loss", "cross_entropy", "--optimizer", "sgd",
+            "--momentum", "0.9", "--nesterov", "--lr", "0.05", "--weight-decay", "1e-4", "--epochs", "5",
+            "--batch-size", "64", "--seed", "3", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["optimizer"], cfg["momentum"], cfg["nesterov"], cfg["seed"], cfg["batch_norm"]) == ("sgd", 0.9,
+                                                                                                     True, 3, False)
+    assert json.loads((out / "summary.json").read_text())["test_accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("loss", ["nll", "mse"])
+def test_other_losses(tmp_path, loss):
+    assert main(["train", "--loss", loss, "--epochs", "2", "--out", str(tmp_path / loss), "--quiet"]) == 0
+
+
+def test_regression_data_uses_mse_and_mae(tmp_path):
+    out = tmp_path / "sin"
+    assert main(["train", "--data", "sin", "--epochs", "3", "--out", str(out), "--quiet"]) == 0
+    assert "test_mae" in json.loads((out / "summary.json").read_text())
+
+
+def test_config_file_and_command_line_precedence(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('optimizer = "sgd"\nlr = 0.1\nepochs = 2\nbatch-size = 16\nhidden = [16]\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    resolved = json.loads((out / "config.json").read_text())
+    assert (resolved["optimizer"], resolved["lr"], resolved["batch_size"], resolved["epochs"]) == ("sgd", 0.1, 16, 1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--optimizer", "adamm"], "--optimizer: invalid choice 'adamm' (choose from sgd, adagrad"),
+        (["train", "--model", "nope"], "--model: invalid choice 'nope' (choose from mlp"),
+        (["train", "--data", "cifar"], "--data: invalid choice 'cifar' (choose from digits"),
+        (["train", "--activation", "swish"], "choose from relu, leaky_relu"),
+        (["train", "--epochs", "0"], "--epochs: must be an integer >= 1"),
+        (["train", "--epochs", "x"], "invalid int value: 'x'"),
+        (["train", "--nesterov"], "--nesterov: needs --optimizer sgd and --momentum > 0"),
+        (["train", "--data", "sin", "--loss", "cross_entropy"], "regression task; use mse"),
+        (["train", "--data", "digits", "--data-dir", "/tmp"], "reads no files"),
+        (["train", "--data", "mnist", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
+        (["train", "--config", "/nonexistent.toml"], "no such file"),
+        (["evaluate", "/nonexistent/run"], "is not a run folder"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path):
+    assert main([*args, "--out", str(tmp_path / "x")] if args[0] == "train" else args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dlbasics: error:"), err
+    assert message in err, err
+    assert "Traceback" not in err
+
+
+def test_unknown_config_key(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("optimiser = 'adam'\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "unknown key 'optimiser'" in capsys.readouterr().err
+
+
+def test_console_script_help_and_zoo():
+    help_text = subprocess.run([sys.executable, "-m", "dlbasics", "train", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    for word in ("--optimizer", "sgd, adagrad, adadelta, rmsprop, adam, adamw", "--config", "--data-dir"):
+        assert word in help_text
+    zoo = subprocess.run([sys.executable, "-m", "dlbasics", "zoo"], capture_output=True, text=True, check=True).stdout
+    assert zoo.startswith("mlp") and "Rumelhart" in zoo
