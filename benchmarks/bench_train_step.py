@@ -130,7 +130,8 @@ def main() -> None:
         import torch
 
         cmd = "python benchmarks/bench_train_step.py --write docs/benchmarks.md"
-        header = (f"# Benchmarks\n\nOne training step (forward + backward + optimizer step), float32, {THREADS} threads, "
+        header = (f"# Benchmarks\n\nOne training step (forward + backward + optimizer step), float32, "
+                  f"{THREADS} threads, "
                   f"median of {args.steps} steps after {args.warmup} warm-up steps; each library and workload in "
                   "its own process, all in one run.\n\n"
                   f"Command: `{cmd}`  \nMachine: {platform.machine()}, {os.cpu_count()} cores; NumPy {np.__version__}, "

@@ -20,9 +20,9 @@ def test_registry_lists_and_builds():
 
 
 def test_unknown_names_and_options_list_the_choices():
-    with pytest.raises(ValueError, match="unknown model 'resnet9000'; available: .*mlp"):
+    with pytest.raises(ValueError, match=r"unknown model 'resnet9000'; available: .*mlp"):
         models.create("resnet9000")
-    with pytest.raises(ValueError, match="unknown option.*width.*options: in_features, num_classes, hidden"):
+    with pytest.raises(ValueError, match=r"unknown option.*width.*options: in_features, num_classes, hidden"):
         models.create("mlp", in_features=2, num_classes=2, width=3)
     with pytest.raises(ValueError, match="unknown activation 'swish'; choose from relu"):
         models.create("mlp", in_features=2, num_classes=2, activation="swish")

@@ -207,7 +207,8 @@ def load_data(cfg: dict[str, Any]) -> Any:
     except TypeError as e:
         if "root" not in str(e):
             raise
-        raise UsageError(f"--data-dir: the data set {cfg['data']!r} is bundled or generated and reads no files") from None
+        raise UsageError(f"--data-dir: the data set {cfg['data']!r} is bundled or generated and reads no files"
+                         ) from None
 
 
 def run_train(cfg: dict[str, Any]) -> dict[str, Any]:

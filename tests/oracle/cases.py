@@ -751,3 +751,15 @@ FLOAT64_CASES = [
         "ce_probs_target_grad_weight_smooth_none", "layer_norm_like",
     )
 ]
+
+
+def check_float64(case: Case) -> None:
+    """``check`` a float64 case, and that dl kept float64 in every float output and input gradient."""
+    check(case)
+    outs, xs = run(case, "dl")
+    for out in outs:
+        if out.dtype.kind == "f":
+            assert out.dtype == dl.float64, f"{case.id}: output is {out.dtype}, not float64"
+    for x in xs:
+        if x.requires_grad:
+            assert x.grad.dtype == dl.float64, f"{case.id}: grad is {x.grad.dtype}, not float64"

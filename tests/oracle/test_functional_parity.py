@@ -3,9 +3,7 @@ and the losses (cross_entropy, nll_loss, binary_cross_entropy_with_logits, mse_l
 
 import pytest
 
-import dlbasics as dl
-
-from .cases import FLOAT64_CASES, FUNCTIONAL_CASES, Case, check, run
+from .cases import FLOAT64_CASES, FUNCTIONAL_CASES, Case, check, check_float64
 
 
 @pytest.mark.parametrize("case", FUNCTIONAL_CASES, ids=lambda c: c.id)
@@ -18,14 +16,7 @@ FUNCTIONAL_IDS = {c.id for c in FUNCTIONAL_CASES}
 
 @pytest.mark.parametrize("case", [c for c in FLOAT64_CASES if c.id[4:] in FUNCTIONAL_IDS], ids=lambda c: c.id)
 def test_functional_matches_torch_float64(case: Case) -> None:
-    check(case)
-    outs, xs = run(case, "dl")
-    for out in outs:
-        if out.dtype.kind == "f":
-            assert out.dtype == dl.float64, f"{case.id}: output is {out.dtype}, not float64"
-    for x in xs:
-        if x.requires_grad:
-            assert x.grad.dtype == dl.float64, f"{case.id}: grad is {x.grad.dtype}, not float64"
+    check_float64(case)
 
 
 def test_case_ids_are_unique() -> None:

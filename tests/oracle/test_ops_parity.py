@@ -6,7 +6,7 @@ import pytest
 
 import dlbasics as dl
 
-from .cases import FLOAT64_CASES, OPS_CASES, Case, case, check, r, run
+from .cases import FLOAT64_CASES, OPS_CASES, Case, case, check, check_float64, r, run
 
 
 @pytest.mark.parametrize("case", OPS_CASES, ids=lambda c: c.id)
@@ -19,14 +19,7 @@ OPS_IDS = {c.id for c in OPS_CASES}
 
 @pytest.mark.parametrize("case", [c for c in FLOAT64_CASES if c.id[4:] in OPS_IDS], ids=lambda c: c.id)
 def test_op_matches_torch_float64(case: Case) -> None:
-    check(case)
-    outs, xs = run(case, "dl")
-    for out in outs:
-        if out.dtype.kind == "f":
-            assert out.dtype == dl.float64, f"{case.id}: output is {out.dtype}, not float64"
-    for x in xs:
-        if x.requires_grad:
-            assert x.grad.dtype == dl.float64, f"{case.id}: grad is {x.grad.dtype}, not float64"
+    check_float64(case)
 
 
 def test_case_ids_are_unique() -> None:

@@ -105,7 +105,7 @@ def test_early_stopping_in_fit_stops_and_restores_best():
 def test_monitoring_a_missing_value_is_a_clear_error():
     train, _ = moons_loaders()
     model = nn.Linear(2, 2)
-    with pytest.raises(ValueError, match="monitors 'val_loss'.*val_loader"):
+    with pytest.raises(ValueError, match=r"monitors 'val_loss'.*val_loader"):
         fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), train, epochs=1,
             callbacks=[EarlyStopping()], verbose=0)
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.tensor import Tensor
 
 
 class Adadelta(Optimizer):
@@ -27,24 +28,19 @@ class Adadelta(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, group: dict[str, Any]) -> None:
-        self._require(group["lr"] >= 0, "learning rate", group["lr"], "must be >= 0")
+        super()._validate(group)
         self._require(0 <= group["rho"] <= 1, "rho", group["rho"], "must be in [0, 1]")
-        self._require(group["eps"] >= 0, "epsilon", group["eps"], "must be >= 0")
-        self._require(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
 
     def _step_group(self, group: dict[str, Any]) -> None:
         # float(): Python floats keep float32 arrays float32; NumPy float64 scalars would upcast
         lr, rho, eps = float(group["lr"]), float(group["rho"]), float(group["eps"])
         weight_decay, maximize = float(group["weight_decay"]), bool(group["maximize"])
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state.setdefault(p, {})
-            if not state:
-                state["step"] = 0
-                state["square_avg"] = self._new_state_array(p)
-                state["acc_delta"] = self._new_state_array(p)
-            state["step"] += 1
+
+        def init(p: Tensor, state: dict[str, Any]) -> None:
+            state["square_avg"] = self._new_state_array(p)
+            state["acc_delta"] = self._new_state_array(p)
+
+        for p, state in self._with_state(group, init):
             d_buf = self._scratch_array(p, 2) if weight_decay != 0 or maximize else None
             for theta, g, v, u, std, delta, d_out in blocks(
                     p.data, p.grad, state["square_avg"], state["acc_delta"],

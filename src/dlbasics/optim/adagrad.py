@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.tensor import Tensor
 
 
 class Adagrad(Optimizer):
@@ -28,25 +29,20 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, group: dict[str, Any]) -> None:
-        self._require(group["lr"] >= 0, "learning rate", group["lr"], "must be >= 0")
+        super()._validate(group)
         self._require(group["lr_decay"] >= 0, "lr_decay", group["lr_decay"], "must be >= 0")
-        self._require(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
         self._require(group["initial_accumulator_value"] >= 0, "initial_accumulator_value",
                       group["initial_accumulator_value"], "must be >= 0")
-        self._require(group["eps"] >= 0, "epsilon", group["eps"], "must be >= 0")
 
     def _step_group(self, group: dict[str, Any]) -> None:
         # float(): Python floats keep float32 arrays float32; NumPy float64 scalars would upcast
         lr, lr_decay, eps = float(group["lr"]), float(group["lr_decay"]), float(group["eps"])
         weight_decay, maximize = float(group["weight_decay"]), bool(group["maximize"])
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state.setdefault(p, {})
-            if not state:
-                state["step"] = 0
-                state["sum"] = self._new_state_array(p, float(group["initial_accumulator_value"]))
-            state["step"] += 1
+
+        def init(p: Tensor, state: dict[str, Any]) -> None:
+            state["sum"] = self._new_state_array(p, float(group["initial_accumulator_value"]))
+
+        for p, state in self._with_state(group, init):
             clr = lr / (1 + (state["step"] - 1) * lr_decay)
             d_buf = self._scratch_array(p, 1) if weight_decay != 0 or maximize else None
             for theta, g, s, tmp, d_out in blocks(p.data, p.grad, state["sum"], self._scratch_array(p, 0), d_buf):

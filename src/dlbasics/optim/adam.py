@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.tensor import Tensor
 
 
 class Adam(Optimizer):
@@ -29,14 +30,12 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, group: dict[str, Any]) -> None:
-        self._require(group["lr"] >= 0, "learning rate", group["lr"], "must be >= 0")
-        self._require(group["eps"] >= 0, "epsilon", group["eps"], "must be >= 0")
+        super()._validate(group)
         betas = group["betas"]
         if not isinstance(betas, tuple | list) or len(betas) != 2:
             raise ValueError(f"{self._name}: betas must be a pair (beta1, beta2), got {betas!r}")
         self._require(0 <= betas[0] < 1, "beta parameter at index 0:", betas[0], "must be in [0, 1)")
         self._require(0 <= betas[1] < 1, "beta parameter at index 1:", betas[1], "must be in [0, 1)")
-        self._require(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
 
     def _step_group(self, group: dict[str, Any]) -> None:
         # float(): Python floats keep float32 arrays float32; NumPy float64 scalars would upcast
@@ -45,17 +44,14 @@ class Adam(Optimizer):
         amsgrad, maximize = bool(group["amsgrad"]), bool(group["maximize"])
         decay = 1 - lr * weight_decay if group["decoupled_weight_decay"] and weight_decay != 0 else None
         l2 = 0.0 if decay is not None else weight_decay
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state.setdefault(p, {})
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = self._new_state_array(p)
-                state["exp_avg_sq"] = self._new_state_array(p)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = self._new_state_array(p)
-            state["step"] += 1
+
+        def init(p: Tensor, state: dict[str, Any]) -> None:
+            state["exp_avg"] = self._new_state_array(p)
+            state["exp_avg_sq"] = self._new_state_array(p)
+            if amsgrad:
+                state["max_exp_avg_sq"] = self._new_state_array(p)
+
+        for p, state in self._with_state(group, init):
             t = state["step"]
             # θ −= η/(1−β₁ᵗ) · m/(√v/c + ε) with c = √(1−β₂ᵗ), rewritten as θ −= (η c/(1−β₁ᵗ)) · m/(√v + εc):
             # the same value in one pass fewer

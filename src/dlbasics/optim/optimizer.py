@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -90,12 +90,34 @@ class Optimizer:
         self._validate(hyper)
         self.param_groups.append({"params": params, **hyper})
 
+    # hyperparameters that must be >= 0 wherever an optimizer has them, and their names in errors
+    _NON_NEGATIVE: ClassVar[dict[str, str]] = {
+        "lr": "learning rate", "eps": "epsilon", "momentum": "momentum", "weight_decay": "weight_decay"}
+
     def _validate(self, group: dict[str, Any]) -> None:
-        """Raise ``ValueError`` naming the optimizer and the bad hyperparameter; subclasses override."""
+        """Raise ``ValueError`` naming the optimizer and the bad hyperparameter. Checks the shared
+        non-negative ones here; subclasses call this and add their own."""
+        for key, what in self._NON_NEGATIVE.items():
+            if key in group:
+                self._require(group[key] >= 0, what, group[key], "must be >= 0")
 
     def _require(self, ok: bool, what: str, value: Any, rule: str) -> None:
         if not ok:
             raise ValueError(f"{self._name}: invalid {what} {value!r} ({rule})")
+
+    def _with_state(self, group: dict[str, Any],
+                    init: Callable[[Tensor, dict[str, Any]], None]) -> Iterator[tuple[Tensor, dict[str, Any]]]:
+        """(param, state) for each parameter of ``group`` that has a gradient. A parameter's first step
+        creates its state (``step = 0``, then ``init(p, state)`` adds the arrays); every step counts."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state.setdefault(p, {})
+            if not state:
+                state["step"] = 0
+                init(p, state)
+            state["step"] += 1
+            yield p, state
 
     # ---- gradients and the step -----------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:

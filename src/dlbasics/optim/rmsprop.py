@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.tensor import Tensor
 
 
 class RMSprop(Optimizer):
@@ -30,10 +31,7 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, group: dict[str, Any]) -> None:
-        self._require(group["lr"] >= 0, "learning rate", group["lr"], "must be >= 0")
-        self._require(group["eps"] >= 0, "epsilon", group["eps"], "must be >= 0")
-        self._require(group["momentum"] >= 0, "momentum", group["momentum"], "must be >= 0")
-        self._require(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
+        super()._validate(group)
         self._require(group["alpha"] >= 0, "alpha", group["alpha"], "must be >= 0")
 
     def _step_group(self, group: dict[str, Any]) -> None:
@@ -41,18 +39,15 @@ class RMSprop(Optimizer):
         lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
         momentum, centered = float(group["momentum"]), bool(group["centered"])
         weight_decay, maximize = float(group["weight_decay"]), bool(group["maximize"])
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state.setdefault(p, {})
-            if not state:
-                state["step"] = 0
-                state["square_avg"] = self._new_state_array(p)
-                if momentum > 0:
-                    state["momentum_buffer"] = self._new_state_array(p)
-                if centered:
-                    state["grad_avg"] = self._new_state_array(p)
-            state["step"] += 1
+
+        def init(p: Tensor, state: dict[str, Any]) -> None:
+            state["square_avg"] = self._new_state_array(p)
+            if momentum > 0:
+                state["momentum_buffer"] = self._new_state_array(p)
+            if centered:
+                state["grad_avg"] = self._new_state_array(p)
+
+        for p, state in self._with_state(group, init):
             d_buf = self._scratch_array(p, 1) if weight_decay != 0 or maximize else None
             for theta, g, v, m, b, sigma, d_out in blocks(
                     p.data, p.grad, state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer"),

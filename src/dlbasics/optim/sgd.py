@@ -29,9 +29,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, group: dict[str, Any]) -> None:
-        self._require(group["lr"] >= 0, "learning rate", group["lr"], "must be >= 0")
-        self._require(group["momentum"] >= 0, "momentum", group["momentum"], "must be >= 0")
-        self._require(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
+        super()._validate(group)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"{self._name}: nesterov requires momentum > 0 and dampening = 0")
 
