@@ -127,18 +127,30 @@ def main() -> None:
     md = table(results)
     print(md)
     if args.write:
-        import torch
+        write_table(args.write, md, args.steps, args.warmup)
 
-        cmd = "python benchmarks/bench_train_step.py --write docs/benchmarks.md"
-        header = (f"# Benchmarks\n\nOne training step (forward + backward + optimizer step), float32, "
-                  f"{THREADS} threads, "
-                  f"median of {args.steps} steps after {args.warmup} warm-up steps; each library and workload in "
-                  "its own process, all in one run.\n\n"
-                  f"Command: `{cmd}`  \nMachine: {platform.machine()}, {os.cpu_count()} cores; NumPy {np.__version__}, "
-                  f"PyTorch {torch.__version__}; {time.strftime('%Y-%m-%d')}.\n\n")
-        with open(args.write, "w") as f:
-            f.write(header + md + "\n")
 
+START, END = "<!-- bench_train_step:start -->", "<!-- bench_train_step:end -->"
+
+
+def write_table(path: str, md: str, steps: int, warmup: int) -> None:
+    """Replace the block between the markers in ``path`` (the notes around it are kept)."""
+    import torch
+
+    block = (f"{START}\nCommand: `python benchmarks/bench_train_step.py --write {path}`  \n"
+             f"One training step (forward + backward + optimizer step), float32, {THREADS} threads, median of "
+             f"{steps} steps after {warmup} warm-up steps; each library and workload in its own process, all in "
+             f"one run. Machine: {platform.machine()}, {os.cpu_count()} cores; NumPy {np.__version__}, PyTorch "
+             f"{torch.__version__}; {time.strftime('%Y-%m-%d')}.\n\n{md}\n{END}")
+    text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text += f"\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    text = head + block + rest.split(END, 1)[1]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 if __name__ == "__main__":
     main()
