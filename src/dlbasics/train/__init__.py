@@ -4,6 +4,21 @@ from dlbasics.train.callbacks import Callback, Checkpoint, EarlyStopping
 from dlbasics.train.history import History
 from dlbasics.train.loop import evaluate, fit
 from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
+from dlbasics.train.run import BuildRun, Run, train_run
 
-__all__ = ["METRICS", "Callback", "Checkpoint", "EarlyStopping", "History", "accuracy", "evaluate", "fit",
-           "get_metric", "mae", "mse"]
+__all__ = [
+           "METRICS",
+           "BuildRun",
+           "Callback",
+           "Checkpoint",
+           "EarlyStopping",
+           "History",
+           "Run",
+           "accuracy",
+           "evaluate",
+           "fit",
+           "get_metric",
+           "mae",
+           "mse",
+           "train_run",
+]

@@ -1,0 +1,174 @@
+"""A run described by names and numbers - the keys of ``dlbasics train`` and of its TOML config - turned
+into Data + Model + Loss + Algorithm. ``RunBuilder(config)`` is a picklable ``build_run(seed)``, so the
+same description trains in this process or in worker processes (k-fold, ensembles, tuning)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "model": "mlp", "hidden": [128, 64], "activation": "relu", "dropout": 0.0, "batch_norm": True,
+    "data": "digits", "data_dir": None, "loss": None, "label_smoothing": 0.0,
+    "optimizer": "adam", "lr": None, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
+    "epochs": 40, "batch_size": 32, "seed": 0, "patience": None, "out": None, "quiet": False,
+}
+OPTIMIZERS = ("sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
+DEFAULT_LR = {"sgd": 0.05, "adagrad": 0.01, "adadelta": 1.0, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
+LOSSES = ("cross_entropy", "nll", "mse")
+
+
+class ConfigError(ValueError):
+    """A run description that cannot work; the message names the option and the valid choices."""
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_choice(name: str, value: Any, choices: Any) -> Any:
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(f"{_option(name)}: invalid choice {value!r} (choose from {', '.join(map(str, choices))})")
+    return value
+
+
+def read_toml(path: str | Path, valid: Any = DEFAULTS) -> dict[str, Any]:
+    """The keys of a TOML config (dashes or underscores), each checked against ``valid``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config: no such file: {path}")
+    try:
+        loaded = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"--config {path}: not valid TOML ({e})") from None
+    out = {}
+    for key, value in loaded.items():
+        k = key.replace("-", "_")
+        if k not in valid:
+            raise ConfigError(f"--config {path}: unknown key {key!r} (valid: {', '.join(valid)})")
+        out[k] = value
+    return out
+
+
+def validate(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Check every value of a run description in one place; fill in the optimizer's default lr."""
+    from dlbasics.data import datasets
+    from dlbasics.models import available
+    from dlbasics.models.mlp import ACTIVATIONS
+
+    cfg = {**DEFAULTS, **cfg}
+    check_choice("model", cfg["model"], available())
+    check_choice("data", cfg["data"], datasets.available())
+    check_choice("optimizer", cfg["optimizer"], OPTIMIZERS)
+    check_choice("activation", cfg["activation"], ACTIVATIONS)
+    if cfg["loss"] is not None:
+        check_choice("loss", cfg["loss"], LOSSES)
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    checks = [
+        ("epochs", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        ("batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        ("seed", lambda v: isinstance(v, int), "an integer"),
+        ("dropout", lambda v: number(v) and 0 <= v < 1, "in [0, 1)"),
+        ("lr", lambda v: v is None or (number(v) and v > 0), "a number > 0"),
+        ("momentum", lambda v: number(v) and 0 <= v < 1, "in [0, 1)"),
+        ("weight_decay", lambda v: number(v) and v >= 0, "a number >= 0"),
+        ("label_smoothing", lambda v: number(v) and 0 <= v <= 1, "in [0, 1]"),
+        ("hidden", lambda v: isinstance(v, list) and all(isinstance(h, int) and h > 0 for h in v),
+         "a list of positive integers"),
+        ("patience", lambda v: v is None or (isinstance(v, int) and v >= 0), "an integer >= 0"),
+    ]
+    for name, ok, what in checks:
+        if not ok(cfg[name]):
+            raise ConfigError(f"{_option(name)}: must be {what}, got {cfg[name]!r}")
+    if cfg["nesterov"] and (cfg["optimizer"] != "sgd" or cfg["momentum"] <= 0):
+        raise ConfigError("--nesterov: needs --optimizer sgd and --momentum > 0")
+    if cfg["lr"] is None:
+        cfg["lr"] = DEFAULT_LR[cfg["optimizer"]]
+    return cfg
+
+
+def load_data(cfg: dict[str, Any]) -> Any:
+    """The ``Splits`` (train, val, test, info) the config names."""
+    from dlbasics.data import datasets
+
+    kwargs = {"root": cfg["data_dir"]} if cfg.get("data_dir") else {}
+    try:
+        return datasets.load(cfg["data"], **kwargs)
+    except TypeError as e:
+        if "root" not in str(e):
+            raise
+        raise ConfigError(f"--data-dir: the data set {cfg['data']!r} is bundled or generated and reads no files"
+                          ) from None
+
+
+def metrics_for(task: str) -> tuple[str, ...]:
+    return ("accuracy",) if task == "classification" else ("mae",)
+
+
+def make_optimizer(cfg: dict[str, Any], params: Any) -> Any:
+    from dlbasics import optim
+
+    name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg["weight_decay"])
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=bool(cfg["nesterov"]), weight_decay=wd)
+    if name == "rmsprop":
+        return optim.RMSprop(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
+    cls = {"adagrad": optim.Adagrad, "adadelta": optim.Adadelta, "adam": optim.Adam, "adamw": optim.AdamW}[name]
+    return cls(params, lr=lr, weight_decay=wd)
+
+
+def _nll_of_logits(out: Any, y: Any) -> Any:
+    from dlbasics.nn import functional as F
+
+    return F.nll_loss(F.log_softmax(out, 1), y)  # the categorical likelihood of the model's logits
+
+
+def _mse_on_one_hot(out: Any, y: Any) -> Any:
+    from dlbasics.nn import functional as F
+
+    return F.mse_loss(F.softmax(out, 1), F.one_hot(y, out.shape[1]).float())  # the lecture's MSE-vs-CE foil
+
+
+def make_loss(cfg: dict[str, Any], task: str) -> Any:
+    from dlbasics import nn
+
+    name = cfg["loss"] or ("cross_entropy" if task == "classification" else "mse")
+    if task == "regression" and name != "mse":
+        raise ConfigError(f"--loss {name}: the data set {cfg['data']!r} is a regression task; use mse")
+    if name == "cross_entropy":
+        return nn.CrossEntropyLoss(label_smoothing=float(cfg["label_smoothing"]))
+    if name == "nll":
+        return _nll_of_logits
+    if task == "classification":
+        return _mse_on_one_hot
+    return nn.MSELoss()
+
+
+def model_options(cfg: dict[str, Any], info: Any) -> dict[str, Any]:
+    return {"in_features": info.in_features, "num_classes": info.out_features, "hidden": list(cfg["hidden"]),
+            "activation": cfg["activation"], "dropout": float(cfg["dropout"]), "batch_norm": bool(cfg["batch_norm"])}
+
+
+class RunBuilder:
+    """``build_run(seed) -> Run`` for a validated config and its data's ``info``; picklable, so worker
+    processes can rebuild the same run. Early stopping (``patience``) monitors val_loss."""
+
+    def __init__(self, cfg: dict[str, Any], info: Any) -> None:
+        self.cfg, self.info = cfg, info
+
+    def __call__(self, seed: int) -> Any:
+        from dlbasics import models
+        from dlbasics.train.callbacks import EarlyStopping
+        from dlbasics.train.run import Run
+
+        cfg = self.cfg
+        model = models.create(cfg["model"], **model_options(cfg, self.info))
+        callbacks = [EarlyStopping(patience=cfg["patience"])] if cfg["patience"] is not None else []
+        return Run(model=model, loss_fn=make_loss(cfg, self.info.task),
+                   optimizer=make_optimizer(cfg, model.parameters()), epochs=cfg["epochs"],
+                   batch_size=cfg["batch_size"], metrics=metrics_for(self.info.task), callbacks=callbacks)
