@@ -108,3 +108,41 @@ def test_console_script_help_and_zoo():
         assert word in help_text
     zoo = subprocess.run([sys.executable, "-m", "dlbasics", "zoo"], capture_output=True, text=True, check=True).stdout
     assert zoo.startswith("mlp") and "Rumelhart" in zoo
+
+
+def test_cv_command(tmp_path, capsys):
+    out = tmp_path / "cv"
+    assert main(["cv", "--k", "3", "--epochs", "2", "--hidden", "16", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("fold ") == 3 and "mean ± std" in printed
+    result = json.loads((out / "cv.json").read_text())
+    assert result["k"] == 3 and len(result["metrics"]) == 3
+    assert sum(len(v) for v in result["val_indices"]) == 1079 + 359  # train + val, each sample once
+
+
+def test_tune_command_resumes_its_study(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    db = f"sqlite:///{tmp_path / 'tune.db'}"
+    args = ["tune", "--space", "lr=1e-3:1e-1:log", "--trials", "2", "--epochs", "2", "--hidden", "16",
+            "--storage", db, "--study", "s", "--out", str(tmp_path / "t"), "--quiet"]
+    assert main(args) == 0
+    assert main(args) == 0  # the same command again adds two trials to the same study
+    assert "4 complete trials in study 's'" in capsys.readouterr().out.splitlines()[-2]
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["best.json", "history.png", "trials.csv"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["cv", "--k", "1"], "k must be at least 2"),
+        (["tune"], "give at least one --space"),
+        (["tune", "--space", "lr=0:1:log"], "lr=0:1:log"),
+        (["tune", "--space", "colour=red,blue"], "colour"),
+    ],
+)
+def test_cv_and_tune_errors(args, message, capsys, tmp_path):
+    pytest.importorskip("optuna")
+    assert main([*args, "--out", str(tmp_path / "x"), "--storage" if args[0] == "tune" else "--quiet",
+                 *([f"sqlite:///{tmp_path / 'db'}"] if args[0] == "tune" else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

@@ -111,3 +111,11 @@ def test_no_pickle_in_the_package():
     for f in src.rglob("*.py"):
         text = f.read_text()
         assert "import pickle" not in text and "allow_pickle=True" not in text, f
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    path = tmp_path / "m.safetensors"
+    io.save({"w": np.zeros(2, np.float32)}, path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -80,6 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", metavar="DIR", help="where the run's data files are now, if they moved")
     e.add_argument("--split", default="test", help="train, val or test (default test)")
     sub.add_parser("zoo", help="list the models with their papers")
+
+    c = sub.add_parser("cv", help="k-fold cross-validation of a run on the train+val data",
+                       description="Train one fresh model per fold; report per-fold and mean +- std metrics. "
+                                   "The test split stays untouched.")
+    add_run_options(c)
+    c.add_argument("--k", type=int, default=5, help="number of folds (default 5)")
+    c.add_argument("--workers", type=int, default=1, help="folds trained in parallel processes (default 1)")
+    c.add_argument("--no-stratify", action="store_true", help="plain KFold instead of StratifiedKFold")
+
+    u = sub.add_parser("tune", help="Bayesian optimization of hyperparameters (Optuna TPE)",
+                       description="Search hyperparameters of a run, scoring each trial by its best validation "
+                                   "loss. The study lives in an SQLite file, so rerunning the same command resumes "
+                                   "it and several processes can work on one study.")
+    add_run_options(u)
+    u.add_argument("--space", action="append", metavar="NAME=SPEC", default=[],
+                   help="a search dimension, repeatable: lr=1e-4:1e-1:log (float), epochs=5:20:int, "
+                        "optimizer=adam,sgd (choice), hidden=64,128x64 (lists with x)")
+    u.add_argument("--trials", type=int, default=20, help="trials to add to the study (default 20)")
+    u.add_argument("--sampler", default="tpe", help="tpe (default), random, or gp (needs torch)")
+    u.add_argument("--storage", default="sqlite:///tune.db", help="study database (default sqlite:///tune.db)")
+    u.add_argument("--study", metavar="NAME", help="study name (default tune-MODEL-DATA)")
+    u.add_argument("--no-prune", action="store_true", help="do not stop lagging trials early")
     return p
 
 
@@ -196,6 +218,41 @@ def run_zoo() -> list[str]:
     return lines
 
 
+# ---- cv / tune -------------------------------------------------------------------------------------
+def run_cv(cfg: dict[str, Any], k: int, workers: int, stratified: bool) -> Any:
+    """K-fold cross-validation on train + val (the test split is kept for the final word)."""
+    from dlbasics.data import ConcatDataset
+    from dlbasics.io import atomic_write_text
+    from dlbasics.train.config import RunBuilder, load_data
+    from dlbasics.train.kfold import cross_validate
+
+    splits = load_data(cfg)
+    out_dir = run_dir(cfg, "cv")
+    data = ConcatDataset([splits.train, splits.val])
+    result = cross_validate(RunBuilder(cfg, splits.info), data, k, stratified=stratified, seed=cfg["seed"],
+                            workers=workers, verbose=0 if cfg["quiet"] else 1)
+    atomic_write_text(out_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
+    atomic_write_text(out_dir / "cv.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    result.out_dir = out_dir
+    return result
+
+
+def run_tune(cfg: dict[str, Any], args: argparse.Namespace) -> Any:
+    from dlbasics.train.tune import parse_space, tune_config
+
+    if not args.space:
+        raise ConfigError("tune: give at least one --space NAME=SPEC, e.g. --space lr=1e-4:1e-1:log")
+    if args.trials < 1:
+        raise ConfigError(f"--trials: must be an integer >= 1, got {args.trials}")
+    space = parse_space(args.space)
+    out_dir = run_dir(cfg, "tune")
+    result = tune_config(cfg, space, args.trials, sampler=args.sampler, seed=cfg["seed"], storage=args.storage,
+                         study_name=args.study or f"tune-{cfg['model']}-{cfg['data']}", out_dir=out_dir,
+                         verbose=0 if cfg["quiet"] else 1, pruner="none" if args.no_prune else "median")
+    result.out_dir = out_dir
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -210,10 +267,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(", ".join(f"{args.split}_{k} {v:.4f}" for k, v in result.items()))
         elif args.command == "zoo":
             print("\n".join(run_zoo()))
+        elif args.command == "cv":
+            result = run_cv(config_from_args(args), args.k, args.workers, not args.no_stratify)
+            print(result.table())
+            print(f"saved to {result.out_dir}")
+        elif args.command == "tune":
+            result = run_tune(config_from_args(args), args)
+            done = result.count("COMPLETE")
+            print(f"{done} complete trials in study {result.study_name!r}; best val_loss {result.best_value:.4f} "
+                  f"with {json.dumps(result.best_params)}")
+            print(f"saved to {result.out_dir} (trials.csv, best.json, history.png)")
         else:
             parser.print_help()
         return 0
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:  # ConfigError included
+    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        # ConfigError is a ValueError; cross_validate and tune raise ValueError / TypeError for bad settings
         print(f"dlbasics: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,24 +1,16 @@
-"""Training: ``fit`` puts Data + Model + Loss + Algorithm together; callbacks, metrics, history."""
+"""Training: ``fit`` puts Data + Model + Loss + Algorithm together; callbacks, metrics, history; and the
+regularization tools that train many runs - k-fold cross-validation, ensembles, hyperparameter search."""
 
 from dlbasics.train.callbacks import Callback, Checkpoint, EarlyStopping
 from dlbasics.train.history import History
+from dlbasics.train.kfold import CVResult, cross_validate, fold_indices, targets_of
 from dlbasics.train.loop import evaluate, fit
 from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
 from dlbasics.train.run import BuildRun, Run, train_run
+from dlbasics.train.tune import Choice, Float, Int, PruningCallback, TuneResult, parse_space, tune, tune_config
 
 __all__ = [
-           "METRICS",
-           "BuildRun",
-           "Callback",
-           "Checkpoint",
-           "EarlyStopping",
-           "History",
-           "Run",
-           "accuracy",
-           "evaluate",
-           "fit",
-           "get_metric",
-           "mae",
-           "mse",
-           "train_run",
+    "METRICS", "BuildRun", "CVResult", "Callback", "Checkpoint", "Choice", "EarlyStopping", "Float", "History",
+    "Int", "PruningCallback", "Run", "TuneResult", "accuracy", "cross_validate", "evaluate", "fit", "fold_indices",
+    "get_metric", "mae", "mse", "parse_space", "targets_of", "train_run", "tune", "tune_config",
 ]
