@@ -238,7 +238,7 @@ def run_cv(cfg: dict[str, Any], k: int, workers: int, stratified: bool) -> Any:
 
 
 def run_tune(cfg: dict[str, Any], args: argparse.Namespace) -> Any:
-    from dlbasics.train.tune import parse_space, tune_config
+    from dlbasics.train.tuning import parse_space, tune_config
 
     if not args.space:
         raise ConfigError("tune: give at least one --space NAME=SPEC, e.g. --space lr=1e-4:1e-1:log")

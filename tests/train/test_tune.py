@@ -1,4 +1,4 @@
-"""Hyperparameter search (dlbasics.train.tune): TPE beats random search, studies resume from SQLite and can be
+"""Hyperparameter search (dlbasics.train.tuning): TPE beats random search, studies resume from SQLite and can be
 shared by processes, bad runs are pruned, and ``tune_config`` searches a real run description end to end."""
 
 import csv
@@ -17,9 +17,9 @@ optuna = pytest.importorskip("optuna")
 from dlbasics import nn, optim  # noqa: E402
 from dlbasics.data import DataLoader, datasets  # noqa: E402
 from dlbasics.train import fit  # noqa: E402
-from dlbasics.train import tune as tune_module  # noqa: E402
+from dlbasics.train import tuning as tune_module  # noqa: E402
 from dlbasics.train.config import ConfigError  # noqa: E402
-from dlbasics.train.tune import (  # noqa: E402
+from dlbasics.train.tuning import (  # noqa: E402
     Choice,
     Float,
     Int,
@@ -146,7 +146,7 @@ def test_missing_optuna_gives_the_install_hint(monkeypatch):
 
 
 def test_importing_dlbasics_does_not_import_optuna():
-    code = "import sys, dlbasics, dlbasics.train, dlbasics.train.tune; print('optuna' in sys.modules)"
+    code = "import sys, dlbasics, dlbasics.train, dlbasics.train.tuning; print('optuna' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -178,7 +178,7 @@ def test_storage_errors_are_clear(tmp_path):
 
 WORKER = """
 import math, sys
-from dlbasics.train.tune import Float, tune
+from dlbasics.train.tuning import Float, tune
 space = {"x": Float(-3, 3), "y": Float(-3, 3)}
 tune(lambda p, t: (p["x"] - 1) ** 2 + p["y"] ** 2, space, 4, seed=int(sys.argv[1]), storage=sys.argv[2],
      study_name="shared")

@@ -7,7 +7,7 @@ from dlbasics.train.kfold import CVResult, cross_validate, fold_indices, targets
 from dlbasics.train.loop import evaluate, fit
 from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
 from dlbasics.train.run import BuildRun, Run, train_run
-from dlbasics.train.tune import Choice, Float, Int, PruningCallback, TuneResult, parse_space, tune, tune_config
+from dlbasics.train.tuning import Choice, Float, Int, PruningCallback, TuneResult, parse_space, tune, tune_config
 
 __all__ = [
     "METRICS", "BuildRun", "CVResult", "Callback", "Checkpoint", "Choice", "EarlyStopping", "Float", "History",

@@ -6,7 +6,7 @@ default sampler is TPE, which is model-based: it fits densities p(x | good) and 
 and proposes the x that maximizes their ratio, which is the expected-improvement criterion. Random search
 (``sampler="random"``) is the baseline it should beat; ``"gp"`` is Gaussian-process BO (needs torch + scipy).
 
-    from dlbasics.train.tune import Choice, Float, tune
+    from dlbasics.train.tuning import Choice, Float, tune
     result = tune(lambda p, trial: (p["x"] - 2) ** 2, {"x": Float(-5, 5)}, n_trials=30)
     result.best_params, result.best_value
 
