@@ -146,3 +146,40 @@ def test_cv_and_tune_errors(args, message, capsys, tmp_path):
                  *([f"sqlite:///{tmp_path / 'db'}"] if args[0] == "tune" else [])]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_ensemble_command(tmp_path, capsys):
+    out = tmp_path / "ens"
+    assert main(["ensemble", "--members", "3", "--epochs", "3", "--hidden", "16", "--bootstrap", "--out", str(out),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("member ") == 4 and "ensemble: test_loss" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["members"]) == 3 and summary["bootstrap"] is True
+    assert summary["ensemble"]["loss"] <= summary["member_mean"]["loss"]  # Jensen: the mixture's NLL is lower
+
+
+def test_mixup_and_weight_decay_options(tmp_path):
+    out = tmp_path / "mix"
+    assert main(["train", "--mixup", "0.4", "--weight-decay", "0.01", "--optimizer", "adamw", "--epochs", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["mixup"] == 0.4 and cfg["weight_decay"] == 0.01
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--mixup", "0"], "--mixup: must be a Beta(alpha, alpha) parameter > 0"),
+        (["train", "--mixup", "0.2", "--loss", "mse"], "needs --loss cross_entropy"),
+        (["train", "--mixup", "0.2", "--data", "sin"], "regression task"),
+        (["ensemble", "--members", "1"], "at least 2 members"),
+        (["ensemble", "--average", "median"], "--average: invalid choice 'median' (choose from prob, logits)"),
+    ],
+)
+def test_regularizer_option_errors(args, message, capsys, tmp_path):
+    out = tmp_path / "never"
+    assert main([*args, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()  # nothing is written for a run that cannot start

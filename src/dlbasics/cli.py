@@ -49,6 +49,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", metavar="NAME", help=f"one of: {', '.join(datasets.available())} (default digits)")
     g.add_argument("--data-dir", metavar="DIR", help="folder with the files of a file-based dataset")
     g.add_argument("--batch-size", type=int, metavar="N", help=f"default {DEFAULTS['batch_size']}")
+    g.add_argument("--mixup", type=float, metavar="ALPHA", help="MixUp training batches, lambda ~ Beta(ALPHA, ALPHA)")
     g = p.add_argument_group("loss")
     g.add_argument("--loss", metavar="NAME", help=f"one of: {', '.join(LOSSES)} (default: cross_entropy for "
                    "classification, mse for regression)")
@@ -59,7 +60,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
     g.add_argument("--momentum", type=float, help="for sgd and rmsprop (default 0)")
     g.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd)")
-    g.add_argument("--weight-decay", type=float, metavar="WD", help="L2 penalty (decoupled for adamw)")
+    g.add_argument("--weight-decay", type=float, metavar="WD",
+                   help="L2 penalty (decoupled for adamw) on weights; biases and norm parameters are not decayed")
     g.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
     g.add_argument("--patience", type=int, help="early stopping on val_loss after N epochs without improvement")
     g.add_argument("--seed", type=int, help="seeds weights, shuffling and dropout (default 0)")
@@ -88,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--k", type=int, default=5, help="number of folds (default 5)")
     c.add_argument("--workers", type=int, default=1, help="folds trained in parallel processes (default 1)")
     c.add_argument("--no-stratify", action="store_true", help="plain KFold instead of StratifiedKFold")
+
+    n = sub.add_parser("ensemble", help="train N members with different seeds and average their predictions",
+                       description="Train --members models (seeds SEED, SEED+1, ...; optionally each on a bootstrap "
+                                   "resample) and report each member's and the ensemble's test metrics.")
+    add_run_options(n)
+    n.add_argument("--members", type=int, default=5, help="number of members (default 5)")
+    n.add_argument("--bootstrap", action="store_true", help="train each member on a bootstrap resample (bagging)")
+    n.add_argument("--average", default="prob", help="prob (average probabilities, default) or logits")
 
     u = sub.add_parser("tune", help="Bayesian optimization of hyperparameters (Optuna TPE)",
                        description="Search hyperparameters of a run, scoring each trial by its best validation "
@@ -138,12 +148,13 @@ def run_train(cfg: dict[str, Any]) -> dict[str, Any]:
     from dlbasics.train.config import RunBuilder, load_data, model_options
 
     splits = load_data(cfg)
+    builder = RunBuilder(cfg, splits.info)  # checks the config against the data before a folder is made
     out_dir = run_dir(cfg)
     resolved = {**cfg, "out": str(out_dir), "model_options": model_options(cfg, splits.info),
                 "task": splits.info.task}
     atomic_write_text(out_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
     start = time.perf_counter()
-    run, history = train_run(RunBuilder(cfg, splits.info), splits.train, splits.val, seed=cfg["seed"],
+    run, history = train_run(builder, splits.train, splits.val, seed=cfg["seed"],
                              verbose=0 if cfg["quiet"] else 1)
     seconds = time.perf_counter() - start
     test = evaluate(run.model, DataLoader(splits.test, batch_size=512), run.loss_fn, run.metrics)
@@ -237,6 +248,36 @@ def run_cv(cfg: dict[str, Any], k: int, workers: int, stratified: bool) -> Any:
     return result
 
 
+def run_ensemble(cfg: dict[str, Any], members: int, bootstrap: bool, average: str) -> dict[str, Any]:
+    """Train the members, then evaluate each and the ensemble on the test split."""
+    from dlbasics.data import DataLoader
+    from dlbasics.io import atomic_write_text, save
+    from dlbasics.train import evaluate
+    from dlbasics.train.config import RunBuilder, check_choice, load_data, make_loss, metrics_for
+    from dlbasics.train.ensemble import train_ensemble
+
+    if members < 2:
+        raise ConfigError(f"--members: an ensemble needs at least 2 members, got {members}")
+    check_choice("average", average, ("prob", "logits"))
+    splits = load_data(cfg)
+    if splits.info.task != "classification":
+        raise ConfigError(f"ensemble: averages class probabilities; the data set {cfg['data']!r} is a regression task")
+    builder = RunBuilder(cfg, splits.info)
+    out_dir = run_dir(cfg, "ensemble")
+    ensemble, _ = train_ensemble(builder, splits.train, splits.val, n=members, seed=cfg["seed"], bootstrap=bootstrap,
+                                 mode=average, verbose=0)
+    test = DataLoader(splits.test, batch_size=512)
+    loss_fn, metrics = make_loss(cfg, "classification"), metrics_for("classification")
+    per_member = [evaluate(m, test, loss_fn, metrics) for m in ensemble.members]
+    whole = evaluate(ensemble, test, loss_fn, metrics)
+    summary = {"members": per_member, "member_mean": {k: sum(r[k] for r in per_member) / members for k in whole},
+               "ensemble": whole, "bootstrap": bootstrap, "average": average, "run_dir": str(out_dir)}
+    atomic_write_text(out_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    save(ensemble, out_dir / "model.safetensors")
+    return summary
+
+
 def run_tune(cfg: dict[str, Any], args: argparse.Namespace) -> Any:
     from dlbasics.train.tuning import parse_space, tune_config
 
@@ -271,6 +312,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_cv(config_from_args(args), args.k, args.workers, not args.no_stratify)
             print(result.table())
             print(f"saved to {result.out_dir}")
+        elif args.command == "ensemble":
+            s = run_ensemble(config_from_args(args), args.members, args.bootstrap, args.average)
+            for i, r in enumerate(s["members"]):
+                print(f"member {i + 1}: test_loss {r['loss']:.4f}  test_accuracy {r['accuracy']:.4f}")
+            m, e = s["member_mean"], s["ensemble"]
+            print(f"member mean: test_loss {m['loss']:.4f}  test_accuracy {m['accuracy']:.4f}")
+            print(f"ensemble: test_loss {e['loss']:.4f}  test_accuracy {e['accuracy']:.4f}")
+            print(f"saved to {s['run_dir']}")
         elif args.command == "tune":
             result = run_tune(config_from_args(args), args)
             done = result.count("COMPLETE")

@@ -18,8 +18,9 @@ from dlbasics.data.dataset import (
     TensorDataset,
     random_split,
 )
+from dlbasics.data.mixup import MixUp
 
 __all__ = [
-    "ConcatDataset", "DataLoader", "Dataset", "DatasetInfo", "Splits", "StackedItems", "Subset", "TensorDataset",
-    "datasets", "default_collate", "random_split", "transforms",
+    "ConcatDataset", "DataLoader", "Dataset", "DatasetInfo", "MixUp", "Splits", "StackedItems", "Subset",
+    "TensorDataset", "datasets", "default_collate", "random_split", "transforms",
 ]

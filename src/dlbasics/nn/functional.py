@@ -13,11 +13,12 @@ from dlbasics import ops
 from dlbasics.autograd import is_grad_enabled
 from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
 from dlbasics.ops._operands import constant
+from dlbasics.ops.norm import layer_norm
 from dlbasics.rng import Seed, get_generator
 from dlbasics.tensor import Tensor
 
 __all__ = [
-    "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "gelu", "leaky_relu", "linear",
+    "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "gelu", "layer_norm", "leaky_relu", "linear",
     "log_softmax", "mse_loss", "nll_loss", "one_hot", "relu", "sigmoid", "softmax", "tanh",
 ]
 

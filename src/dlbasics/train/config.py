@@ -10,7 +10,7 @@ from typing import Any
 
 DEFAULTS: dict[str, Any] = {
     "model": "mlp", "hidden": [128, 64], "activation": "relu", "dropout": 0.0, "batch_norm": True,
-    "data": "digits", "data_dir": None, "loss": None, "label_smoothing": 0.0,
+    "data": "digits", "data_dir": None, "mixup": None, "loss": None, "label_smoothing": 0.0,
     "optimizer": "adam", "lr": None, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
     "epochs": 40, "batch_size": 32, "seed": 0, "patience": None, "out": None, "quiet": False,
 }
@@ -81,12 +81,16 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         ("hidden", lambda v: isinstance(v, list) and all(isinstance(h, int) and h > 0 for h in v),
          "a list of positive integers"),
         ("patience", lambda v: v is None or (isinstance(v, int) and v >= 0), "an integer >= 0"),
+        ("mixup", lambda v: v is None or (number(v) and v > 0), "a Beta(alpha, alpha) parameter > 0"),
     ]
     for name, ok, what in checks:
         if not ok(cfg[name]):
             raise ConfigError(f"{_option(name)}: must be {what}, got {cfg[name]!r}")
     if cfg["nesterov"] and (cfg["optimizer"] != "sgd" or cfg["momentum"] <= 0):
         raise ConfigError("--nesterov: needs --optimizer sgd and --momentum > 0")
+    if cfg["mixup"] is not None and cfg["loss"] not in (None, "cross_entropy"):
+        raise ConfigError(f"--mixup: trains on mixed (soft) targets, which needs --loss cross_entropy, "
+                          f"not {cfg['loss']}")
     if cfg["lr"] is None:
         cfg["lr"] = DEFAULT_LR[cfg["optimizer"]]
     return cfg
@@ -110,10 +114,13 @@ def metrics_for(task: str) -> tuple[str, ...]:
     return ("accuracy",) if task == "classification" else ("mae",)
 
 
-def make_optimizer(cfg: dict[str, Any], params: Any) -> Any:
+def make_optimizer(cfg: dict[str, Any], model: Any) -> Any:
+    """The optimizer the config names over ``model``'s parameters; weight decay (L2, or decoupled for adamw)
+    applies to weights only - biases and normalization parameters are not decayed (``optim.param_groups``)."""
     from dlbasics import optim
 
     name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg["weight_decay"])
+    params = optim.param_groups(model, wd) if wd else model.parameters()
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=bool(cfg["nesterov"]), weight_decay=wd)
     if name == "rmsprop":
@@ -159,10 +166,13 @@ class RunBuilder:
     processes can rebuild the same run. Early stopping (``patience``) monitors val_loss."""
 
     def __init__(self, cfg: dict[str, Any], info: Any) -> None:
+        if cfg["mixup"] is not None and info.task != "classification":
+            raise ConfigError(f"--mixup: mixes class labels; the data set {cfg['data']!r} is a regression task")
         self.cfg, self.info = cfg, info
 
     def __call__(self, seed: int) -> Any:
         from dlbasics import models
+        from dlbasics.data.mixup import MixUp
         from dlbasics.train.callbacks import EarlyStopping
         from dlbasics.train.run import Run
 
@@ -170,5 +180,6 @@ class RunBuilder:
         model = models.create(cfg["model"], **model_options(cfg, self.info))
         callbacks = [EarlyStopping(patience=cfg["patience"])] if cfg["patience"] is not None else []
         return Run(model=model, loss_fn=make_loss(cfg, self.info.task),
-                   optimizer=make_optimizer(cfg, model.parameters()), epochs=cfg["epochs"],
-                   batch_size=cfg["batch_size"], metrics=metrics_for(self.info.task), callbacks=callbacks)
+                   optimizer=make_optimizer(cfg, model), epochs=cfg["epochs"],
+                   batch_size=cfg["batch_size"], metrics=metrics_for(self.info.task), callbacks=callbacks,
+                   collate_fn=None if cfg["mixup"] is None else MixUp(cfg["mixup"], self.info.num_classes, seed=seed))

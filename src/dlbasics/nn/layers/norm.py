@@ -1,6 +1,9 @@
 """Batch normalization (Ioffe & Szegedy, 2015): normalize each channel by the batch's mean and variance,
 then scale and shift by learned gamma, beta. Training uses batch statistics and updates running
-averages; evaluation uses the running averages, so a single example is normalized the same way."""
+averages; evaluation uses the running averages, so a single example is normalized the same way.
+
+Layer normalization (Ba, Kiros & Hinton, 2016): normalize each example over its own features instead,
+so nothing depends on the batch and training and evaluation compute the same thing."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 from dlbasics import dtypes
 from dlbasics.nn.module import Module
 from dlbasics.nn.parameter import Parameter
-from dlbasics.ops.norm import batch_norm
+from dlbasics.ops.norm import batch_norm, layer_norm
 from dlbasics.tensor import Tensor
 
 
@@ -81,3 +84,42 @@ class BatchNorm2d(_BatchNorm):
     """Over (N, C, H, W) inputs: statistics per channel C over N, H and W."""
 
     _ndims = (4,)
+
+
+class LayerNorm(Module):
+    """Normalize each sample over its last dims ``normalized_shape``, then scale and shift elementwise.
+
+    x (..., *normalized_shape) -> same shape.  y = weight * (x - E[x]) / sqrt(Var[x] + eps) + bias, with
+    E and the biased Var over the normalized dims; ``weight`` (ones) and ``bias`` (zeros) have shape
+    ``normalized_shape`` when ``elementwise_affine`` (``bias=False`` keeps the weight only).
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int, ...] | list[int], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True, dtype: Any = None) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, int | np.integer):
+            normalized_shape = (int(normalized_shape),)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        if not self.normalized_shape or any(s < 1 for s in self.normalized_shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}")
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        dt = dtypes.float32 if dtype is None else dtypes.as_dtype(dtype)
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dt))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dt))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = len(self.normalized_shape)
+        if x.ndim < k or tuple(x.shape[x.ndim - k:]) != self.normalized_shape:
+            raise RuntimeError(f"LayerNorm({list(self.normalized_shape)}): expected input whose last dims are "
+                               f"{self.normalized_shape}, got {x.shape}")
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
