@@ -11,6 +11,7 @@ from run to run, so only ratios within one run mean anything). Peak RSS is the w
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -19,57 +20,38 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 THREADS = 2
 
 
-# ---- workloads: each returns a zero-argument step function for one library ---------------------------
-def mlp_dl() -> Callable[[], None]:
-    import dlbasics as dl
-    from dlbasics import nn, optim
+# ---- workloads: one function per workload, called with the library (dlbasics or torch) -------------------
+# dlbasics mirrors torch's API, so the same lines build both sides: the two steps are the same computation.
+def train_step(model: Any, loss_fn: Any, opt: Any, x: Any, y: Any) -> Callable[[], None]:
+    def step() -> None:
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
-    dl.manual_seed(0)
+    return step
+
+
+def mlp(lib: Any) -> Callable[[], None]:
+    lib.manual_seed(0)
     rng = np.random.default_rng(0)
-    x = dl.tensor(rng.standard_normal((128, 784)).astype(np.float32))
-    y = dl.tensor(rng.integers(0, 10, 128))
+    x = lib.tensor(rng.standard_normal((128, 784)).astype(np.float32))
+    y = lib.tensor(rng.integers(0, 10, 128))
+    nn = lib.nn
     model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
-    loss_fn = nn.CrossEntropyLoss()
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
+    return train_step(model, nn.CrossEntropyLoss(), lib.optim.Adam(model.parameters(), lr=1e-3), x, y)
 
 
-def mlp_torch() -> Callable[[], None]:
-    import torch
-
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    x = torch.tensor(rng.standard_normal((128, 784)).astype(np.float32))
-    y = torch.tensor(rng.integers(0, 10, 128))
-    model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 256),
-                                torch.nn.ReLU(), torch.nn.Linear(256, 10))
-    loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
-
-
-WORKLOADS: dict[str, tuple[str, Callable, Callable]] = {
-    "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp_dl, mlp_torch),
+WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
+    "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp),
 }
 
 
@@ -79,8 +61,8 @@ def worker(workload: str, lib: str, steps: int, warmup: int) -> dict[str, float]
         import torch
 
         torch.set_num_threads(THREADS)
-    _, make_dl, make_torch = WORKLOADS[workload]
-    step = make_dl() if lib == "dlbasics" else make_torch()
+    _, make = WORKLOADS[workload]
+    step = make(importlib.import_module(lib))
     for _ in range(warmup):
         step()
     times = []
@@ -142,7 +124,7 @@ def write_table(path: str, md: str, steps: int, warmup: int) -> None:
              f"{steps} steps after {warmup} warm-up steps; each library and workload in its own process, all in "
              f"one run. Machine: {platform.machine()}, {os.cpu_count()} cores; NumPy {np.__version__}, PyTorch "
              f"{torch.__version__}; {time.strftime('%Y-%m-%d')}.\n\n{md}\n{END}")
-    text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{START}\n{END}\n"
+    text = Path(path).read_text() if os.path.exists(path) else f"# Benchmarks\n\n{START}\n{END}\n"
     if START not in text or END not in text:
         text += f"\n{START}\n{END}\n"
     head, rest = text.split(START, 1)

@@ -1,4 +1,4 @@
-"""Saving and loading without pickle: arrays go to a safetensors file, everything else (ints, floats,
+"""Saving and loading with no pickling: arrays go to a safetensors file, everything else (ints, floats,
 strings, the nesting of dicts and lists) to a JSON skeleton stored in that file's metadata.
 
 A flat ``{name: array}`` mapping - a model's ``state_dict()`` - is stored under its own names, so

@@ -3,7 +3,7 @@
 An IDX file is a 4-byte magic number ``00 00 TT DD`` (TT: element type, DD: number of dimensions), DD
 big-endian uint32 sizes, then the elements in C order, big-endian. Files may be gzipped. The reader
 checks the payload length against the header, so a truncated download fails loudly, and reads with
-``np.frombuffer`` (never pickle).
+``np.frombuffer`` (no pickling).
 
 Fashion-MNIST without the internet: Debian's package ``dataset-fashion-mnist``
 (``apt-get install dataset-fashion-mnist``) installs the four files under
