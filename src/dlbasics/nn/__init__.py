@@ -3,15 +3,44 @@
 from dlbasics.nn import functional, init
 from dlbasics.nn.layers.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from dlbasics.nn.layers.container import ModuleDict, ModuleList, Sequential
+from dlbasics.nn.layers.conv import Conv2d
 from dlbasics.nn.layers.dropout import Dropout
 from dlbasics.nn.layers.linear import Flatten, Identity, Linear
-from dlbasics.nn.layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from dlbasics.nn.layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm, LocalResponseNorm
+from dlbasics.nn.layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from dlbasics.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from dlbasics.nn.module import Module
 from dlbasics.nn.parameter import Parameter
 
 __all__ = [
-    "GELU", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss", "Dropout", "Flatten", "Identity",
-    "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss",
-    "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init",
+    "GELU",
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "LocalResponseNorm",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool2d",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "functional",
+    "init",
 ]

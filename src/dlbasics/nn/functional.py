@@ -13,13 +13,34 @@ from dlbasics import ops
 from dlbasics.autograd import is_grad_enabled
 from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
 from dlbasics.ops._operands import constant
+from dlbasics.ops.conv import conv2d
 from dlbasics.ops.norm import layer_norm
+from dlbasics.ops.pool import adaptive_avg_pool2d, avg_pool2d, local_response_norm, max_pool2d, pad
 from dlbasics.rng import Seed, get_generator
 from dlbasics.tensor import Tensor
 
 __all__ = [
-    "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "gelu", "layer_norm", "leaky_relu", "linear",
-    "log_softmax", "mse_loss", "nll_loss", "one_hot", "relu", "sigmoid", "softmax", "tanh",
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "binary_cross_entropy_with_logits",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "gelu",
+    "layer_norm",
+    "leaky_relu",
+    "linear",
+    "local_response_norm",
+    "log_softmax",
+    "max_pool2d",
+    "mse_loss",
+    "nll_loss",
+    "one_hot",
+    "pad",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")

@@ -1,0 +1,65 @@
+"""Convolution layers: weights shared across positions, so a feature detector is learned once and applied
+everywhere in the image (LeCun et al., 1989)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from dlbasics import dtypes
+from dlbasics.nn import init
+from dlbasics.nn.module import Module
+from dlbasics.nn.parameter import Parameter
+from dlbasics.ops.conv import IntPair, conv2d, pair
+from dlbasics.rng import Seed
+from dlbasics.tensor import Tensor
+
+
+class Conv2d(Module):
+    """(N, C_in, H, W) -> (N, C_out, Ho, Wo) with weight (C_out, C_in / groups, kh, kw); PyTorch's init:
+    weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_in / groups * kh * kw."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
+        self.padding = padding if isinstance(padding, str) else pair(padding, "padding")
+        self.dilation = pair(dilation, "dilation")
+        dt = dtypes.float32 if dtype is None else dtypes.as_dtype(dtype)
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dt))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dt))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: Seed = None) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(init.calculate_fan_in_and_fan_out(self.weight)[0])
+            init.uniform_(self.bias, -bound, bound, generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise RuntimeError(f"{self._signature()}: expected input (N, {self.in_channels}, H, W), got {x.shape}")
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def _signature(self) -> str:
+        return f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size})"
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ("" if self.bias is not None else ", bias=False")

@@ -1,0 +1,228 @@
+"""Pooling and padding over (N, C, H, W), each window written as kh * kw strided slices of the padded input
+(no copy of the windows, no np.add.at): max and average pooling, adaptive average pooling, constant pad."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dlbasics.autograd.function import Function
+from dlbasics.ops.conv import IntPair, pair
+from dlbasics.tensor import Tensor
+
+
+def _geometry(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> tuple[int, int]:
+    """(output size, extra padding on the far side) as PyTorch: in ceil mode the last window may hang over
+    the end but must start inside the input or the near padding."""
+    span = size + 2 * p - d * (k - 1) - 1
+    if span < 0:
+        raise RuntimeError(f"pool: kernel {k} with dilation {d} does not fit an input of size {size} + padding {p}")
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    extra = max(0, (out - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
+    return out, extra
+
+
+def _offsets(xp: np.ndarray, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int], out: tuple[int, int]):
+    """Yield (i, j, view) for each kernel offset: view[n, c, y, x] = xp[n, c, s y + d i, s x + d j]."""
+    for i in range(k[0]):
+        rows = slice(i * d[0], i * d[0] + s[0] * (out[0] - 1) + 1, s[0])
+        for j in range(k[1]):
+            yield i, j, (rows, slice(j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1]))
+
+
+def _pad_hw(x: np.ndarray, top: int, bottom: int, left: int, right: int, value: float) -> np.ndarray:
+    if not (top or bottom or left or right):
+        return x
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + top + bottom, w + left + right), value, x.dtype)
+    xp[:, :, top:top + h, left:left + w] = x
+    return xp
+
+
+class _Pool(Function):
+    def _prepare(self, x, kernel, stride, padding, dilation, ceil_mode, fill):
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+        ho, eh = _geometry(x.shape[2], kh, sh, ph, dh, ceil_mode)
+        wo, ew = _geometry(x.shape[3], kw, sw, pw, dw, ceil_mode)
+        self.in_shape, self.pads = x.shape, (ph, ph + eh, pw, pw + ew)
+        self.k, self.s, self.d, self.out_hw = kernel, stride, dilation, (ho, wo)
+        return _pad_hw(x, ph, ph + eh, pw, pw + ew, fill)
+
+    def _unpad(self, dxp: np.ndarray) -> np.ndarray:
+        pt, _, pl, _ = self.pads
+        return dxp[:, :, pt:pt + self.in_shape[2], pl:pl + self.in_shape[3]]
+
+
+class MaxPool2d(_Pool):
+    """out = max over each window. The gradient goes to the first maximum of each window (PyTorch's rule);
+    an input that is the maximum of several overlapping windows collects all their gradients."""
+
+    def forward(self, x, kernel, stride, padding, dilation, ceil_mode):
+        xp = self._prepare(x, kernel, stride, padding, dilation, ceil_mode, -np.inf)
+        out = None
+        for _, _, (r, c) in _offsets(xp, self.k, self.s, self.d, self.out_hw):
+            out = xp[:, :, r, c].copy() if out is None else np.maximum(out, xp[:, :, r, c], out=out)
+        self.xp, self.out = xp, out
+        return out
+
+    def backward(self, g):
+        xp, out = self.xp, self.out
+        dxp = np.zeros(xp.shape, g.dtype)
+        taken = np.zeros(out.shape, bool)
+        for _, _, (r, c) in _offsets(xp, self.k, self.s, self.d, self.out_hw):
+            hit = xp[:, :, r, c] == out
+            hit &= ~taken  # only the first maximum of a window gets the gradient
+            taken |= hit
+            dxp[:, :, r, c] += np.where(hit, g, 0)
+        return self._unpad(dxp)
+
+
+class AvgPool2d(_Pool):
+    """out = sum over each window / divisor; the divisor counts the window's cells inside the padded input
+    (``count_include_pad``) or inside the input only, as PyTorch."""
+
+    def forward(self, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
+        xp = self._prepare(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0)
+        out = np.zeros((x.shape[0], x.shape[1], *self.out_hw), x.dtype)
+        for _, _, (r, c) in _offsets(xp, self.k, self.s, self.d, self.out_hw):
+            out += xp[:, :, r, c]
+        self.divisor = self._divisor(x.shape[2:], padding, count_include_pad).astype(x.dtype)
+        self.xp_shape = xp.shape
+        return out / self.divisor
+
+    def _divisor(self, size, padding, count_include_pad):
+        counts = []
+        for n, k, s, p, o in zip(size, self.k, self.s, padding, self.out_hw):
+            start = np.arange(o) * s - p
+            end = np.minimum(start + k, n + p)  # clipped to the padded input (ceil mode can hang over)
+            if not count_include_pad:
+                start, end = np.maximum(start, 0), np.minimum(end, n)
+            counts.append(end - np.maximum(start, -p))
+        return np.outer(counts[0], counts[1])
+
+    def backward(self, g):
+        gd = g / self.divisor
+        dxp = np.zeros(self.xp_shape, g.dtype)
+        for _, _, (r, c) in _offsets(dxp, self.k, self.s, self.d, self.out_hw):
+            dxp[:, :, r, c] += gd
+        return self._unpad(dxp)
+
+
+class Pad(Function):
+    """Constant padding; negative amounts crop. Backward takes the input's region of the gradient."""
+
+    def forward(self, x, widths, value):
+        out_shape, src, dst = [], [], []
+        for size, (before, after) in zip(x.shape, widths):
+            new = size + before + after
+            if new < 0:
+                raise RuntimeError(f"pad: padding ({before}, {after}) leaves a negative size from {size}")
+            out_shape.append(new)
+            src.append(slice(max(-before, 0), size - max(-after, 0)))
+            dst.append(slice(max(before, 0), new - max(after, 0)))
+        out = np.full(out_shape, value, x.dtype)
+        out[tuple(dst)] = x[tuple(src)]
+        self.src, self.dst, self.in_shape = tuple(src), tuple(dst), x.shape
+        return out
+
+    def backward(self, g):
+        gx = np.zeros(self.in_shape, g.dtype)
+        gx[self.src] = g[self.dst]
+        return gx
+
+
+def _pool_args(x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, dilation: IntPair,
+               name: str) -> tuple:
+    if x.ndim != 4:
+        raise RuntimeError(f"{name}: expected input (N, C, H, W), got {x.shape}")
+    k = pair(kernel_size, f"{name} kernel_size")
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else pair(stride, f"{name} stride")
+    p, d = pair(padding, f"{name} padding"), pair(dilation, f"{name} dilation")
+    if min(k) < 1 or min(s) < 1 or min(d) < 1 or min(p) < 0:
+        raise ValueError(f"{name}: kernel_size, stride and dilation must be >= 1 and padding >= 0")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{name}: padding {p} must be at most half the kernel size {k}")
+    return k, s, p, d
+
+
+def _batched(fn):  # (C, H, W) inputs are one unbatched image, as in PyTorch
+    def wrapper(input: Tensor, *args, **kwargs):
+        if input.ndim == 3:
+            return fn(input.unsqueeze(0), *args, **kwargs).squeeze(0)
+        return fn(input, *args, **kwargs)
+
+    wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
+    return wrapper
+
+
+@_batched
+def max_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
+    """Max over kh x kw windows: (N, C, H, W) -> (N, C, Ho, Wo); stride defaults to the kernel size."""
+    k, s, p, d = _pool_args(input, kernel_size, stride, padding, dilation, "max_pool2d")
+    return MaxPool2d.apply(input, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
+
+
+@_batched
+def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over kh x kw windows: (N, C, H, W) -> (N, C, Ho, Wo); stride defaults to the kernel size."""
+    k, s, p, d = _pool_args(input, kernel_size, stride, padding, 1, "avg_pool2d")
+    return AvgPool2d.apply(input, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode,
+                           count_include_pad=count_include_pad)
+
+
+def _bins(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive bins: [floor(i n / out), ceil((i + 1) n / out))."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+@_batched
+def adaptive_avg_pool2d(input: Tensor, output_size: int | Sequence[int | None]) -> Tensor:
+    """Average over bins that tile (H, W) into ``output_size`` (None keeps that size)."""
+    if input.ndim != 4:
+        raise RuntimeError(f"adaptive_avg_pool2d: expected input (N, C, H, W), got {input.shape}")
+    h, w = input.shape[2:]
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+    oh, ow = h if oh is None else int(oh), w if ow is None else int(ow)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be >= 1, got {output_size!r}")
+    if h % oh == 0 and w % ow == 0:  # equal bins: one ordinary average pool
+        return avg_pool2d(input, (h // oh, w // ow))
+    from dlbasics.ops.movement import stack
+
+    rows = []
+    for r0, r1 in _bins(h, oh):
+        cells = [input[:, :, r0:r1, c0:c1].mean(dim=(2, 3)) for c0, c1 in _bins(w, ow)]
+        rows.append(stack(cells, dim=-1))
+    return stack(rows, dim=-2)
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Pad the last len(pad) // 2 dims: pad = (left, right) of the last dim, then (top, bottom), ...;
+    negative amounts crop. Only ``mode="constant"``."""
+    if mode != "constant":
+        raise ValueError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    pad = [int(p) for p in pad]
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: needs pairs for at most {input.ndim} dims, got {tuple(pad)}")
+    widths = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return Pad.apply(input, widths=tuple(widths), value=value)
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """AlexNet's LRN across channels: b_c = a_c / (k + alpha / size * sum_{c' near c} a_{c'}^2)^beta, the sum
+    over ``size`` neighbouring channels (zero beyond the edges), as PyTorch. Built from primitives."""
+    if input.ndim < 3:
+        raise RuntimeError(f"local_response_norm: expected (N, C, ...) input, got {input.shape}")
+    c = input.shape[1]
+    sq = pad(input * input, [0, 0] * (input.ndim - 2) + [size // 2, (size - 1) // 2])
+    total = sq[:, 0:c]
+    for shift in range(1, size):
+        total = total + sq[:, shift:shift + c]
+    return input / (total * (alpha / size) + k) ** beta
