@@ -29,7 +29,7 @@ def test_unknown_names_and_options_list_the_choices():
 
 
 def test_mlp_parameter_count():
-    m = models.create("mlp", in_features=64, num_classes=10, hidden=[128, 64])
+    m = models.create("mlp", in_features=64, num_classes=10, hidden=[128, 64], batch_norm=False)
     assert sum(p.numel() for p in m.parameters()) == 64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
     assert isinstance(m, nn.Module)
     assert np.all(np.isfinite(m(dl.zeros(1, 64)).data))

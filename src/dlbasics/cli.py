@@ -40,11 +40,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="TOML", help="a TOML file whose keys are these options (dashes or underscores)")
     g = p.add_argument_group("model")
     g.add_argument("--model", metavar="NAME", help=f"one of: {', '.join(available())} (default mlp)")
-    g.add_argument("--hidden", type=int, nargs="+", metavar="N", help="hidden layer sizes (default 128 64)")
-    g.add_argument("--activation", metavar="NAME", help=f"one of: {', '.join(ACTIVATIONS)} (default relu)")
-    g.add_argument("--dropout", type=float, metavar="P", help="dropout probability after each hidden layer")
+    g.add_argument("--hidden", type=int, nargs="+", metavar="N", help="mlp: hidden layer sizes (default 128 64)")
+    g.add_argument("--activation", metavar="NAME",
+                   help=f"mlp: one of {', '.join(ACTIVATIONS)} (default relu); lenet5: tanh or relu")
+    g.add_argument("--dropout", type=float, metavar="P", help="mlp: after each hidden layer (default 0); "
+                   "alexnet: in the classifier (default 0.5)")
     g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
-                   help="BatchNorm1d after each hidden Linear (default on)")
+                   help="mlp: BatchNorm1d after each hidden Linear (default on); alexnet: BatchNorm2d instead "
+                        "of local response normalization (default off)")
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="NAME", help=f"one of: {', '.join(datasets.available())} (default digits)")
     g.add_argument("--data-dir", metavar="DIR", help="folder with the files of a file-based dataset")

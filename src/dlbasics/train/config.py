@@ -8,8 +8,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+# Model options default to None: "the model's own default" (the MLP's is the lecture's assignment model,
+# 128-64 with batch norm; AlexNet's dropout is 0.5; LeNet's activation is tanh).
+MODEL_OPTIONS = ("hidden", "activation", "dropout", "batch_norm")
+LIST_OPTIONS = ("hidden",)  # options whose value is a list of ints
 DEFAULTS: dict[str, Any] = {
-    "model": "mlp", "hidden": [128, 64], "activation": "relu", "dropout": 0.0, "batch_norm": True,
+    "model": "mlp", "hidden": None, "activation": None, "dropout": None, "batch_norm": None,
     "data": "digits", "data_dir": None, "mixup": None, "loss": None, "label_smoothing": 0.0,
     "optimizer": "adam", "lr": None, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
     "epochs": 40, "batch_size": 32, "seed": 0, "patience": None, "out": None, "quiet": False,
@@ -54,15 +58,19 @@ def read_toml(path: str | Path, valid: Any = DEFAULTS) -> dict[str, Any]:
 
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Check every value of a run description in one place; fill in the optimizer's default lr."""
+    from dlbasics import models
     from dlbasics.data import datasets
-    from dlbasics.models import available
-    from dlbasics.models.mlp import ACTIVATIONS
 
     cfg = {**DEFAULTS, **cfg}
-    check_choice("model", cfg["model"], available())
+    check_choice("model", cfg["model"], models.available())
     check_choice("data", cfg["data"], datasets.available())
     check_choice("optimizer", cfg["optimizer"], OPTIMIZERS)
-    check_choice("activation", cfg["activation"], ACTIVATIONS)
+    accepted = models.info(cfg["model"]).options()
+    for key in MODEL_OPTIONS:
+        if cfg[key] is not None and key not in accepted:
+            model_opts = [o for o in accepted if o not in ("in_features", "num_classes", "in_channels", "image_size")]
+            raise ConfigError(f"{_option(key)}: model {cfg['model']!r} has no such option "
+                              f"(its options: {', '.join(model_opts) or 'none'})")
     if cfg["loss"] is not None:
         check_choice("loss", cfg["loss"], LOSSES)
 
@@ -73,12 +81,12 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         ("epochs", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
         ("batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
         ("seed", lambda v: isinstance(v, int), "an integer"),
-        ("dropout", lambda v: number(v) and 0 <= v < 1, "in [0, 1)"),
+        ("dropout", lambda v: v is None or (number(v) and 0 <= v < 1), "in [0, 1)"),
         ("lr", lambda v: v is None or (number(v) and v > 0), "a number > 0"),
         ("momentum", lambda v: number(v) and 0 <= v < 1, "in [0, 1)"),
         ("weight_decay", lambda v: number(v) and v >= 0, "a number >= 0"),
         ("label_smoothing", lambda v: number(v) and 0 <= v <= 1, "in [0, 1]"),
-        ("hidden", lambda v: isinstance(v, list) and all(isinstance(h, int) and h > 0 for h in v),
+        ("hidden", lambda v: v is None or (isinstance(v, list) and all(isinstance(h, int) and h > 0 for h in v)),
          "a list of positive integers"),
         ("patience", lambda v: v is None or (isinstance(v, int) and v >= 0), "an integer >= 0"),
         ("mixup", lambda v: v is None or (number(v) and v > 0), "a Beta(alpha, alpha) parameter > 0"),
@@ -157,8 +165,16 @@ def make_loss(cfg: dict[str, Any], task: str) -> Any:
 
 
 def model_options(cfg: dict[str, Any], info: Any) -> dict[str, Any]:
-    return {"in_features": info.in_features, "num_classes": info.out_features, "hidden": list(cfg["hidden"]),
-            "activation": cfg["activation"], "dropout": float(cfg["dropout"]), "batch_norm": bool(cfg["batch_norm"])}
+    """The builder's arguments: what the data says (in_features, num_classes, in_channels, image_size - each
+    passed only if the builder takes it, by name) and the model options the config sets."""
+    from dlbasics import models
+
+    accepted = models.info(cfg["model"]).options()
+    data: dict[str, Any] = {"in_features": info.in_features, "num_classes": info.out_features}
+    if len(info.input_shape) == 3:  # images (C, H, W)
+        data |= {"in_channels": info.input_shape[0], "image_size": info.input_shape[1]}
+    chosen = {k: cfg[k] for k in MODEL_OPTIONS if cfg[k] is not None}
+    return {k: v for k, v in {**data, **chosen}.items() if k in accepted}
 
 
 class RunBuilder:

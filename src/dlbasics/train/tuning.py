@@ -488,9 +488,9 @@ def _print_trial(space: Mapping[str, Spec]) -> Callable[[Any, Any], None]:
 # ---- the CLI's entry point ----------------------------------------------------------------------------
 def _as_config(params: Mapping[str, Any]) -> dict[str, Any]:
     """Params as config values: a bare number for a list-valued key (``hidden=64``) means ``[64]``."""
-    from dlbasics.train.config import DEFAULTS
+    from dlbasics.train.config import LIST_OPTIONS
 
-    return {k: [v] if isinstance(DEFAULTS.get(k), list) and not isinstance(v, list) else v for k, v in params.items()}
+    return {k: [v] if k in LIST_OPTIONS and not isinstance(v, list) else v for k, v in params.items()}
 
 
 def _apply(base: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
