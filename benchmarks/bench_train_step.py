@@ -50,8 +50,65 @@ def mlp(lib: Any) -> Callable[[], None]:
     return train_step(model, nn.CrossEntropyLoss(), lib.optim.Adam(model.parameters(), lr=1e-3), x, y)
 
 
+def lenet(lib: Any) -> Callable[[], None]:
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal((64, 1, 28, 28)).astype(np.float32))
+    y = lib.tensor(rng.integers(0, 10, 64))
+    nn = lib.nn
+    model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),   # (64, 6, 14, 14)
+                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),  # (64, 16 * 5 * 5)
+                          nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    return train_step(model, nn.CrossEntropyLoss(), lib.optim.Adam(model.parameters(), lr=1e-3), x, y)
+
+
+def resnet20(lib: Any) -> Callable[[], None]:
+    """He et al.'s CIFAR ResNet-20 (3 stages x 3 basic blocks, 16/32/64 channels, option-A shortcuts)."""
+    nn, F = lib.nn, lib.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.down = (cout - cin) // 2 if stride != 1 else 0
+
+        def forward(self, x: Any) -> Any:
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            short = x if not self.down else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.down, self.down))
+            return F.relu(out + short)
+
+    class ResNet20(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+            blocks, cin = [], 16
+            for cout, stride in ((16, 1), (32, 2), (64, 2)):
+                for b in range(3):
+                    blocks.append(Block(cin, cout, stride if b == 0 else 1))
+                    cin = cout
+            self.blocks = nn.Sequential(*blocks)
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x: Any) -> Any:
+            x = self.blocks(self.stem(x))  # (N, 64, 8, 8)
+            return self.fc(x.mean(dim=(2, 3)))  # global average pool -> (N, 64)
+
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal((32, 3, 32, 32)).astype(np.float32))
+    y = lib.tensor(rng.integers(0, 10, 32))
+    model = ResNet20()
+    return train_step(model, nn.CrossEntropyLoss(), lib.optim.Adam(model.parameters(), lr=1e-3), x, y)
+
+
 WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp),
+    "lenet": ("LeNet-style CNN, 1x28x28, batch 64, Adam", lenet),
+    "resnet20": ("ResNet-20, 3x32x32, batch 32, Adam", resnet20),
 }
 
 

@@ -12,12 +12,13 @@ from dlbasics.ops.conv import IntPair, pair
 from dlbasics.tensor import Tensor
 
 
-def _geometry(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> tuple[int, int]:
+def _geometry(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool, name: str) -> tuple[int, int]:
     """(output size, extra padding on the far side) as PyTorch: in ceil mode the last window may hang over
     the end but must start inside the input or the near padding."""
     span = size + 2 * p - d * (k - 1) - 1
     if span < 0:
-        raise RuntimeError(f"pool: kernel {k} with dilation {d} does not fit an input of size {size} + padding {p}")
+        raise RuntimeError(f"{name}: kernel {k} with dilation {d} does not fit an input of size {size} "
+                           f"+ padding {p}")
     out = (span + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1
@@ -43,10 +44,12 @@ def _pad_hw(x: np.ndarray, top: int, bottom: int, left: int, right: int, value: 
 
 
 class _Pool(Function):
+    name = "pool"
+
     def _prepare(self, x, kernel, stride, padding, dilation, ceil_mode, fill):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-        ho, eh = _geometry(x.shape[2], kh, sh, ph, dh, ceil_mode)
-        wo, ew = _geometry(x.shape[3], kw, sw, pw, dw, ceil_mode)
+        ho, eh = _geometry(x.shape[2], kh, sh, ph, dh, ceil_mode, f"{self.name} of input {x.shape}")
+        wo, ew = _geometry(x.shape[3], kw, sw, pw, dw, ceil_mode, f"{self.name} of input {x.shape}")
         self.in_shape, self.pads = x.shape, (ph, ph + eh, pw, pw + ew)
         self.k, self.s, self.d, self.out_hw = kernel, stride, dilation, (ho, wo)
         return _pad_hw(x, ph, ph + eh, pw, pw + ew, fill)
@@ -58,7 +61,10 @@ class _Pool(Function):
 
 class MaxPool2d(_Pool):
     """out = max over each window. The gradient goes to the first maximum of each window (PyTorch's rule);
-    an input that is the maximum of several overlapping windows collects all their gradients."""
+    an input that is the maximum of several overlapping windows collects all their gradients. A NaN is the
+    maximum of its window; padding is never a maximum (an all -inf window sends its gradient to a real cell)."""
+
+    name = "max_pool2d"
 
     def forward(self, x, kernel, stride, padding, dilation, ceil_mode):
         xp = self._prepare(x, kernel, stride, padding, dilation, ceil_mode, -np.inf)
@@ -72,8 +78,19 @@ class MaxPool2d(_Pool):
         xp, out = self.xp, self.out
         dxp = np.zeros(xp.shape, g.dtype)
         taken = np.zeros(out.shape, bool)
+        nan = np.isnan(out)
+        nan_aware = bool(nan.any())
+        # padding cells can tie only with -inf maxima; mark them out just in that (rare) case
+        real = None
+        if any(self.pads) and bool(np.isneginf(out).any()):
+            real = _pad_hw(np.ones(self.in_shape, bool), *self.pads, False)
         for _, _, (r, c) in _offsets(xp, self.k, self.s, self.d, self.out_hw):
-            hit = xp[:, :, r, c] == out
+            win = xp[:, :, r, c]
+            hit = win == out
+            if nan_aware:
+                hit |= np.isnan(win) & nan
+            if real is not None:
+                hit &= real[:, :, r, c]
             hit &= ~taken  # only the first maximum of a window gets the gradient
             taken |= hit
             dxp[:, :, r, c] += np.where(hit, g, 0)
@@ -83,6 +100,8 @@ class MaxPool2d(_Pool):
 class AvgPool2d(_Pool):
     """out = sum over each window / divisor; the divisor counts the window's cells inside the padded input
     (``count_include_pad``) or inside the input only, as PyTorch."""
+
+    name = "avg_pool2d"
 
     def forward(self, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
         xp = self._prepare(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0)

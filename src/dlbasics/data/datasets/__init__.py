@@ -1,5 +1,6 @@
 """Datasets by name: bundled (digits), generated (moons, circles, spirals, functions) and read from
-files the user points to (MNIST, Fashion-MNIST in IDX format). None downloads anything.
+files the user points to (MNIST, Fashion-MNIST in IDX format; CIFAR-10 in its binary version). None
+downloads anything.
 
     splits = dl.data.datasets.load("digits")        # Splits(train, val, test, info)
     train, val, test = splits
@@ -23,6 +24,13 @@ from dlbasics.data.datasets.bundled import (
     spirals,
     split_indices,
 )
+from dlbasics.data.datasets.cifar import (
+    CIFAR10_CLASSES,
+    channel_stats,
+    cifar10,
+    cifar10_augmentation,
+    read_cifar_batch,
+)
 from dlbasics.data.datasets.idx import FASHION_MNIST_ROOT, fashion_mnist, mnist, read_idx
 
 _LOADERS: dict[str, Callable[..., Splits]] = {
@@ -33,6 +41,7 @@ _LOADERS: dict[str, Callable[..., Splits]] = {
     **{fn: partial(function_regression, fn) for fn in FUNCTIONS},
     "mnist": mnist,
     "fashion-mnist": fashion_mnist,
+    "cifar10": cifar10,
 }
 
 
@@ -43,7 +52,8 @@ def available() -> list[str]:
 
 def load(name: str, **kwargs: Any) -> Splits:
     """The dataset called ``name`` (see ``available()``), with its loader's keyword arguments, e.g.
-    ``load("moons", noise=0.2)``, ``load("sin", n_samples=256)``, ``load("mnist", root="data/mnist")``.
+    ``load("moons", noise=0.2)``, ``load("sin", n_samples=256)``, ``load("mnist", root="data/mnist")``,
+    ``load("cifar10", root="data/cifar-10-batches-bin", augment=True)``.
     Names ignore case, and "_" equals "-"."""
     key = name.lower().replace("_", "-")
     if key not in _LOADERS:
@@ -52,6 +62,7 @@ def load(name: str, **kwargs: Any) -> Splits:
 
 
 __all__ = [
-    "FASHION_MNIST_ROOT", "FUNCTIONS", "DatasetInfo", "Splits", "available", "circles", "digits", "fashion_mnist",
-    "function_regression", "load", "make_splits", "mnist", "moons", "read_idx", "spirals", "split_indices",
+    "CIFAR10_CLASSES", "FASHION_MNIST_ROOT", "FUNCTIONS", "DatasetInfo", "Splits", "available", "channel_stats",
+    "cifar10", "cifar10_augmentation", "circles", "digits", "fashion_mnist", "function_regression", "load",
+    "make_splits", "mnist", "moons", "read_cifar_batch", "read_idx", "spirals", "split_indices",
 ]

@@ -31,6 +31,10 @@ class Conv2d(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
         self.padding = padding if isinstance(padding, str) else pair(padding, "padding")
+        if self.padding == "same" and self.stride != (1, 1):
+            raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride {self.stride}")
+        if isinstance(self.padding, str) and self.padding not in ("same", "valid"):
+            raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
         self.dilation = pair(dilation, "dilation")
         dt = dtypes.float32 if dtype is None else dtypes.as_dtype(dtype)
         self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dt))

@@ -1,0 +1,654 @@
+"""Convolution, pooling, padding and local response norm against PyTorch: the functional API through the shared
+one-table harness (``cases.case`` / ``cases.check``), the modules with torch's state_dict copied in, default init,
+and the shape errors.
+
+Tolerances. Pooling, padding and LRN do a handful of float operations per output, so they keep the harness's
+default (rtol 1e-5, atol 1e-6). A conv output sums C/groups * kh * kw products, and its weight and bias gradients
+sum over N * H_out * W_out positions (up to a few hundred terms here), in a different order from torch's GEMM; the
+float32 rounding of such sums is ~sqrt(n) ulps of the largest partial sum, and values that cancel to near zero
+have no relative accuracy at all. Hence ``CONV`` = rtol 1e-4, atol 1e-5 for every case that contains a conv.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import dlbasics as dl
+import dlbasics.nn.functional as dl_F
+from dlbasics import nn
+
+from .cases import Case, _double, case, check, check_float64, exact, f64, pos, r
+from .test_layers_parity import copy_weights
+
+CONV = {"rtol": 1e-4, "atol": 1e-5}
+_rng = np.random.default_rng(20240917)
+
+
+def ints(*shape: int, low: int = -2, high: int = 2) -> np.ndarray:
+    """Integer-valued float32 in [low, high]: many exact ties inside every pooling window."""
+    return _rng.integers(low, high + 1, shape).astype(np.float32)
+
+
+def nhwc(n: int, c: int, h: int, w: int) -> np.ndarray:
+    """An (n, c, h, w) array that is the NCHW view of a C-contiguous NHWC array (not contiguous)."""
+    return r(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+def conv(id: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, const: tuple[int, ...] = (),
+         **kw) -> Case:
+    """A conv2d case: ``F.conv2d(x, w, b, **kw)`` in both libraries, with the conv tolerances."""
+    if b is None:
+        return case("conv2d_" + id, lambda m, F, x, w: F.conv2d(x, w, **kw), x, w, const=const, **CONV)
+    return case("conv2d_" + id, lambda m, F, x, w, b: F.conv2d(x, w, b, **kw), x, w, b, const=const, **CONV)
+
+
+# ---- conv2d ----------------------------------------------------------------------------------------------------
+CONV_CASES = [
+    # kernel sizes
+    conv("k1_1x1", r(2, 3, 5, 6), r(4, 3, 1, 1), r(4)),
+    conv("k3", r(2, 3, 7, 6), r(4, 3, 3, 3), r(4)),
+    conv("k3_no_bias", r(2, 3, 7, 6), r(4, 3, 3, 3)),
+    case("conv2d_k3_bias_kw_none", lambda m, F, x, w: F.conv2d(x, w, bias=None), r(2, 3, 6, 6), r(4, 3, 3, 3), **CONV),
+    conv("k5_pad2", r(2, 2, 9, 8), r(3, 2, 5, 5), r(3), padding=2),
+    conv("k3x1_rect", r(2, 3, 6, 5), r(4, 3, 3, 1), r(4), padding=(1, 0)),
+    conv("k2x3_rect_pad12", r(1, 3, 6, 7), r(2, 3, 2, 3), r(2), padding=(1, 2)),
+    # strides, including last windows that do not fit exactly and input pixels no window reads
+    conv("stride2_pad1", r(2, 3, 8, 8), r(4, 3, 3, 3), r(4), stride=2, padding=1),
+    conv("stride2_last_window_short", r(2, 3, 8, 7), r(4, 3, 3, 3), r(4), stride=2),
+    conv("stride21_pad1", r(2, 3, 7, 6), r(4, 3, 3, 3), r(4), stride=(2, 1), padding=1),
+    conv("stride3_k2_gaps", r(1, 2, 7, 8), r(3, 2, 2, 2), r(3), stride=3),
+    conv("stride_tuple_22", r(2, 2, 6, 6), r(3, 2, 3, 3), stride=(2, 2), padding=(1, 1)),
+    # padding: int, tuple, "same" (odd, even and dilated kernels: torch pads the extra one on the right), "valid"
+    conv("pad0", r(2, 3, 6, 6), r(4, 3, 3, 3), r(4), padding=0),
+    conv("pad1", r(2, 3, 6, 6), r(4, 3, 3, 3), r(4), padding=1),
+    conv("pad2", r(2, 3, 6, 6), r(4, 3, 3, 3), r(4), padding=2),
+    conv("pad12", r(2, 3, 5, 6), r(4, 3, 3, 3), r(4), padding=(1, 2)),
+    conv("same_k3", r(2, 3, 6, 7), r(4, 3, 3, 3), r(4), padding="same"),
+    conv("same_k5", r(2, 2, 6, 5), r(3, 2, 5, 5), r(3), padding="same"),
+    conv("same_even_k2x4", r(2, 3, 6, 7), r(4, 3, 2, 4), r(4), padding="same"),
+    conv("same_dilated", r(2, 3, 7, 7), r(4, 3, 3, 2), r(4), padding="same", dilation=(2, 3)),
+    conv("valid", r(2, 3, 6, 7), r(4, 3, 3, 3), r(4), padding="valid"),
+    # dilation
+    conv("dil2", r(2, 3, 9, 9), r(4, 3, 3, 3), r(4), dilation=2),
+    conv("dil21_pad21", r(2, 3, 7, 6), r(4, 3, 3, 3), r(4), dilation=(2, 1), padding=(2, 1)),
+    conv("dil2_stride2_pad1", r(2, 3, 9, 8), r(4, 3, 3, 3), r(4), dilation=2, stride=2, padding=1),
+    # groups
+    conv("groups2", r(2, 4, 6, 6), r(6, 2, 3, 3), r(6), groups=2),
+    conv("groups2_stride2_pad1", r(2, 4, 7, 6), r(4, 2, 3, 3), r(4), groups=2, stride=2, padding=1),
+    conv("groups3_dil2_no_bias", r(1, 6, 8, 8), r(3, 2, 3, 3), groups=3, dilation=2, padding=1),
+    conv("depthwise", r(2, 4, 6, 6), r(4, 1, 3, 3), r(4), groups=4, padding=1),
+    conv("depthwise_mult2", r(2, 3, 6, 6), r(6, 1, 3, 3), r(6), groups=3),
+    conv("depthwise_mult2_stride2_same_shape", r(2, 3, 7, 7), r(6, 1, 3, 3), r(6), groups=3, stride=2, padding=1),
+    # batch and channel extremes, non-square inputs, output of spatial size 1
+    conv("batch1", r(1, 3, 6, 6), r(4, 3, 3, 3), r(4), padding=1),
+    conv("one_channel", r(3, 1, 6, 6), r(2, 1, 3, 3), r(2)),
+    conv("one_in_one_out", r(2, 1, 5, 5), r(1, 1, 3, 3), r(1), padding=1),
+    conv("non_square_5x9", r(2, 3, 5, 9), r(4, 3, 3, 3), r(4), stride=(1, 2)),
+    conv("out_1x1", r(2, 3, 5, 5), r(4, 3, 5, 5), r(4)),
+    conv("out_1x1_strided", r(2, 3, 4, 4), r(4, 3, 3, 3), r(4), stride=3),
+    conv("kernel_bigger_than_input_padded", r(1, 2, 2, 2), r(3, 2, 3, 3), r(3), padding=1),
+    conv("many_channels", r(2, 16, 8, 8), r(32, 16, 3, 3), r(32), padding=1),
+    # layouts: non-contiguous input (NHWC storage) and weight (HWIO storage), Fortran order
+    conv("input_nhwc_view", nhwc(2, 6, 5, 4), r(4, 6, 3, 3), r(4), padding=1),
+    conv("weight_hwio_view", r(2, 3, 6, 6), r(3, 3, 3, 4).transpose(3, 2, 0, 1), r(4)),
+    conv("fortran_input_and_weight", np.asfortranarray(r(2, 3, 6, 5)), np.asfortranarray(r(4, 3, 3, 3)), r(4),
+         stride=(1, 2)),
+    case("conv2d_input_permuted_in_graph", lambda m, F, x, w, b: F.conv2d(x.permute(0, 3, 1, 2), w, b, padding=1),
+         r(2, 5, 6, 3), r(4, 3, 3, 3), r(4), **CONV),
+    case("conv2d_weight_transposed_in_graph", lambda m, F, x, w: F.conv2d(x, w.transpose(0, 1), groups=1),
+         r(2, 3, 5, 5), r(3, 4, 2, 2), **CONV),
+    # which inputs require grad
+    conv("const_weight", r(2, 3, 6, 6), r(4, 3, 3, 3), r(4), const=(1, 2), padding=1),
+    conv("const_input_first_layer", r(2, 3, 6, 6), r(4, 3, 3, 3), r(4), const=(0,), stride=2),
+    # unbatched (C, H, W) input, as torch allows
+    conv("unbatched", r(3, 6, 5), r(4, 3, 3, 3), r(4), padding=1),
+    case("conv2d_kwargs", lambda m, F, x, w, b: F.conv2d(input=x, weight=w, bias=b, stride=1, padding=(0, 1),
+                                                         dilation=1, groups=1), r(2, 3, 5, 5), r(4, 3, 3, 3), r(4),
+         **CONV),
+    # the output feeds shape ops: its memory layout must not leak into the values
+    case("conv2d_then_flatten_linear", lambda m, F, x, w, wl: F.linear(F.conv2d(x, w, stride=2).flatten(1), wl),
+         r(2, 3, 7, 6), r(4, 3, 3, 3), r(5, 24), **CONV),
+    case("conv2d_then_reshape_transpose",
+         lambda m, F, x, w: F.conv2d(x, w, padding=1).reshape(2, 4, -1).transpose(1, 2),
+         r(2, 3, 4, 5), r(4, 3, 3, 3), **CONV),
+    case("conv2d_twice_same_weight", lambda m, F, x, w: F.conv2d(F.conv2d(x, w, padding=1), w, padding=1),
+         r(2, 3, 6, 6), r(3, 3, 3, 3), **CONV),
+]
+
+
+# ---- max_pool2d ------------------------------------------------------------------------------------------------
+def mp(id: str, x: np.ndarray, *args, nan_ok: bool = False, **kw) -> Case:
+    return case("max_pool2d_" + id, lambda m, F, x: F.max_pool2d(x, *args, **kw), x, nan_ok=nan_ok)
+
+
+# Ties: torch's CPU kernel sends each window's gradient to the FIRST maximum in row-major order within the window
+# (checked: a constant 4x4 pooled with kernel 3, stride 1 puts grad 1 on the top-left of each of the 4 windows).
+# One row, windows [0:3] and [2:5] (kernel 3, stride 2): the shared column 2 is the max of both -> its grad is 2 g.
+SHARED_MAX = exact([[[0.0, 1.0, 5.0, 2.0, -1.0]]])  # (1, 1, 1, 5)
+MAX_POOL_CASES = [
+    mp("k2", r(2, 3, 6, 6), 2),
+    mp("k2_last_window_short", r(2, 3, 7, 5), 2),
+    mp("k3_default_stride", r(2, 2, 9, 7), 3),
+    mp("k2_stride1", r(2, 3, 5, 5), 2, stride=1),
+    mp("k3_stride1", r(1, 2, 6, 7), 3, stride=1),
+    mp("k3_stride2_overlap", r(2, 3, 7, 7), 3, stride=2),
+    mp("k3_stride2_pad1", r(2, 2, 8, 8), 3, stride=2, padding=1),
+    mp("k3_pad1_all_negative", -pos(2, 2, 6, 6), 3, stride=2, padding=1),  # padding is -inf, not 0
+    mp("k2_pad1", r(1, 2, 5, 6), 2, padding=1),
+    mp("rect_k23_stride12", r(2, 2, 6, 7), (2, 3), stride=(1, 2)),
+    mp("pad_tuple_10", r(2, 2, 6, 6), (3, 2), stride=(2, 2), padding=(1, 0)),
+    mp("dil2", r(1, 2, 9, 9), 3, stride=1, dilation=2),
+    mp("dil2_stride2_pad1", r(2, 2, 9, 8), 2, stride=2, padding=1, dilation=2),
+    mp("dil21_pad1", r(1, 2, 8, 7), 3, stride=2, padding=1, dilation=(2, 1)),
+    mp("ceil_k2", r(1, 2, 7, 7), 2, ceil_mode=True),
+    mp("ceil_k3_stride2", r(2, 2, 8, 8), 3, stride=2, ceil_mode=True),
+    mp("ceil_false_k3_stride2", r(2, 2, 8, 8), 3, stride=2, ceil_mode=False),
+    mp("ceil_pad1_last_window_dropped", r(1, 2, 5, 5), 2, stride=2, padding=1, ceil_mode=True),
+    mp("ceil_pad1_k3", r(1, 2, 6, 7), 3, stride=2, padding=1, ceil_mode=True),
+    mp("out_1x1", r(2, 3, 3, 3), 3),
+    mp("unbatched", r(3, 6, 6), 2),
+    mp("input_nhwc_view", nhwc(2, 4, 6, 6), 3, stride=2, padding=1),
+    mp("kwargs", r(2, 2, 6, 6), kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False),
+    # ties
+    mp("ties_constant_k2", np.zeros((1, 2, 6, 6), np.float32), 2),
+    mp("ties_constant_k3_stride1", np.ones((1, 1, 4, 4), np.float32), 3, stride=1),
+    mp("ties_constant_pad1", np.zeros((1, 1, 4, 4), np.float32), 2, padding=1),
+    mp("ties_constant_ceil", np.full((1, 1, 5, 5), 2.0, np.float32), 2, ceil_mode=True),
+    mp("ties_integers_k2", ints(2, 3, 6, 6), 2),
+    mp("ties_integers_k3_stride2", ints(2, 3, 7, 7), 3, stride=2),
+    mp("ties_integers_k3_stride1_pad1", ints(2, 2, 6, 6), 3, stride=1, padding=1),
+    mp("ties_integers_dil2", ints(1, 2, 7, 7, low=0, high=1), 3, stride=1, dilation=2),
+    # non-finite inputs: torch propagates nan and sends the gradient to it; an all -inf window still has a max
+    mp("nan_propagates_and_takes_the_gradient", exact([[[1.0, np.nan, 2.0, 0.0], [0.0, 1.0, 3.0, np.nan]]]), 2,
+       nan_ok=True),
+    mp("all_minus_inf_with_padding", np.full((1, 1, 3, 3), -np.inf, np.float32), 3, stride=2, padding=1),
+    mp("shared_max_two_windows", SHARED_MAX, (1, 3), stride=(1, 2)),
+    mp("shared_max_2d", exact([[[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 9.0, 0.0, 0.0],
+                                 [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]]), 3, stride=2),
+]
+
+
+# ---- avg_pool2d ------------------------------------------------------------------------------------------------
+def ap(id: str, x: np.ndarray, *args, **kw) -> Case:
+    return case("avg_pool2d_" + id, lambda m, F, x: F.avg_pool2d(x, *args, **kw), x)
+
+
+AVG_POOL_CASES = [
+    ap("k2", r(2, 3, 6, 6), 2),
+    ap("k2_last_window_short", r(2, 3, 7, 5), 2),
+    ap("k3_stride1", r(1, 2, 6, 7), 3, stride=1),
+    ap("k3_stride2_overlap", r(2, 3, 7, 7), 3, stride=2),
+    ap("rect_k23_stride12", r(2, 2, 6, 7), (2, 3), stride=(1, 2)),
+    ap("out_1x1", r(2, 3, 4, 4), 4),
+    ap("unbatched", r(3, 6, 6), 2),
+    ap("input_nhwc_view", nhwc(2, 4, 6, 6), 3, stride=2, padding=1),
+    ap("kwargs", r(2, 2, 6, 6), kernel_size=3, stride=1, padding=1, ceil_mode=False, count_include_pad=True),
+] + [
+    ap(f"{name}_include_pad_{inc}", x, *args, count_include_pad=inc, **kw)
+    for inc in (True, False)
+    for name, x, args, kw in [
+        ("k3_stride1_pad1", r(2, 2, 6, 6), (3,), {"stride": 1, "padding": 1}),
+        ("k3_stride2_pad1", r(2, 2, 7, 6), (3,), {"stride": 2, "padding": 1}),
+        ("k2_pad1", r(1, 2, 5, 6), (2,), {"padding": 1}),
+        ("pad_tuple_10", r(2, 2, 6, 5), ((3, 2),), {"stride": 2, "padding": (1, 0)}),
+        ("ceil_k2", r(1, 2, 7, 7), (2,), {"ceil_mode": True}),
+        ("ceil_k3_stride2", r(2, 2, 8, 8), (3,), {"stride": 2, "ceil_mode": True}),
+        # the divisor of a window that hangs over the end counts the padding, but not the part past it
+        ("ceil_k3_stride2_pad1", r(1, 2, 6, 7), (3,), {"stride": 2, "padding": 1, "ceil_mode": True}),
+        ("ceil_pad1_last_window_dropped", r(1, 2, 5, 5), (2,), {"stride": 2, "padding": 1, "ceil_mode": True}),
+        ("ones_ceil_k3_stride2_pad1", np.ones((1, 1, 5, 5), np.float32), (3,),
+         {"stride": 2, "padding": 1, "ceil_mode": True}),
+    ]
+]
+
+
+# ---- adaptive_avg_pool2d ---------------------------------------------------------------------------------------
+def aap(id: str, x: np.ndarray, output_size) -> Case:
+    return case("adaptive_avg_pool2d_" + id, lambda m, F, x: F.adaptive_avg_pool2d(x, output_size), x)
+
+
+ADAPTIVE_CASES = [
+    aap("1x1_from_5x5", r(2, 3, 5, 5), (1, 1)),
+    aap("int1_from_7x4", r(2, 3, 7, 4), 1),
+    aap("2x2_from_5x5_uneven", r(2, 3, 5, 5), (2, 2)),
+    aap("6x6_from_13x13_alexnet", r(2, 4, 13, 13), (6, 6)),
+    aap("6x6_from_6x6_identity", r(1, 2, 6, 6), 6),
+    aap("int3_from_7x8", r(2, 2, 7, 8), 3),
+    aap("3x2_from_7x5", r(2, 2, 7, 5), (3, 2)),
+    aap("4x5_from_3x3_upsample", r(1, 2, 3, 3), (4, 5)),
+    aap("none_3_from_5x7", r(2, 2, 5, 7), (None, 3)),
+    aap("2_none_from_5x7", r(2, 2, 5, 7), (2, None)),
+    aap("unbatched", r(3, 7, 6), (3, 4)),
+    aap("input_nhwc_view", nhwc(2, 3, 9, 7), (4, 3)),
+]
+
+
+# ---- pad -------------------------------------------------------------------------------------------------------
+def pd(id: str, x: np.ndarray, pad: tuple[int, ...], **kw) -> Case:
+    return case("pad_" + id, lambda m, F, x: F.pad(x, pad, **kw), x)
+
+
+PAD_CASES = [
+    pd("4d_1111", r(2, 3, 4, 5), (1, 1, 1, 1)),
+    pd("4d_asymmetric", r(2, 3, 4, 5), (1, 2, 0, 3)),
+    pd("4d_last_dim_only", r(2, 3, 4, 5), (2, 1)),
+    pd("4d_channels_too", r(2, 3, 4, 5), (1, 0, 0, 2, 1, 1)),
+    pd("4d_all_dims", r(2, 3, 4, 5), (1, 1, 1, 1, 1, 1, 1, 1)),
+    pd("4d_value", r(2, 3, 4, 5), (1, 2, 3, 0), value=-1.5),
+    pd("4d_mode_constant_value", r(1, 2, 3, 3), (2, 2, 1, 1), mode="constant", value=3.25),
+    pd("2d", r(4, 5), (1, 2, 3, 0)),
+    pd("2d_value", r(4, 5), (0, 1, 2, 0), value=7.0),
+    pd("1d", r(5), (2, 1)),
+    pd("3d", r(3, 4, 5), (0, 0, 2, 2)),
+    pd("zeros_identity", r(2, 3, 4, 5), (0, 0, 0, 0)),
+    pd("negative_crop", r(2, 3, 4, 5), (-1, 1, 0, -2)),
+    pd("negative_all_sides", r(1, 2, 5, 6), (-1, -1, -2, -1)),
+    pd("negative_2d", r(4, 5), (-1, 2)),
+    pd("nhwc_view", nhwc(2, 3, 4, 5), (1, 2, 2, 1), value=0.5),
+    case("pad_then_conv_asymmetric", lambda m, F, x, w: F.conv2d(F.pad(x, (0, 1, 1, 0)), w, stride=2),
+         r(2, 3, 6, 6), r(4, 3, 3, 3), **CONV),
+]
+
+
+# ---- local_response_norm ---------------------------------------------------------------------------------------
+def lrn(id: str, x: np.ndarray, size: int, **kw) -> Case:
+    return case("local_response_norm_" + id, lambda m, F, x: F.local_response_norm(x, size, **kw), x)
+
+
+LRN_CASES = [
+    lrn("size2_c6", r(2, 6, 4, 5), 2),
+    lrn("size3_c6", r(2, 6, 4, 5), 3),
+    lrn("size5_c6", r(2, 6, 4, 5), 5),
+    lrn("size5_c5", r(2, 5, 3, 3), 5),
+    lrn("size1", r(2, 3, 3, 3), 1),
+    lrn("size3_c2_small_C", r(2, 2, 4, 4), 3),
+    lrn("size5_c2_small_C", r(2, 2, 4, 4), 5),
+    lrn("size2_c1", r(2, 1, 3, 3), 2),
+    lrn("alexnet_params", r(2, 8, 5, 5, scale=5.0), 5, alpha=1e-4, beta=0.75, k=2.0),
+    lrn("strong_alpha_beta_k", r(2, 6, 3, 4, scale=2.0), 3, alpha=0.5, beta=1.5, k=0.5),
+    lrn("size4_even_strong", r(1, 7, 3, 3, scale=2.0), 4, alpha=0.3, beta=0.6, k=1.2),
+    lrn("3d_input", r(2, 6, 7), 3, alpha=0.2),
+    lrn("input_nhwc_view", nhwc(2, 6, 4, 4), 3, alpha=0.1),
+]
+
+
+# ---- composite: a miniature AlexNet ----------------------------------------------------------------------------
+def _mini_alexnet(m, F, x, w1, b1, w2, b2, wl, bl):
+    h = F.max_pool2d(F.local_response_norm(F.relu(F.conv2d(x, w1, b1, stride=2, padding=2)), 3, alpha=0.1), 3, 2)
+    h = F.relu(F.conv2d(h, w2, b2, padding=1, groups=2))
+    h = F.adaptive_avg_pool2d(h, (2, 2))
+    return F.linear(h.flatten(1), wl, bl)
+
+
+COMPOSITE_CASES = [
+    case("mini_alexnet", _mini_alexnet, r(2, 3, 17, 17), r(8, 3, 5, 5, scale=0.3), r(8), r(6, 4, 3, 3, scale=0.3),
+         r(6), r(5, 24, scale=0.3), r(5), **CONV),
+    case("conv_avgpool_conv", lambda m, F, x, w1, w2: F.conv2d(F.avg_pool2d(F.conv2d(x, w1, padding="same"), 2,
+                                                                            ceil_mode=True), w2),
+         r(2, 2, 7, 7), r(4, 2, 3, 3), r(3, 4, 2, 2), **CONV),
+]
+
+CONV_PARITY_CASES = (CONV_CASES + MAX_POOL_CASES + AVG_POOL_CASES + ADAPTIVE_CASES + PAD_CASES + LRN_CASES
+                     + COMPOSITE_CASES)
+_BY_ID = {c.id: c for c in CONV_PARITY_CASES}
+
+
+FLOAT64_CONV_CASES = [
+    _double(_BY_ID[name])  # rtol 1e-10, atol 1e-12: the same sums, up to summation order
+    for name in (
+        "conv2d_k3", "conv2d_k5_pad2", "conv2d_k2x3_rect_pad12", "conv2d_stride21_pad1", "conv2d_same_even_k2x4",
+        "conv2d_dil2_stride2_pad1", "conv2d_groups2_stride2_pad1", "conv2d_depthwise_mult2", "conv2d_input_nhwc_view",
+        "conv2d_weight_hwio_view", "conv2d_many_channels", "conv2d_const_input_first_layer",
+        "max_pool2d_k3_stride2_pad1", "max_pool2d_dil2_stride2_pad1", "max_pool2d_ties_integers_k3_stride2",
+        "max_pool2d_ceil_pad1_k3", "avg_pool2d_ceil_k3_stride2_pad1_include_pad_True",
+        "avg_pool2d_ceil_k3_stride2_pad1_include_pad_False", "adaptive_avg_pool2d_6x6_from_13x13_alexnet",
+        "adaptive_avg_pool2d_4x5_from_3x3_upsample", "pad_4d_value", "pad_negative_crop",
+        "local_response_norm_size5_c2_small_C", "local_response_norm_strong_alpha_beta_k",
+        "local_response_norm_size4_even_strong", "mini_alexnet",
+    )
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")  # torch's, harmless
+@pytest.mark.parametrize("case", CONV_PARITY_CASES, ids=lambda c: c.id)
+def test_matches_torch(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@pytest.mark.parametrize("case", FLOAT64_CONV_CASES, ids=lambda c: c.id)
+def test_matches_torch_float64(case: Case) -> None:
+    check_float64(case)
+
+
+def test_case_ids_are_unique() -> None:
+    ids = [c.id for c in CONV_PARITY_CASES]
+    assert len(ids) == len(set(ids))
+
+
+def test_ties_really_are_ties() -> None:
+    """The tie cases exercise the first-max rule: torch's gradient differs from splitting it among the ties."""
+    x = torch.ones(1, 1, 4, 4, requires_grad=True)
+    torch.nn.functional.max_pool2d(x, 3, stride=1).sum().backward()
+    first = np.zeros((4, 4), np.float32)
+    first[:2, :2] = 1.0  # each window's top-left element
+    np.testing.assert_array_equal(x.grad[0, 0].numpy(), first)
+    xd = dl.tensor(np.ones((1, 1, 4, 4), np.float32), requires_grad=True)
+    dl_F.max_pool2d(xd, 3, stride=1).sum().backward()
+    np.testing.assert_array_equal(xd.grad[0, 0], first)
+
+
+def test_shared_max_gradient_accumulates() -> None:
+    xd = dl.tensor(SHARED_MAX, requires_grad=True)
+    out = dl_F.max_pool2d(xd, (1, 3), stride=(1, 2))
+    np.testing.assert_array_equal(out.data, [[[[5.0, 5.0]]]])
+    out.backward(np.array([[[[1.5, 2.0]]]], np.float32))
+    np.testing.assert_array_equal(xd.grad, [[[[0.0, 0.0, 3.5, 0.0, 0.0]]]])
+
+
+# ---- modules ---------------------------------------------------------------------------------------------------
+def module_parity(dl_module, torch_module, x: np.ndarray, rtol: float = CONV["rtol"], atol: float = CONV["atol"]):
+    if list(torch_module.state_dict()):
+        copy_weights(dl_module, torch_module)
+    else:
+        assert list(dl_module.state_dict()) == []
+    xd, xt = dl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = dl_module(xd), torch_module(xt)
+    assert yd.shape == tuple(yt.shape)
+    assert yd.dtype == dl.float32
+    np.testing.assert_allclose(yd.data, yt.detach().numpy(), rtol=rtol, atol=atol)
+    g = np.random.default_rng(3).standard_normal(yd.shape).astype(np.float32)
+    yd.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(xd.grad, xt.grad.numpy(), rtol=rtol, atol=atol)
+    tparams = dict(torch_module.named_parameters())
+    dparams = dict(dl_module.named_parameters())
+    assert list(dparams) == list(tparams)
+    for name, p in dparams.items():
+        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=rtol, atol=atol, err_msg=name)
+
+
+CONV_MODULES = [
+    ((3, 8, 3), {}, (2, 3, 7, 6)),
+    ((3, 8, 3), {"bias": False}, (2, 3, 7, 6)),
+    ((3, 4, (3, 1)), {"padding": 1}, (2, 3, 5, 5)),
+    ((3, 4, (2, 3)), {"stride": (2, 1), "padding": (1, 2)}, (1, 3, 7, 6)),
+    ((3, 4, 5), {"padding": "same"}, (2, 3, 6, 7)),
+    ((3, 4, 4), {"padding": "same", "dilation": 2}, (2, 3, 9, 9)),
+    ((3, 4, 3), {"padding": "valid", "stride": 2}, (2, 3, 8, 7)),
+    ((4, 6, 3), {"groups": 2, "dilation": (2, 1), "padding": 1}, (2, 4, 8, 6)),
+    ((4, 4, 3), {"groups": 4, "padding": 1}, (2, 4, 6, 6)),
+    ((3, 6, 3), {"groups": 3, "stride": 2, "bias": False}, (2, 3, 7, 7)),
+    ((1, 2, 1), {}, (3, 1, 4, 4)),
+    ((3, 5, 11), {"stride": 4, "padding": 2}, (1, 3, 23, 23)),  # AlexNet's first layer, scaled down
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs", "shape"), CONV_MODULES,
+                         ids=[f"{a}-{k}" for a, k, _ in CONV_MODULES])
+def test_conv2d_module(args, kwargs, shape) -> None:
+    torch.manual_seed(0)
+    tm = torch.nn.Conv2d(*args, **kwargs)
+    dm = nn.Conv2d(*args, **kwargs)
+    assert list(dm.state_dict()) == (["weight", "bias"] if kwargs.get("bias", True) else ["weight"])
+    assert dm.weight.shape == tuple(tm.weight.shape)
+    module_parity(dm, tm, r(*shape))
+
+
+def test_conv2d_module_unbatched_input() -> None:
+    tm, dm = torch.nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+    module_parity(dm, tm, r(3, 5, 6))
+
+
+def test_conv2d_module_attributes_like_torch() -> None:
+    for args, kwargs, _ in CONV_MODULES:
+        tm, dm = torch.nn.Conv2d(*args, **kwargs), nn.Conv2d(*args, **kwargs)
+        for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"):
+            assert getattr(dm, attr) == getattr(tm, attr), f"Conv2d{args} {kwargs}: {attr}"
+
+
+def test_conv2d_module_in_a_sequential_trains_like_torch() -> None:
+    """Two SGD steps by hand through conv -> relu -> maxpool -> flatten -> linear: same weights after."""
+    torch.manual_seed(1)
+    tm = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                             torch.nn.Flatten(), torch.nn.Linear(36, 3))
+    dm = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3))
+    copy_weights(dm, tm)
+    x, y = r(5, 2, 6, 6), np.array([0, 2, 1, 1, 0])
+    for _ in range(2):
+        ld = dl_F.cross_entropy(dm(dl.tensor(x)), dl.tensor(y))
+        lt = torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+        np.testing.assert_allclose(ld.item(), lt.item(), rtol=1e-5)
+        dm.zero_grad()
+        tm.zero_grad()
+        ld.backward()
+        lt.backward()
+        with torch.no_grad():
+            for p in tm.parameters():
+                p -= 0.5 * p.grad
+        for p in dm.parameters():
+            p.data -= 0.5 * p.grad
+    for k, v in tm.state_dict().items():
+        np.testing.assert_allclose(dm.state_dict()[k], v.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize(("in_ch", "out_ch", "k", "groups"), [(64, 32, 3, 1), (16, 8, (5, 3), 1), (8, 16, 3, 8)])
+def test_conv2d_default_init_distribution_matches_torch(in_ch, out_ch, k, groups) -> None:
+    """kaiming_uniform(a=sqrt(5)) => W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), b too; fan_in = in/groups * kh * kw."""
+    kh, kw = (k, k) if isinstance(k, int) else k
+    bound = 1.0 / math.sqrt(in_ch // groups * kh * kw)
+    dl.manual_seed(0)
+    torch.manual_seed(0)
+    dm, tm = nn.Conv2d(in_ch, out_ch, k, groups=groups), torch.nn.Conv2d(in_ch, out_ch, k, groups=groups)
+    wd, bd = dm.weight.data, dm.bias.data
+    wt = tm.weight.detach().numpy()
+    assert wd.dtype == np.float32 and bd.dtype == np.float32
+    assert np.abs(wd).max() <= bound and np.abs(bd).max() <= bound
+    assert np.abs(wd).max() > 0.97 * bound  # fills the whole range, not a narrower one
+    assert abs(wd.std() - bound / math.sqrt(3)) < 0.06 * bound / math.sqrt(3)  # std of U(-a, a) is a / sqrt(3)
+    assert abs(wd.std() - wt.std()) < 0.08 * wt.std()
+    assert abs(wd.mean()) < 0.1 * bound
+    dl.manual_seed(0)
+    np.testing.assert_array_equal(nn.Conv2d(in_ch, out_ch, k, groups=groups).weight.data, wd)  # seeded: reproducible
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (lambda m: m.MaxPool2d(2), (2, 3, 6, 7)),
+        (lambda m: m.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 3, 8, 7)),
+        (lambda m: m.MaxPool2d((2, 3), stride=1, dilation=(1, 2)), (1, 2, 6, 8)),
+        (lambda m: m.MaxPool2d(kernel_size=3, stride=2), (2, 3, 13, 13)),
+        (lambda m: m.AvgPool2d(2), (2, 3, 6, 7)),
+        (lambda m: m.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), (2, 3, 8, 7)),
+        (lambda m: m.AvgPool2d(3, 1, 1), (1, 2, 5, 5)),
+        (lambda m: m.AdaptiveAvgPool2d((6, 6)), (2, 3, 13, 13)),
+        (lambda m: m.AdaptiveAvgPool2d(1), (2, 3, 5, 4)),
+        (lambda m: m.AdaptiveAvgPool2d((None, 2)), (2, 3, 5, 5)),
+        (lambda m: m.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0), (2, 8, 5, 5)),
+        (lambda m: m.LocalResponseNorm(3), (2, 2, 4, 4)),
+        (lambda m: m.LocalResponseNorm(2, 0.5, 1.5, 0.5), (2, 6, 3, 3)),
+    ],
+)
+def test_pool_and_lrn_modules(make, shape) -> None:
+    module_parity(make(nn), make(torch.nn), r(*shape, scale=2.0), rtol=1e-5, atol=1e-6)
+
+
+# ---- errors ----------------------------------------------------------------------------------------------------
+def shape_pattern(*dims: int) -> str:
+    """A regex for a shape however it is printed: (1, 4, 5, 5), [1, 4, 5, 5], 1x4x5x5, torch.Size([...])."""
+    return r"\D{1,3}".join(str(d) for d in dims)
+
+
+def assert_mentions(msg: str, *patterns: str) -> None:
+    for p in patterns:
+        assert re.search(p, msg, flags=re.IGNORECASE), f"error message {msg!r} does not mention {p!r}"
+
+
+def test_conv2d_module_wrong_channels_names_layer_and_shapes() -> None:
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        nn.Conv2d(3, 8, 3)(dl.tensor(r(1, 4, 5, 5)))
+    msg = str(e.value)
+    assert_mentions(msg, "Conv2d", shape_pattern(1, 4, 5, 5))
+    # the layer's side: its weight shape, or the layer as constructed, or the channels it expects
+    assert any(re.search(p, msg) for p in (shape_pattern(8, 3, 3, 3), r"Conv2d\(3, 8", r"expected\D{0,20}3")), msg
+
+
+def test_conv2d_functional_wrong_channels_names_shapes() -> None:
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        dl_F.conv2d(dl.tensor(r(2, 4, 5, 5)), dl.tensor(r(6, 3, 3, 3)))
+    assert_mentions(str(e.value), "conv2d", shape_pattern(2, 4, 5, 5), shape_pattern(6, 3, 3, 3))
+
+
+def test_conv2d_functional_groups_not_dividing_channels() -> None:
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv2d(torch.zeros(2, 4, 5, 5), torch.zeros(6, 2, 3, 3), groups=3)
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        dl_F.conv2d(dl.tensor(r(2, 4, 5, 5)), dl.tensor(r(6, 2, 3, 3)), groups=3)
+    assert_mentions(str(e.value), "conv2d", "groups", "4")
+
+
+@pytest.mark.parametrize(("x_shape", "padding", "padded"), [((1, 3, 2, 2), 0, (2, 2)), ((1, 3, 4, 1), (0, 0), (4, 1)),
+                                                            ((2, 3, 1, 1), 0, (1, 1))])
+def test_conv2d_kernel_larger_than_padded_input(x_shape, padding, padded) -> None:
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        dl_F.conv2d(dl.tensor(r(*x_shape)), dl.tensor(r(8, 3, 3, 3)), padding=padding)
+    msg = str(e.value)
+    assert_mentions(msg, "conv2d", shape_pattern(3, 3))
+    assert re.search(shape_pattern(*x_shape), msg) or re.search(shape_pattern(*padded), msg), msg
+    with pytest.raises(RuntimeError):  # torch refuses it too
+        torch.nn.functional.conv2d(torch.zeros(x_shape), torch.zeros(8, 3, 3, 3), padding=padding)
+
+
+def test_conv2d_module_kernel_larger_than_input() -> None:
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        nn.Conv2d(3, 8, 5, padding=1)(dl.tensor(r(1, 3, 2, 2)))
+    assert_mentions(str(e.value), "conv2d", r"5\D{1,3}5", shape_pattern(1, 3, 2, 2) + "|" + shape_pattern(4, 4))
+
+
+def test_conv2d_weight_must_be_4d() -> None:
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        dl_F.conv2d(dl.tensor(r(1, 4, 5, 5)), dl.tensor(r(6, 4, 3)))
+    assert_mentions(str(e.value), "conv2d", shape_pattern(6, 4, 3))
+
+
+def test_conv2d_groups_must_divide_channels() -> None:
+    with pytest.raises(ValueError, match="groups"):
+        nn.Conv2d(3, 6, 3, groups=2)
+    with pytest.raises(ValueError, match="groups"):
+        nn.Conv2d(4, 6, 3, groups=4)
+
+
+def test_conv2d_same_padding_with_stride_is_refused() -> None:
+    with pytest.raises((ValueError, RuntimeError), match="same"):
+        dl_F.conv2d(dl.tensor(r(1, 3, 5, 5)), dl.tensor(r(8, 3, 3, 3)), stride=2, padding="same")
+    with pytest.raises((ValueError, RuntimeError), match="same"):
+        nn.Conv2d(3, 8, 3, stride=2, padding="same")(dl.tensor(r(1, 3, 5, 5)))
+
+
+def test_conv2d_module_same_padding_with_stride_is_refused_at_construction() -> None:
+    """torch.nn.Conv2d raises ValueError in __init__, before any input is seen."""
+    with pytest.raises(ValueError, match="same"):
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="same"):
+        nn.Conv2d(3, 8, 3, stride=2, padding="same")
+
+
+def test_conv2d_unknown_padding_string() -> None:
+    with pytest.raises((ValueError, RuntimeError), match="full"):
+        dl_F.conv2d(dl.tensor(r(1, 3, 5, 5)), dl.tensor(r(8, 3, 3, 3)), padding="full")
+
+
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+def test_pool_window_larger_than_input_names_function_and_sizes(name) -> None:
+    with pytest.raises(RuntimeError):
+        getattr(torch.nn.functional, name)(torch.zeros(1, 1, 2, 5), 3)
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        getattr(dl_F, name)(dl.tensor(r(1, 1, 2, 5)), 3)
+    msg = str(e.value)
+    assert_mentions(msg, name, "3")
+    assert any(re.search(p, msg) for p in (shape_pattern(1, 1, 2, 5), shape_pattern(2, 5), r"size\D{0,3}2")), msg
+
+
+@pytest.mark.parametrize("fn", [lambda F, x: F.max_pool2d(x, 2, padding=2), lambda F, x: F.avg_pool2d(x, 3, padding=2)],
+                         ids=["max_pool2d", "avg_pool2d"])
+def test_pool_padding_more_than_half_the_kernel(fn) -> None:
+    with pytest.raises(RuntimeError):
+        fn(torch.nn.functional, torch.zeros(1, 1, 6, 6))
+    with pytest.raises((ValueError, RuntimeError), match="pad"):
+        fn(dl_F, dl.tensor(r(1, 1, 6, 6)))
+
+
+@pytest.mark.parametrize("name", ["MaxPool2d", "AvgPool2d"])
+def test_pool_module_error_names_layer(name) -> None:
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        getattr(nn, name)(4)(dl.tensor(r(2, 3, 3, 5)))
+    assert_mentions(str(e.value), name[:3] + r"\w*pool2d", "4")
+
+
+def test_pad_other_modes_raise_clear_error_or_match_torch() -> None:
+    x = r(1, 2, 4, 5)
+    for mode in ("reflect", "replicate", "circular"):
+        want = torch.nn.functional.pad(torch.tensor(x), (1, 2, 2, 1), mode=mode).numpy()
+        try:
+            got = dl_F.pad(dl.tensor(x), (1, 2, 2, 1), mode=mode)
+        except ValueError as e:
+            assert_mentions(str(e), mode)
+            continue
+        np.testing.assert_allclose(got.data, want, err_msg=mode)
+
+
+def test_pad_errors() -> None:
+    with pytest.raises((ValueError, RuntimeError), match="pad"):
+        dl_F.pad(dl.tensor(r(2, 3)), (1, 2, 3))  # odd length
+    with pytest.raises((ValueError, RuntimeError), match="pad"):
+        dl_F.pad(dl.tensor(r(2, 3)), (1, 1, 1, 1, 1, 1))  # pads more dims than the input has
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.pad(torch.zeros(2, 3), (1, 1, 1, 1, 1, 1))
+    with pytest.raises((ValueError, RuntimeError)):
+        dl_F.pad(dl.tensor(r(2, 3, 4, 5)), (-3, -3))  # crops away more than the dim holds
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.pad(torch.zeros(2, 3, 4, 5), (-3, -3))
+
+
+def test_local_response_norm_needs_3d_input() -> None:
+    with pytest.raises(ValueError):
+        torch.nn.functional.local_response_norm(torch.zeros(3, 4), 2)
+    with pytest.raises((ValueError, RuntimeError)) as e:
+        dl_F.local_response_norm(dl.tensor(r(3, 4)), 2)
+    assert_mentions(str(e.value), "local_response_norm", shape_pattern(3, 4))
+
+
+def test_float32_stays_float32_and_float64_stays_float64() -> None:
+    for dt in (np.float32, np.float64):
+        x = dl.tensor(r(1, 2, 6, 6).astype(dt), dtype=dt)
+        w = dl.tensor(r(3, 2, 3, 3).astype(dt), dtype=dt)
+        outs = [dl_F.conv2d(x, w), dl_F.max_pool2d(x, 2), dl_F.avg_pool2d(x, 2), dl_F.adaptive_avg_pool2d(x, 2),
+                dl_F.pad(x, (1, 1)), dl_F.local_response_norm(x, 2)]
+        for o in outs:
+            assert o.dtype == dt
+
+
+def test_no_grad_builds_no_graph() -> None:
+    x = dl.tensor(r(1, 2, 6, 6), requires_grad=True)
+    w = dl.tensor(r(3, 2, 3, 3), requires_grad=True)
+    with dl.no_grad():
+        y = dl_F.max_pool2d(dl_F.conv2d(x, w), 2)
+    assert not y.requires_grad
+
+
+def test_float64_conv_matches_reference_sum_exactly_enough() -> None:
+    """Output elements by definition, in float64: sum over c, i, j of x[n, c, s*h + d*i - p, ...] w[o, c, i, j]."""
+    x, w, b = f64(r(1, 3, 7, 6)), f64(r(2, 3, 3, 2)), f64(r(2))
+    y = dl_F.conv2d(dl.tensor(x, dtype=dl.float64), dl.tensor(w, dtype=dl.float64), dl.tensor(b, dtype=dl.float64),
+                    stride=(2, 1), padding=(1, 0), dilation=(1, 2)).data
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    assert y.shape == (1, 2, 4, 4)
+    for o, h, v in [(0, 0, 0), (1, 2, 3), (1, 3, 1)]:
+        want = sum(xp[0, c, 2 * h + i, v + 2 * j] * w[o, c, i, j] for c in range(3) for i in range(3) for j in range(2))
+        np.testing.assert_allclose(y[0, o, h, v], want + b[o], rtol=1e-12)
