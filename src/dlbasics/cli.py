@@ -51,6 +51,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="NAME", help=f"one of: {', '.join(datasets.available())} (default digits)")
     g.add_argument("--data-dir", metavar="DIR", help="folder with the files of a file-based dataset")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="cifar10: random crop (padding 4) + horizontal flip of the training images")
     g.add_argument("--batch-size", type=int, metavar="N", help=f"default {DEFAULTS['batch_size']}")
     g.add_argument("--mixup", type=float, metavar="ALPHA", help="MixUp training batches, lambda ~ Beta(ALPHA, ALPHA)")
     g = p.add_argument_group("loss")

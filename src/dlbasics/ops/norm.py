@@ -9,65 +9,68 @@ from dlbasics.tensor import Tensor
 
 
 class BatchNorm(Function):
-    """y = gamma * xhat + beta,  xhat = (x - mean) / sqrt(var + eps), statistics over ``axes`` (all but C).
+    """y = gamma * xhat + beta,  xhat = (x - mean) / sqrt(var + eps), statistics per channel (dim 1) over
+    everything else.
 
-    Training (batch statistics):
-        dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),   dxhat = g * gamma
-    Evaluation (running statistics are constants):  dx = g * gamma * inv_std.
-    dgamma = sum(g * xhat),  dbeta = sum(g).
+    Computed on the (M, C) matrix of the channels-last view - free for a conv's output, which is channels-last
+    in memory - with the per-channel sums as one BLAS product ``ones(M) @ X`` (both cores, 10x NumPy's
+    reduction over non-last axes). With s = gamma inv_std and xc = x - mean:
+        training:   dx = s g - s inv_std^2 xc sum(g xc) / M - s sum(g) / M
+        evaluation: dx = s g   (running statistics are constants)
+        dgamma = inv_std sum(g xc),  dbeta = sum(g).
     """
 
-    def forward(self, x, gamma, beta, axes, eps, mean=None, var=None, stats_out=None):
-        shape = [1] * x.ndim
-        shape[1] = x.shape[1]
+    def forward(self, x, gamma, beta, eps, mean=None, var=None, stats_out=None):
+        c = x.shape[1]
+        xt = np.moveaxis(x, 1, -1)  # (..., C)
+        x2 = xt.reshape(-1, c)
+        m = x2.shape[0]
+        ones = np.ones(m, x.dtype)
         self.batch_stats = mean is None
         if self.batch_stats:
-            mean = x.mean(axis=axes, keepdims=True)
-            xc = x - mean
-            var = np.mean(xc * xc, axis=axes, keepdims=True)
+            mean = (ones @ x2) / m
+            xc = x2 - mean
+            var = (ones @ (xc * xc)) / m
             if stats_out is not None:  # hand the batch statistics to the caller for the running averages
-                stats_out.extend((mean.reshape(-1), var.reshape(-1)))
+                stats_out.extend((mean, var))
         else:
-            xc = x - mean.reshape(shape)
-            var = var.reshape(shape)
+            xc = x2 - mean
         inv_std = 1.0 / np.sqrt(var + eps)
-        xhat = xc * inv_std
-        self.xhat, self.inv_std, self.gamma, self.axes, self.shape = xhat, inv_std, gamma.reshape(shape), axes, shape
-        return xhat * self.gamma + beta.reshape(shape)
+        out = xc * (inv_std * gamma)
+        out += beta
+        self.xc, self.inv_std, self.gamma, self.ones, self.m = xc, inv_std, gamma, ones, m
+        return np.moveaxis(out.reshape(xt.shape), -1, 1)
 
     def backward(self, g):
-        axes, xhat = self.axes, self.xhat
+        c = g.shape[1]
+        g2 = np.moveaxis(g, 1, -1).reshape(-1, c)
+        xc, inv_std, ones, m = self.xc, self.inv_std, self.ones, self.m
         gx = ggamma = gbeta = None
+        sum_g = ones @ g2 if (self.needs_input_grad[2] or (self.needs_input_grad[0] and self.batch_stats)) else None
+        sum_gxc = ones @ (g2 * xc) if (self.needs_input_grad[1] or self.batch_stats) else None
         if self.needs_input_grad[0]:
-            dxhat = g * self.gamma
+            s = self.gamma * inv_std
+            gx = g2 * s
             if self.batch_stats:
-                mean_d = dxhat.mean(axis=axes, keepdims=True)
-                mean_dx = (dxhat * xhat).mean(axis=axes, keepdims=True)
-                gx = (dxhat - mean_d - xhat * mean_dx) * self.inv_std
-            else:
-                gx = dxhat * self.inv_std
+                gx -= xc * (s * inv_std * inv_std * sum_gxc / m)
+                gx -= s * sum_g / m
+            gx = np.moveaxis(gx.reshape(np.moveaxis(g, 1, -1).shape), -1, 1)
         if self.needs_input_grad[1]:
-            ggamma = (g * xhat).sum(axis=axes)
+            ggamma = inv_std * sum_gxc
         if self.needs_input_grad[2]:
-            gbeta = g.sum(axis=axes)
+            gbeta = sum_g
         return gx, ggamma, gbeta
-
-
-def batch_norm_stats_axes(ndim: int) -> tuple[int, ...]:
-    """All axes but the channel axis 1: (0,) for (N, C), (0, 2) for (N, C, L), (0, 2, 3) for (N, C, H, W)."""
-    return (0, *range(2, ndim))
 
 
 def batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float, running_mean: np.ndarray | None = None,
                running_var: np.ndarray | None = None) -> tuple[Tensor, np.ndarray | None, np.ndarray | None]:
     """Normalize over all dims but 1. With ``running_mean``/``running_var`` given they are used as constants
     (evaluation); otherwise batch statistics are used and returned (mean, biased var) for the running update."""
-    axes = batch_norm_stats_axes(x.ndim)
     if running_mean is None:
         stats: list[np.ndarray] = []
-        out = BatchNorm.apply(x, gamma, beta, axes=axes, eps=eps, stats_out=stats)
+        out = BatchNorm.apply(x, gamma, beta, eps=eps, stats_out=stats)
         return out, stats[0], stats[1]
-    return BatchNorm.apply(x, gamma, beta, axes=axes, eps=eps, mean=running_mean, var=running_var), None, None
+    return BatchNorm.apply(x, gamma, beta, eps=eps, mean=running_mean, var=running_var), None, None
 
 
 class LayerNorm(Function):

@@ -14,7 +14,7 @@ MODEL_OPTIONS = ("hidden", "activation", "dropout", "batch_norm")
 LIST_OPTIONS = ("hidden",)  # options whose value is a list of ints
 DEFAULTS: dict[str, Any] = {
     "model": "mlp", "hidden": None, "activation": None, "dropout": None, "batch_norm": None,
-    "data": "digits", "data_dir": None, "mixup": None, "loss": None, "label_smoothing": 0.0,
+    "data": "digits", "data_dir": None, "augment": False, "mixup": None, "loss": None, "label_smoothing": 0.0,
     "optimizer": "adam", "lr": None, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
     "epochs": 40, "batch_size": 32, "seed": 0, "patience": None, "out": None, "quiet": False,
 }
@@ -108,14 +108,23 @@ def load_data(cfg: dict[str, Any]) -> Any:
     """The ``Splits`` (train, val, test, info) the config names."""
     from dlbasics.data import datasets
 
-    kwargs = {"root": cfg["data_dir"]} if cfg.get("data_dir") else {}
+    kwargs: dict[str, Any] = {"root": cfg["data_dir"]} if cfg.get("data_dir") else {}
+    if cfg.get("augment"):
+        kwargs |= {"augment": True, "augment_seed": cfg["seed"]}
     try:
         return datasets.load(cfg["data"], **kwargs)
     except TypeError as e:
-        if "root" not in str(e):
-            raise
-        raise ConfigError(f"--data-dir: the data set {cfg['data']!r} is bundled or generated and reads no files"
-                          ) from None
+        msg = str(e)
+        if "required positional argument: 'root'" in msg:
+            raise ConfigError(f"--data-dir: the data set {cfg['data']!r} is read from files; give the folder "
+                              "that holds them") from None
+        if "'root'" in msg:
+            raise ConfigError(f"--data-dir: the data set {cfg['data']!r} is bundled or generated and reads no "
+                              "files") from None
+        if "'augment'" in msg:
+            raise ConfigError(f"--augment: the data set {cfg['data']!r} has no augmentation (cifar10 has: random "
+                              "crop with padding 4 and horizontal flip)") from None
+        raise
 
 
 def metrics_for(task: str) -> tuple[str, ...]:
