@@ -107,7 +107,9 @@ def test_console_script_help_and_zoo():
     for word in ("--optimizer", "sgd, adagrad, adadelta, rmsprop, adam, adamw", "--config", "--data-dir"):
         assert word in help_text
     zoo = subprocess.run([sys.executable, "-m", "dlbasics", "zoo"], capture_output=True, text=True, check=True).stdout
-    assert zoo.startswith("mlp") and "Rumelhart" in zoo
+    rows = {line.split()[0]: line for line in zoo.splitlines()[1:]}
+    assert "mlp" in rows and "Rumelhart" in rows["mlp"] and "digits" in rows["mlp"]
+    assert rows["mlp"].split()[2] == "17,610"  # 64-128-64-10 with batch norm, built for digits
 
 
 def test_cv_command(tmp_path, capsys):

@@ -225,12 +225,17 @@ def run_evaluate(run_dir: str, data_dir: str | None, split: str) -> dict[str, fl
 
 
 def run_zoo() -> list[str]:
+    """One line per model: name, default data, parameters (built for that data), paper."""
     from dlbasics import models
+    from dlbasics.data import datasets
+    from dlbasics.train.config import DEFAULTS, model_options
 
-    lines = []
+    lines = [f"{'model':<10} {'default data':<14} {'parameters':>10}  paper"]
     for name in models.available():
         i = models.info(name)
-        lines.append(f"{name:<12} {i.default_data:<14} {i.paper}")
+        model = models.create(name, **model_options({**DEFAULTS, "model": name}, datasets.describe(i.default_data)))
+        count = sum(p.numel() for p in model.parameters())
+        lines.append(f"{name:<10} {i.default_data:<14} {count:>10,}  {i.paper}")
     return lines
 
 

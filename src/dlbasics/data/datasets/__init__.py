@@ -50,6 +50,21 @@ def available() -> list[str]:
     return list(_LOADERS)
 
 
+# What the file-based data sets look like, so their shape is known without their files.
+_FILE_INFO = {
+    "mnist": DatasetInfo("mnist", "classification", (1, 28, 28), num_classes=10),
+    "fashion-mnist": DatasetInfo("fashion-mnist", "classification", (1, 28, 28), num_classes=10),
+    "cifar10": DatasetInfo("cifar10", "classification", (3, 32, 32), num_classes=10),
+}
+
+
+def describe(name: str) -> DatasetInfo:
+    """The ``DatasetInfo`` of ``name`` (task, input shape, classes) without reading files; bundled and generated
+    sets are built to find out (they are small)."""
+    key = name.lower().replace("_", "-")
+    return _FILE_INFO[key] if key in _FILE_INFO else load(key).info
+
+
 def load(name: str, **kwargs: Any) -> Splits:
     """The dataset called ``name`` (see ``available()``), with its loader's keyword arguments, e.g.
     ``load("moons", noise=0.2)``, ``load("sin", n_samples=256)``, ``load("mnist", root="data/mnist")``,
@@ -62,7 +77,26 @@ def load(name: str, **kwargs: Any) -> Splits:
 
 
 __all__ = [
-    "CIFAR10_CLASSES", "FASHION_MNIST_ROOT", "FUNCTIONS", "DatasetInfo", "Splits", "available", "channel_stats",
-    "cifar10", "cifar10_augmentation", "circles", "digits", "fashion_mnist", "function_regression", "load",
-    "make_splits", "mnist", "moons", "read_cifar_batch", "read_idx", "spirals", "split_indices",
+    "CIFAR10_CLASSES",
+    "FASHION_MNIST_ROOT",
+    "FUNCTIONS",
+    "DatasetInfo",
+    "Splits",
+    "available",
+    "channel_stats",
+    "cifar10",
+    "cifar10_augmentation",
+    "circles",
+    "describe",
+    "digits",
+    "fashion_mnist",
+    "function_regression",
+    "load",
+    "make_splits",
+    "mnist",
+    "moons",
+    "read_cifar_batch",
+    "read_idx",
+    "spirals",
+    "split_indices",
 ]
