@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from dlbasics.cli import main
@@ -185,3 +186,29 @@ def test_regularizer_option_errors(args, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not out.exists()  # nothing is written for a run that cannot start
+
+
+def _write_cifar(folder, records_per_batch, rng):
+    """A CIFAR-10 binary-version folder: 1 label byte + 3072 pixel bytes per record."""
+    folder.mkdir()
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    for name in names:
+        labels = np.arange(records_per_batch, dtype=np.uint8) % 10
+        pixels = rng.integers(0, 256, (records_per_batch, 3072), dtype=np.uint8)
+        pixels[:, :1024] = labels[:, None] * 25  # the red plane says the class: learnable
+        (folder / name).write_bytes(np.concatenate([labels[:, None], pixels], axis=1).tobytes())
+
+
+@pytest.mark.slow
+def test_cnn_on_cifar10_files_end_to_end(tmp_path, capsys):
+    """`--model ... --data cifar10 --data-dir DIR`: the real pipeline on files in CIFAR-10's binary format."""
+    data = tmp_path / "cifar-10-batches-bin"
+    _write_cifar(data, 1200, np.random.default_rng(0))  # 5 x 1200 train records; 5000 of them validate
+    out = tmp_path / "run"
+    assert main(["train", "--model", "lenet5", "--data", "cifar10", "--data-dir", str(data), "--augment",
+                 "--epochs", "3", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.5  # chance is 0.1; the class is written in the red plane
+    assert json.loads((out / "config.json").read_text())["model_options"]["in_channels"] == 3
+    assert main(["evaluate", str(out), "--data-dir", str(data)]) == 0
+    assert f"test_accuracy {summary['test_accuracy']:.4f}" in capsys.readouterr().out
