@@ -217,3 +217,11 @@ def test_layers_honour_dtype():
         np.dtype(np.float64)}
     assert nn.Parameter(np.zeros(2)).dtype == np.float64  # an explicit array keeps its dtype
     assert nn.Parameter([1.0, 2.0]).dtype == np.float32  # other data follows the policy
+
+
+def test_replacing_a_child_keeps_its_place():
+    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    setattr(seq, "0", nn.Linear(2, 3, bias=False))
+    assert [type(m).__name__ for m in seq] == ["Linear", "ReLU", "Linear"]
+    assert seq[0].bias is None
+    assert seq(dl.zeros(4, 2)).shape == (4, 1)

@@ -88,6 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", help="train, val or test (default test)")
     sub.add_parser("zoo", help="list the models with their papers")
 
+    lab = sub.add_parser("lab", help="reproduce a claim of the lecture: figures + a finding with numbers",
+                         description="Run one experiment (or all, with an index.html report). Experiments: "
+                                     "linear-regression, linear-collapse, activations, universal-approximation, "
+                                     "losses, optimizers, regularization, svd-compression.")
+    lab.add_argument("experiment", metavar="NAME", help="an experiment name, 'all', or 'list'")
+    lab.add_argument("--out", metavar="DIR", help="output folder (default report/NAME, or report/ for all)")
+    lab.add_argument("--quick", action="store_true", help="the small size used by the tests (seconds)")
+    lab.add_argument("--seed", type=int, default=0, help="default 0")
+
+    z = sub.add_parser("compress", help="low-rank (SVD) compression of a trained run's Linear layers",
+                       description="Replace each Linear weight W by its rank-k truncation U_k S_k V_k^T (two smaller "
+                                   "layers) where that saves parameters; report size and test accuracy before/after.")
+    z.add_argument("run_dir", metavar="RUN_DIR")
+    z.add_argument("--energy", type=float, help="keep the fewest singular values holding this share of sum(s^2)")
+    z.add_argument("--rank", type=int, help="keep k singular values in every layer")
+    z.add_argument("--out", metavar="DIR", help="default RUN_DIR/compressed")
+    z.add_argument("--data-dir", metavar="DIR", help="where the run's data files are now, if they moved")
+    z.add_argument("--recalibrate-bn", action="store_true", help="re-estimate batch-norm statistics afterwards")
+
     c = sub.add_parser("cv", help="k-fold cross-validation of a run on the train+val data",
                        description="Train one fresh model per fold; report per-fold and mean +- std metrics. "
                                    "The test split stays untouched.")
@@ -304,6 +323,23 @@ def run_tune(cfg: dict[str, Any], args: argparse.Namespace) -> Any:
     return result
 
 
+def run_lab(name: str, out: str | None, quick: bool, seed: int) -> list[str]:
+    """Run one experiment, or all of them with an index.html; returns the lines to print."""
+    from dlbasics import lab
+
+    if name == "list":
+        return [f"{n:<24} {lab.get(n).CLAIM}" for n in lab.available()]
+    if name == "all":
+        out_dir = Path(out or "report")
+        findings = lab.run_all(out_dir, quick=quick, seed=seed)
+        lines = [f"{f.name:<24} {f.seconds:6.1f} s  {out_dir / f.name / 'finding.md'}" for f in findings]
+        return [*lines, f"report: {out_dir / 'index.html'}"]
+    canonical = lab.canonical(name)
+    finding = lab.run(canonical, Path(out or f"report/{canonical}"), quick=quick, seed=seed)
+    numbers = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in finding.numbers.items())
+    return [f"{finding.title}: {numbers}", f"({finding.seconds:.1f} s) saved to {out or f'report/{canonical}'}"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -318,6 +354,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(", ".join(f"{args.split}_{k} {v:.4f}" for k, v in result.items()))
         elif args.command == "zoo":
             print("\n".join(run_zoo()))
+        elif args.command == "lab":
+            print("\n".join(run_lab(args.experiment, args.out, args.quick, args.seed)))
+        elif args.command == "compress":
+            from dlbasics.compress import compress_run
+
+            if (args.energy is None) == (args.rank is None):
+                raise ConfigError("compress: give exactly one of --energy E (e.g. 0.9) or --rank K")
+            s = compress_run(args.run_dir, energy=args.energy, rank=args.rank, out_dir=args.out,
+                             data_dir=args.data_dir, recalibrate_bn=args.recalibrate_bn)
+            print(f"ranks {s['ranks']}")
+            print(f"parameters {s['params_before']:,} -> {s['params_after']:,}; test accuracy "
+                  f"{s['test_before']['accuracy']:.4f} -> {s['test_after']['accuracy']:.4f}")
+            print(f"saved to {s['out_dir']}")
         elif args.command == "cv":
             result = run_cv(config_from_args(args), args.k, args.workers, not args.no_stratify)
             print(result.table())

@@ -53,11 +53,14 @@ class Module:
         if isinstance(value, Parameter | Module) or name in self.__dict__.get("_parameters", ()) or name in \
                 self.__dict__.get("_buffers", ()) or name in self.__dict__.get("_modules", ()):
             params, buffers, modules = self._registries()
+            # replacing a registered object keeps its place (a Sequential runs its layers in that order)
             if isinstance(value, Parameter):
-                self._forget(name)
+                if name not in params:
+                    self._forget(name)
                 params[name] = value
             elif isinstance(value, Module):
-                self._forget(name)
+                if name not in modules:
+                    self._forget(name)
                 modules[name] = value
             elif name in params:
                 if value is not None:
