@@ -105,10 +105,27 @@ def resnet20(lib: Any) -> Callable[[], None]:
     return train_step(model, nn.CrossEntropyLoss(), lib.optim.Adam(model.parameters(), lr=1e-3), x, y)
 
 
+def conv_layer(lib: Any) -> Callable[[], None]:
+    """One ResNet-20 stage-1 conv (16 -> 16, 3x3, 32x32, batch 32): forward + backward, no optimizer."""
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal((32, 16, 32, 32)).astype(np.float32), requires_grad=True)
+    conv = lib.nn.Conv2d(16, 16, 3, padding=1, bias=False)
+    g = lib.tensor(rng.standard_normal((32, 16, 32, 32)).astype(np.float32))
+
+    def step() -> None:
+        x.grad = None
+        conv.weight.grad = None
+        conv(x).backward(g)
+
+    return step
+
+
 WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp),
     "lenet": ("LeNet-style CNN, 1x28x28, batch 64, Adam", lenet),
     "resnet20": ("ResNet-20, 3x32x32, batch 32, Adam", resnet20),
+    "conv": ("one conv 16->16 3x3 on 32x32, batch 32 (fwd + bwd)", conv_layer),
 }
 
 
@@ -140,6 +157,23 @@ def run_in_subprocess(workload: str, lib: str, steps: int, warmup: int) -> dict[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+CONV_FLOP = 3 * 2 * 32 * 32 * 32 * 16 * 16 * 9  # forward + two backward GEMMs, 2 flops per multiply-add
+
+
+def gemm_peak(n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of NumPy's float32 matmul on a large square product: the machine's attainable peak here."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(f: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = ["| workload | dlbasics ms/step | PyTorch ms/step | ratio (dl / torch) | peak RSS dl / torch (MiB) |",
              "|---|---:|---:|---:|---:|"]
@@ -164,6 +198,11 @@ def main() -> None:
     results = {w: {lib: run_in_subprocess(w, lib, args.steps, args.warmup) for lib in ("dlbasics", "torch")}
                for w in args.workloads}
     md = table(results)
+    if "conv" in results:
+        peak = gemm_peak()
+        rates = {lib: CONV_FLOP / (results["conv"][lib]["median_ms"] / 1e3) / 1e9 for lib in ("dlbasics", "torch")}
+        md += (f"\n\nConv layer throughput: dlbasics {rates['dlbasics']:.0f} GFLOP/s, PyTorch {rates['torch']:.0f} "
+               f"GFLOP/s; NumPy float32 GEMM peak on this machine (2048^3, same run) {peak:.0f} GFLOP/s.")
     print(md)
     if args.write:
         write_table(args.write, md, args.steps, args.warmup)

@@ -11,7 +11,7 @@ tune_malloc()
 
 # The package's layers, bottom-up: autograd and ops under Tensor; nn (Model and Loss), optim (Algorithm),
 # data (Data); train puts the four together; models is the zoo; io saves and loads.
-from dlbasics import autograd, compress, data, dtypes, io, models, nn, optim, train  # noqa: E402
+from dlbasics import autograd, compress, data, dtypes, io, lab, models, nn, optim, train  # noqa: E402
 from dlbasics.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from dlbasics.dtypes import bool_, double, float16, float32, float64, int32, int64, long, uint8  # noqa: E402
 from dlbasics.io import load, save  # noqa: E402
@@ -114,6 +114,7 @@ __all__ = [
     "io",
     "is_grad_enabled",
     "isclose",
+    "lab",
     "linspace",
     "load",
     "log",
