@@ -104,3 +104,12 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlin
     """N(0, std^2), std = gain / sqrt(fan)."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std, generator)
+
+
+def default_(weight: Tensor, bias: Tensor | None = None, generator: Seed = None) -> None:
+    """PyTorch's default for Linear and Conv layers: kaiming_uniform_(a=sqrt(5)), i.e. W ~ U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)), and the bias from the same range."""
+    kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    if bias is not None:
+        bound = 1.0 / math.sqrt(calculate_fan_in_and_fan_out(weight)[0])
+        uniform_(bias, -bound, bound, generator)

@@ -3,7 +3,6 @@ everywhere in the image (LeCun et al., 1989)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -45,10 +44,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator: Seed = None) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(init.calculate_fan_in_and_fan_out(self.weight)[0])
-            init.uniform_(self.bias, -bound, bound, generator)
+        init.default_(self.weight, self.bias, generator)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
