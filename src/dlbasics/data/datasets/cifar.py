@@ -29,8 +29,8 @@ IMAGE_SHAPE = (3, 32, 32)
 RECORD_BYTES = 1 + 3 * 32 * 32  # label byte + R, G, B planes
 _HINT = (f"expected {', '.join(CIFAR10_TRAIN_FILES)} and {CIFAR10_TEST_FILE} (CIFAR-10's binary version, "
          f"cifar-10-binary.tar.gz, extracted to {CIFAR10_FOLDER}/); pass root= that folder or its parent. "
-         "Download it yourself elsewhere: this library never downloads, and does not read the Python (pickle) "
-         "version")
+         "Download it yourself elsewhere: this library never downloads, and reads only the binary version,"
+         " not the Python one")
 
 
 def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
