@@ -88,10 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", help="train, val or test (default test)")
     sub.add_parser("zoo", help="list the models with their papers")
 
+    from dlbasics.lab import EXPERIMENTS
+
     lab = sub.add_parser("lab", help="reproduce a claim of the lecture: figures + a finding with numbers",
                          description="Run one experiment (or all, with an index.html report). Experiments: "
-                                     "linear-regression, linear-collapse, activations, universal-approximation, "
-                                     "losses, optimizers, regularization, svd-compression.")
+                                     f"{', '.join(EXPERIMENTS)}.")
     lab.add_argument("experiment", metavar="NAME", help="an experiment name, 'all', or 'list'")
     lab.add_argument("--out", metavar="DIR", help="output folder (default report/NAME, or report/ for all)")
     lab.add_argument("--quick", action="store_true", help="the small size used by the tests (seconds)")

@@ -24,7 +24,7 @@ def finding(name="demo", **kw):
 # ---- registry ------------------------------------------------------------------------------------------
 def test_experiments_in_lecture_order():
     assert lab.EXPERIMENTS == ("linear-regression", "linear-collapse", "activations", "universal-approximation",
-                               "losses", "optimizers", "regularization", "svd-compression")
+                               "losses", "optimizers", "regularization", "svd-compression", "resnet-depth")
     assert lab.available() == list(lab.EXPERIMENTS)
 
 

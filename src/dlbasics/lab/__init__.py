@@ -24,7 +24,7 @@ from dlbasics.lab import report
 from dlbasics.lab.base import Finding, load_finding, save_figure, write_finding
 
 EXPERIMENTS = ("linear-regression", "linear-collapse", "activations", "universal-approximation", "losses",
-               "optimizers", "regularization", "svd-compression")
+               "optimizers", "regularization", "svd-compression", "resnet-depth")
 
 
 def available() -> list[str]:
