@@ -92,7 +92,10 @@ class Conv2d(Function):
         if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
             gb = gm.sum(axis=0)
         if self.needs_input_grad[0]:
-            if g == 1 and stride == (1, 1) and _flip_pads(pads, (kh, kw), dilation) is not None:
+            # the flipped-kernel route gathers k^2 * O values per input position, col2im k^2 * C per output
+            # position: take the flipped route only where it moves no more data (e.g. same-padding convs)
+            if (g == 1 and stride == (1, 1) and h * wd * o <= ho * wo * c
+                    and _flip_pads(pads, (kh, kw), dilation) is not None):
                 gx = self._input_grad_by_flipped_conv(grad, w_shape=(o, c, kh, kw))
                 return gx, gw, gb
             if g == 1:
