@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from dlbasics import dtypes
 from dlbasics.nn import init
+from dlbasics.nn.layers.linear import add_weight_and_bias
 from dlbasics.nn.module import Module
-from dlbasics.nn.parameter import Parameter
 from dlbasics.ops.conv import IntPair, conv2d, pair
 from dlbasics.rng import Seed
 from dlbasics.tensor import Tensor
@@ -35,13 +32,7 @@ class Conv2d(Module):
         if isinstance(self.padding, str) and self.padding not in ("same", "valid"):
             raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
         self.dilation = pair(dilation, "dilation")
-        dt = dtypes.float32 if dtype is None else dtypes.as_dtype(dtype)
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dt))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dt))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_weight_and_bias(self, (out_channels, in_channels // groups, *self.kernel_size), bias, dtype)
 
     def reset_parameters(self, generator: Seed = None) -> None:
         init.default_(self.weight, self.bias, generator)

@@ -15,6 +15,18 @@ from dlbasics.rng import Seed
 from dlbasics.tensor import Tensor
 
 
+def add_weight_and_bias(module: Module, weight_shape: tuple[int, ...], bias: bool, dtype: Any) -> None:
+    """Register ``weight`` (``weight_shape``) and ``bias`` (``weight_shape[0]``, or None) on a Linear or Conv
+    layer and give them PyTorch's default init (``nn.init.default_``)."""
+    dt = dtypes.float32 if dtype is None else dtypes.as_dtype(dtype)
+    module.weight = Parameter(np.empty(weight_shape, dt))
+    if bias:
+        module.bias = Parameter(np.empty(weight_shape[0], dt))
+    else:
+        module.register_parameter("bias", None)
+    module.reset_parameters()
+
+
 class Linear(Module):
     """y = x W^T + b.   x (..., in_features) -> y (..., out_features); W (out_features, in_features).
 
@@ -27,13 +39,7 @@ class Linear(Module):
             raise ValueError(f"Linear: sizes must be positive, got in_features={in_features}, "
                              f"out_features={out_features}")
         self.in_features, self.out_features = in_features, out_features
-        dt = dtypes.float32 if dtype is None else dtypes.as_dtype(dtype)
-        self.weight = Parameter(np.empty((out_features, in_features), dt))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dt))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_weight_and_bias(self, (out_features, in_features), bias, dtype)
 
     def reset_parameters(self, generator: Seed = None) -> None:
         init.default_(self.weight, self.bias, generator)
