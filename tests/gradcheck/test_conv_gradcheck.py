@@ -16,6 +16,7 @@ import pytest
 import dlbasics as dl
 import dlbasics.nn.functional as F
 from dlbasics.autograd import gradcheck
+from dlbasics.ops import conv as conv_ops
 
 _rng = np.random.default_rng(8765)
 
@@ -179,3 +180,19 @@ def test_gradcheck(fn, arrays):
     for t in inputs:
         assert t.grad is not None and t.grad.shape == t.shape and t.grad.dtype == np.float64
     assert fn(*inputs).dtype == dl.float64
+
+
+@pytest.mark.parametrize(("fn", "arrays"), CONV)
+def test_conv_gradcheck_in_tiny_blocks(fn, arrays, monkeypatch):
+    """im2col runs in blocks of about ``BLOCK_BYTES``: at 64 bytes every image is split into bands of single
+    output rows, so the block edges (in images and in rows) are exercised by every case above."""
+    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
+    inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
+    assert gradcheck(fn, inputs)
+
+
+def test_conv_blocks_cover_the_output_once():
+    rows = [(ns, ys) for ns, ys in conv_ops.blocks(5, 7, conv_ops.BLOCK_BYTES // 3)]  # 3 rows per block
+    cells = [(n, y) for ns, ys in rows for n in range(ns.start, ns.stop) for y in range(ys.start, ys.stop)]
+    assert cells == [(n, y) for n in range(5) for y in range(7)]
+    assert {ys.stop - ys.start for _, ys in rows} == {3, 1}

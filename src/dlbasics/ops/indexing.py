@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from dlbasics.autograd.function import Function
+from dlbasics.ops._layout import axis_order, full_in_order
 from dlbasics.ops._operands import normalize_dim
 from dlbasics.tensor import Tensor
 
@@ -15,11 +16,11 @@ _BASIC = (int, slice, type(None), type(Ellipsis))
 
 class GetItem(Function):
     def forward(self, x, index):
-        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        self.shape, self.dtype, self.index, self.order = x.shape, x.dtype, index, axis_order(x)
         return x[index]
 
     def backward(self, g):
-        grad = np.zeros(self.shape, self.dtype)
+        grad = full_in_order(self.shape, 0, self.order, self.dtype)  # the input's layout: it meets its other grads
         index = self.index
         if _is_basic(index) or _is_single_bool(index):
             grad[index] = g  # each input element is picked at most once

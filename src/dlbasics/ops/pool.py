@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dlbasics.autograd.function import Function
+from dlbasics.ops._layout import axis_order, full_in_order, zeros_like_layout
 from dlbasics.ops.conv import IntPair, pair
 from dlbasics.tensor import Tensor
 
@@ -38,7 +39,7 @@ def _pad_hw(x: np.ndarray, top: int, bottom: int, left: int, right: int, value: 
     if not (top or bottom or left or right):
         return x
     n, c, h, w = x.shape
-    xp = np.full((n, c, h + top + bottom, w + left + right), value, x.dtype)
+    xp = full_in_order((n, c, h + top + bottom, w + left + right), value, axis_order(x), x.dtype)
     xp[:, :, top:top + h, left:left + w] = x
     return xp
 
@@ -70,14 +71,14 @@ class MaxPool2d(_Pool):
         xp = self._prepare(x, kernel, stride, padding, dilation, ceil_mode, -np.inf)
         out = None
         for _, _, (r, c) in _offsets(xp, self.k, self.s, self.d, self.out_hw):
-            out = xp[:, :, r, c].copy() if out is None else np.maximum(out, xp[:, :, r, c], out=out)
+            out = xp[:, :, r, c].copy(order="K") if out is None else np.maximum(out, xp[:, :, r, c], out=out)
         self.xp, self.out = xp, out
         return out
 
     def backward(self, g):
         xp, out = self.xp, self.out
-        dxp = np.zeros(xp.shape, g.dtype)
-        taken = np.zeros(out.shape, bool)
+        dxp = np.zeros_like(xp, g.dtype)
+        taken = np.zeros_like(out, bool)
         nan = np.isnan(out)
         nan_aware = bool(nan.any())
         # padding cells can tie only with -inf maxima; mark them out just in that (rare) case
@@ -105,11 +106,11 @@ class AvgPool2d(_Pool):
 
     def forward(self, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
         xp = self._prepare(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0)
-        out = np.zeros((x.shape[0], x.shape[1], *self.out_hw), x.dtype)
+        out = zeros_like_layout((x.shape[0], x.shape[1], *self.out_hw), x)
         for _, _, (r, c) in _offsets(xp, self.k, self.s, self.d, self.out_hw):
             out += xp[:, :, r, c]
         self.divisor = self._divisor(x.shape[2:], padding, count_include_pad).astype(x.dtype)
-        self.xp_shape = xp.shape
+        self.xp_shape, self.xp_order = xp.shape, axis_order(xp)
         return out / self.divisor
 
     def _divisor(self, size, padding, count_include_pad):
@@ -124,7 +125,7 @@ class AvgPool2d(_Pool):
 
     def backward(self, g):
         gd = g / self.divisor
-        dxp = np.zeros(self.xp_shape, g.dtype)
+        dxp = full_in_order(self.xp_shape, 0, self.xp_order, g.dtype)
         for _, _, (r, c) in _offsets(dxp, self.k, self.s, self.d, self.out_hw):
             dxp[:, :, r, c] += gd
         return self._unpad(dxp)
@@ -142,13 +143,14 @@ class Pad(Function):
             out_shape.append(new)
             src.append(slice(max(-before, 0), size - max(-after, 0)))
             dst.append(slice(max(before, 0), new - max(after, 0)))
-        out = np.full(out_shape, value, x.dtype)
+        self.order = axis_order(x)
+        out = full_in_order(out_shape, value, self.order, x.dtype)
         out[tuple(dst)] = x[tuple(src)]
         self.src, self.dst, self.in_shape = tuple(src), tuple(dst), x.shape
         return out
 
     def backward(self, g):
-        gx = np.zeros(self.in_shape, g.dtype)
+        gx = full_in_order(self.in_shape, 0, self.order, g.dtype)
         gx[self.src] = g[self.dst]
         return gx
 

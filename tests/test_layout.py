@@ -1,0 +1,50 @@
+"""Memory layout: a conv's output is channels-last behind its NCHW view, and the ops that build new arrays from
+it (pooling, padding, their gradients) keep that order, so later elementwise ops never mix layouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlbasics as dl
+import dlbasics.nn.functional as F
+from dlbasics.ops._layout import axis_order, zeros_like_layout
+
+
+def channels_last(a: np.ndarray) -> bool:
+    """Channels innermost, then W, H, N (a padded region of such an array counts: it is a view of one)."""
+    return axis_order(a) == (0, 2, 3, 1)
+
+
+@pytest.fixture
+def conv_out() -> dl.Tensor:
+    x = dl.randn(2, 3, 8, 8)
+    w = dl.randn(4, 3, 3, 3, requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    assert channels_last(y.data) and not y.data.flags.c_contiguous
+    return y
+
+
+@pytest.mark.parametrize("op", [
+    lambda y: F.max_pool2d(y, 2),
+    lambda y: F.max_pool2d(y, 3, stride=2, padding=1),
+    lambda y: F.avg_pool2d(y, 2),
+    lambda y: F.pad(y, (1, 1, 2, 0)),
+    lambda y: F.pad(y[:, :, ::2, ::2], (0, 0, 0, 0, 1, 1)),
+], ids=["maxpool", "maxpool-padded", "avgpool", "pad-hw", "pad-channels-of-strided-view"])
+def test_pool_and_pad_keep_channels_last_forward_and_backward(conv_out, op):
+    out = op(conv_out)
+    assert channels_last(out.data)
+    grads = []
+    conv_out.grad_fn.backward = (lambda f: lambda g: grads.append(g) or f(g))(conv_out.grad_fn.backward)
+    out.sum().backward()
+    assert channels_last(grads[0])
+
+
+def test_axis_order_and_zeros_like_layout():
+    a = np.zeros((2, 3, 4, 5)).transpose(0, 3, 1, 2)  # NHWC memory behind an NCHW view
+    assert axis_order(a) == (0, 2, 3, 1)
+    z = zeros_like_layout((2, 3, 6, 7), a, np.float32)
+    assert z.shape == (2, 3, 6, 7) and z.dtype == np.float32 and channels_last(z) and not z.any()
+    assert axis_order(np.zeros((1, 3, 4))) == (0, 1, 2)  # a size-1 axis has no say
+    assert zeros_like_layout((3, 2), np.zeros((2, 3))).flags.c_contiguous
