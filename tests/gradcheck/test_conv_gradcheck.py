@@ -182,11 +182,13 @@ def test_gradcheck(fn, arrays):
     assert fn(*inputs).dtype == dl.float64
 
 
+@pytest.mark.parametrize("lowering", ["planar", "channels_last"])
 @pytest.mark.parametrize(("fn", "arrays"), CONV)
-def test_conv_gradcheck_in_tiny_blocks(fn, arrays, monkeypatch):
-    """im2col runs in blocks of about ``BLOCK_BYTES``: at 64 bytes every image is split into bands of single
-    output rows, so the block edges (in images and in rows) are exercised by every case above."""
+def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monkeypatch):
+    """Both lowerings, forced where supported, gather in blocks of about ``BLOCK_BYTES``: at 64 bytes every block
+    is one image (planar) or one output row (channels-last), so every block edge is exercised by every case."""
     monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(conv_ops, "LOWERING", lowering)
     inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
     assert gradcheck(fn, inputs)
 

@@ -21,6 +21,7 @@ import torch
 import dlbasics as dl
 import dlbasics.nn.functional as dl_F
 from dlbasics import nn
+from dlbasics.ops import conv as conv_ops
 
 from .cases import Case, _double, case, check, check_float64, exact, f64, pos, r
 from .test_layers_parity import copy_weights
@@ -314,15 +315,22 @@ FLOAT64_CONV_CASES = [
 ]
 
 
+@pytest.fixture(params=[None, "planar", "channels_last"], ids=["lowering-auto", "lowering-planar",
+                                                                 "lowering-channels-last"])
+def lowering(request, monkeypatch):
+    """Each case runs with the layer's own choice of conv lowering and with each one forced (where supported)."""
+    monkeypatch.setattr(conv_ops, "LOWERING", request.param)
+
+
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")  # torch's, harmless
 @pytest.mark.parametrize("case", CONV_PARITY_CASES, ids=lambda c: c.id)
-def test_matches_torch(case: Case) -> None:
+def test_matches_torch(case: Case, lowering) -> None:
     check(case)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @pytest.mark.parametrize("case", FLOAT64_CONV_CASES, ids=lambda c: c.id)
-def test_matches_torch_float64(case: Case) -> None:
+def test_matches_torch_float64(case: Case, lowering) -> None:
     check_float64(case)
 
 

@@ -1,23 +1,33 @@
-"""2-D convolution as one large GEMM (im2col), NCHW at the API, channels-last (NHWC) in memory.
+"""2-D convolution lowered to GEMMs, NCHW at the API, with two memory layouts chosen per layer.
 
 x (N, C, H, W), w (O, C/groups, kh, kw) -> out (N, O, Ho, Wo), Ho = (H + pads - d (kh - 1) - 1) // s + 1:
     out[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, c, s y + d i, s x + d j]
 
-Layout: the windows are gathered from an NHWC view into cols (N Ho Wo, kh kw C), so the product is
-cols @ W (kh kw C, O) and its result is already NHWC; it is returned as an NCHW *view* of that buffer.
-The next conv's NCHW -> NHWC transpose is then free, so a stack of convs never reorders memory, and
-elementwise ops and BatchNorm work on any strides. Backward: dW = cols^T g, dcols = g W^T, and dcols goes
-back to the input by one strided add per kernel offset (col2im without np.add.at).
+Channels-last (the general lowering): windows are gathered from an NHWC view into cols (N Ho Wo, kh kw C), so
+the product cols @ W (kh kw C, O) is already NHWC; it is returned as an NCHW *view* of that buffer, so the next
+conv's NCHW -> NHWC transpose is free and a stack of convs never reorders memory. Backward: dW = cols^T dy;
+dx is the correlation of dy with the flipped kernel (stride 1) or, where that moves more data, dcols = dy W^T
+added back by one strided add per kernel offset (col2im without np.add.at).
+
+Planar (few input channels, stride 1, no groups): a gathered run there is only kw C values long (5 for LeNet's
+first layer), so windows are gathered from padded planes instead: cols (C kh kw, N Ho Wp) with each window
+offset a run of Ho Wp values, for every output row computed over the full padded width Wp (the extra Wp - Wo
+columns are discarded). Then out^T (O, N Ho Wp) = W (O, C kh kw) @ cols, with PyTorch's weight layout as is.
+
+Both gather in blocks of about ``BLOCK_BYTES`` and multiply each block at once (it stays in L2 cache), and
+backward gathers again from the padded input instead of keeping the 9x larger columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from dlbasics.autograd.function import Function
+from dlbasics.ops._layout import axis_order, empty_in_order
 from dlbasics.tensor import Tensor
 
 IntPair = int | Sequence[int]
@@ -58,25 +68,48 @@ def pad_nhwc(xh: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
 # streaming a 9x copy of the activation through memory, and backward re-gathers from the padded input
 # instead of keeping the columns (ResNet-20 stage 1 kept 19 MB per conv).
 BLOCK_BYTES = 1 << 20
+# None: each layer takes the lowering that pays (Planar.pays); "planar" or "channels_last" forces one wherever it
+# is supported - for tests and for measuring one against the other
+LOWERING: str | None = None
+# planar blocks are larger: its GEMMs have few rows (O) and its col2im adds one slab per kernel offset and block,
+# so per-call costs, not cache misses, dominate at 1 MiB (LeNet: 150 adds of 9k values per step)
+PLANAR_SCALE = 8
 
 
-def blocks(n: int, ho: int, row_bytes: int):
-    """Yield (images, output rows) slices in M order, each with about BLOCK_BYTES of im2col columns."""
+def blocks(n: int, ho: int, row_bytes: int, scale: int = 1):
+    """Yield (images, output rows) slices in M order, each with about scale * BLOCK_BYTES of columns."""
+    budget = scale * BLOCK_BYTES
     per_image = ho * row_bytes
-    if per_image <= BLOCK_BYTES:
-        step = max(1, BLOCK_BYTES // per_image)
+    if per_image <= budget:
+        step = max(1, budget // per_image)
         for n0 in range(0, n, step):
             yield slice(n0, min(n, n0 + step)), slice(0, ho)
     else:
-        rows = max(1, BLOCK_BYTES // row_bytes)
+        rows = max(1, budget // row_bytes)
         for i in range(n):
             for y0 in range(0, ho, rows):
                 yield slice(i, i + 1), slice(y0, min(ho, y0 + rows))
 
 
-def block_buffer(n: int, ho: int, row_bytes: int, dtype: np.dtype) -> np.ndarray:
-    """One flat buffer large enough for the largest of ``blocks(n, ho, row_bytes)``."""
-    return np.empty(min(n * ho * row_bytes, max(BLOCK_BYTES, row_bytes)) // dtype.itemsize, dtype)
+def block_buffer(n: int, ho: int, row_bytes: int, dtype: np.dtype, scale: int = 1) -> np.ndarray:
+    """One flat buffer large enough for the largest of ``blocks(n, ho, row_bytes, scale)``."""
+    return np.empty(min(n * ho * row_bytes, max(scale * BLOCK_BYTES, row_bytes)) // dtype.itemsize, dtype)
+
+
+class Geometry(NamedTuple):
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    kh: int
+    kw: int
+    ho: int
+    wo: int
+    groups: int
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    dilation: tuple[int, int]
 
 
 class _Im2col:
@@ -130,64 +163,66 @@ def correlate(xp: np.ndarray, wm: np.ndarray, out_hw: tuple[int, int], k: tuple[
     return out
 
 
-class Conv2d(Function):
-    def forward(self, x, w, b=None, *, stride, pads, dilation, groups):
-        n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
-        ho = out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
-        wo = out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])
-        xp = pad_nhwc(x.transpose(0, 2, 3, 1), pads)
-        wm = weight_matrix(w, groups)
-        out = correlate(xp, wm, (ho, wo), (kh, kw), stride, dilation)
-        if b is not None:
-            out += b
-        if self.needs_input_grad[1]:
-            self.xp = xp  # the padded input, not its 9x larger columns: backward gathers them again
-        if self.needs_input_grad[0]:
-            self.wm = wm
-        self.geometry = (n, c, h, wd, o, cg, kh, kw, ho, wo, groups, stride, pads, dilation, xp.shape)
-        return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+class ChannelsLast:
+    """The general lowering (module docstring): NHWC im2col, one GEMM per block (batched over groups)."""
 
-    def backward(self, grad):
-        n, c, h, wd, o, cg, kh, kw, ho, wo, g, stride, pads, dilation, padded = self.geometry
+    def __init__(self, geo: Geometry) -> None:
+        self.geo = geo
+
+    def forward(self, x: np.ndarray, w: np.ndarray, keep_input: bool) -> np.ndarray:
+        geo = self.geo
+        xp = pad_nhwc(x.transpose(0, 2, 3, 1), geo.pads)
+        self.wm = weight_matrix(w, geo.groups)
+        out = correlate(xp, self.wm, (geo.ho, geo.wo), (geo.kh, geo.kw), geo.stride, geo.dilation)
+        self.xp = xp if keep_input else None  # the padded input, not its columns: backward gathers again
+        self.padded = xp.shape
+        return out.reshape(geo.n, geo.ho, geo.wo, geo.o).transpose(0, 3, 1, 2)
+
+    def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
+        """(dx NCHW view, dW (O, C/g, kh, kw), db) for dy (N, O, Ho, Wo) of any layout."""
+        geo = self.geo
+        n, c, h, wd, o, kh, kw, ho, wo, g = geo[:10]
+        cg = c // g
         m = n * ho * wo
-        gm = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(m, o)  # free when grad is NHWC already
+        gm = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(m, o)  # free when dy is NHWC already
         gx = gw = gb = None
-        if self.needs_input_grad[1]:
+        if need_w:
             gw = self._weight_grad(gm).reshape(g, kh, kw, cg, o // g).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
-        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
+        if need_b:
             gb = np.ones(m, gm.dtype) @ gm  # BLAS: both cores, unlike NumPy's column sum
-        if self.needs_input_grad[0]:
+        if need_x:
             # the flipped-kernel route gathers k^2 * O values per input position, col2im k^2 * C per output
             # position: take the flipped route only where it moves no more data (e.g. same-padding convs)
-            fp = _flip_pads(pads, (kh, kw), dilation)
-            if g == 1 and stride == (1, 1) and h * wd * o <= ho * wo * c and fp is not None:
+            fp = _flip_pads(geo.pads, (kh, kw), geo.dilation)
+            if g == 1 and geo.stride == (1, 1) and h * wd * o <= ho * wo * c and fp is not None:
                 # dx is the correlation of dy, padded by d (k - 1) - p, with the kernel flipped in space and
                 # transposed in channels: rows (i, j, o) of w[o, c, kh-1-i, kw-1-j]
                 wf = self.wm[0].reshape(kh, kw, c, o)[::-1, ::-1].transpose(0, 1, 3, 2).reshape(1, kh * kw * o, c)
-                gx = correlate(pad_nhwc(gm.reshape(n, ho, wo, o), fp), wf, (h, wd), (kh, kw), (1, 1), dilation)
+                gx = correlate(pad_nhwc(gm.reshape(n, ho, wo, o), fp), wf, (h, wd), (kh, kw), (1, 1), geo.dilation)
                 gx = gx.reshape(n, h, wd, c)
             else:
-                gx = self._col2im(gm, padded)
+                gx = self._col2im(gm)
             gx = gx.transpose(0, 3, 1, 2)
         return gx, gw, gb
 
     def _weight_grad(self, gm: np.ndarray) -> np.ndarray:
         """dW = cols^T dy, summed over blocks of re-gathered columns: (g, kh kw C/g, O/g)."""
-        n, c, h, wd, o, cg, kh, kw, ho, wo, g, stride, pads, dilation, padded = self.geometry
-        im = _Im2col(self.xp, (ho, wo), (kh, kw), stride, dilation, g)
-        dwm = np.zeros((g, im.k, o // g), gm.dtype)
+        geo = self.geo
+        g, og = geo.groups, geo.o // geo.groups
+        im = _Im2col(self.xp, (geo.ho, geo.wo), (geo.kh, geo.kw), geo.stride, geo.dilation, g)
+        dwm = np.zeros((g, im.k, og), gm.dtype)
         part = np.empty_like(dwm)
         for _, _, mr, cols in im.blocks():
-            gb = gm[mr].reshape(-1, g, o // g).transpose(1, 0, 2)
+            gb = gm[mr].reshape(-1, g, og).transpose(1, 0, 2)
             dwm += np.matmul(cols.transpose(0, 2, 1), gb, out=part)
         return dwm
 
-    def _col2im(self, gm: np.ndarray, padded: tuple[int, ...]) -> np.ndarray:
+    def _col2im(self, gm: np.ndarray) -> np.ndarray:
         """Adjoint of the gather: dcols = dy W^T per block, added back by one strided add per kernel offset
         (kh * kw adds, no np.add.at), then the padding is dropped. Returns NHWC."""
-        n, c, h, wd, o, cg, kh, kw, ho, wo, g, (sh, sw), pads, (dh, dw), _ = self.geometry
-        dxp = np.zeros(padded, gm.dtype)
+        n, c, h, wd, o, kh, kw, ho, wo, g, (sh, sw), pads, (dh, dw) = self.geo
+        cg = c // g
+        dxp = np.zeros(self.padded, gm.dtype)
         wt = self.wm.transpose(0, 2, 1)  # (g, O/g, K)
         row_bytes = wo * kh * kw * c * gm.itemsize
         buf = block_buffer(n, ho, row_bytes, gm.dtype)
@@ -209,6 +244,126 @@ class Conv2d(Function):
                     dxp[ns, rows_sl, j * dw:j * dw + sw * (wo - 1) + 1:sw, :] += dcols[:, :, :, i, j]
         pt, _, pl, _ = pads
         return dxp[:, pt:pt + h, pl:pl + wd, :]
+
+
+class Planar:
+    """The few-channel lowering (module docstring): windows gathered from zero-padded (H, W) planes as runs
+    of Ho * Wp values, out^T (O, N Ho Wp) = W (O, C kh kw) @ cols, the Wp - Wo extra columns dropped.
+
+    The planes get one spare row below the padding, so the last window's run (which reaches (kw - 1) d past
+    the padded plane) stays inside its own plane; what it reads there only feeds dropped columns."""
+
+    def __init__(self, geo: Geometry) -> None:
+        self.geo = geo
+        pt, pb, pl, pr = geo.pads
+        self.hp, self.wp = geo.h + pt + pb + (1 if geo.kw > 1 else 0), geo.w + pl + pr
+        self.run = geo.ho * self.wp  # one output plane, over-computed to the full padded width
+
+    @staticmethod
+    def supports(geo: Geometry) -> bool:
+        return geo.stride == (1, 1) and geo.groups == 1
+
+    @staticmethod
+    def pays(geo: Geometry) -> bool:
+        """Where NHWC runs (kw C values) would be short and the extra columns few."""
+        return geo.kw * geo.c < 32 and geo.w + geo.pads[2] + geo.pads[3] <= 1.5 * geo.wo
+
+    def _planes(self, a: np.ndarray) -> np.ndarray:
+        """(C, N, Hp Wp) view of a planes array (N, C, Hp, Wp) stored N- or C-major."""
+        return a.reshape(a.shape[0], a.shape[1], -1) if a.flags.c_contiguous else \
+            a.transpose(1, 0, 2, 3).reshape(a.shape[1], a.shape[0], -1).transpose(1, 0, 2)
+
+    def _gather_blocks(self, xp: np.ndarray):
+        """Yield (images, cols (C kh kw, nb Ho Wp)) blocks from padded planes, in one reused buffer."""
+        geo, it = self.geo, xp.itemsize
+        planes = self._planes(xp).transpose(1, 0, 2)  # (C, N, Hp Wp)
+        win = as_strided(planes, (geo.c, geo.kh, geo.kw, geo.n, self.run),
+                         (planes.strides[0], geo.dilation[0] * self.wp * it, geo.dilation[1] * it,
+                          planes.strides[1], it), writeable=False)
+        k = geo.c * geo.kh * geo.kw
+        buf = block_buffer(geo.n, 1, k * self.run * it, xp.dtype, PLANAR_SCALE)
+        for ns, _ in blocks(geo.n, 1, k * self.run * it, PLANAR_SCALE):
+            nb = ns.stop - ns.start
+            cols = buf[:k * nb * self.run].reshape(geo.c, geo.kh, geo.kw, nb, self.run)
+            np.copyto(cols, win[:, :, :, ns])
+            yield ns, cols.reshape(k, nb * self.run)
+
+    def forward(self, x: np.ndarray, w: np.ndarray, keep_input: bool) -> np.ndarray:
+        geo = self.geo
+        pt, _, pl, _ = geo.pads
+        # planes in the input's own order of N and C (C-major after a planar conv), so the copy keeps runs
+        self.order = (1, 0, 2, 3) if axis_order(x)[:2] == (1, 0) else (0, 1, 2, 3)
+        xp = empty_in_order((geo.n, geo.c, self.hp, self.wp), self.order, x.dtype)
+        xp.fill(0)
+        xp[:, :, pt:pt + geo.h, pl:pl + geo.w] = x
+        self.w2 = w.reshape(geo.o, -1)  # (O, C kh kw): PyTorch's layout is already the row order (c, i, j)
+        out = np.empty((geo.o, geo.n, geo.ho, self.wp), x.dtype)
+        flat = out.reshape(geo.o, -1)
+        for ns, cols in self._gather_blocks(xp):
+            np.matmul(self.w2, cols, out=flat[:, ns.start * self.run:ns.stop * self.run])
+        self.xp = xp if keep_input else None
+        return out[:, :, :, :geo.wo].transpose(1, 0, 2, 3)
+
+    def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
+        geo = self.geo
+        gfull = np.empty((geo.o, geo.n, geo.ho, self.wp), grad.dtype)  # dy, zero in the dropped columns
+        gfull[:, :, :, geo.wo:] = 0
+        gfull[:, :, :, :geo.wo] = grad.transpose(1, 0, 2, 3)
+        gflat = gfull.reshape(geo.o, -1)
+        gx = gw = gb = None
+        if need_b:
+            gb = gflat @ np.ones(gflat.shape[1], grad.dtype)
+        if need_w:
+            gw = np.zeros_like(self.w2.T)
+            part = np.empty_like(gw)
+            for ns, cols in self._gather_blocks(self.xp):  # dW^T = cols dy^T: OpenBLAS runs (K, L) @ (L, O)
+                gw += np.matmul(cols, gflat[:, ns.start * self.run:ns.stop * self.run].T, out=part)  # 2x faster
+            gw = gw.T.reshape(geo.o, geo.c, geo.kh, geo.kw)
+        if need_x:
+            gx = self._col2im(gflat)
+        return gx, gw, gb
+
+    def _col2im(self, gflat: np.ndarray) -> np.ndarray:
+        """dcols = W^T dy per block, each kernel offset's (C, nb, Ho Wp) slab added back into the planes at its
+        shift (kh * kw adds of long runs); the dropped columns of dy are zero, so they add nothing."""
+        geo = self.geo
+        dxp = empty_in_order((geo.n, geo.c, self.hp, self.wp), self.order, gflat.dtype)
+        dxp.fill(0)
+        planes = self._planes(dxp).transpose(1, 0, 2)  # (C, N, Hp Wp), a view
+        k = geo.c * geo.kh * geo.kw
+        row_bytes = k * self.run * gflat.itemsize
+        buf = block_buffer(geo.n, 1, row_bytes, gflat.dtype, PLANAR_SCALE)
+        wt = self.w2.T
+        for ns, _ in blocks(geo.n, 1, row_bytes, PLANAR_SCALE):
+            nb = ns.stop - ns.start
+            dcols = buf[:k * nb * self.run].reshape(k, nb * self.run)
+            np.matmul(wt, gflat[:, ns.start * self.run:ns.stop * self.run], out=dcols)
+            dcols = dcols.reshape(geo.c, geo.kh, geo.kw, nb, self.run)
+            for i in range(geo.kh):
+                for j in range(geo.kw):
+                    s = i * geo.dilation[0] * self.wp + j * geo.dilation[1]
+                    planes[:, ns, s:s + self.run] += dcols[:, i, j]
+        pt, _, pl, _ = geo.pads
+        return dxp[:, :, pt:pt + geo.h, pl:pl + geo.w]
+
+
+class Conv2d(Function):
+    def forward(self, x, w, b=None, *, stride, pads, dilation, groups):
+        n, c, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        ho = out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
+        wo = out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])
+        geo = Geometry(n, c, h, wd, o, kh, kw, ho, wo, groups, stride, pads, dilation)
+        planar = Planar.supports(geo) and (Planar.pays(geo) if LOWERING is None else LOWERING == "planar")
+        self.lowering = Planar(geo) if planar else ChannelsLast(geo)
+        out = self.lowering.forward(x, w, keep_input=self.needs_input_grad[1])
+        if b is not None:
+            out += b[:, None, None]
+        return out
+
+    def backward(self, grad):
+        needs = self.needs_input_grad
+        return self.lowering.grads(grad, needs[0], needs[1], len(needs) == 3 and needs[2])
 
 
 def _flip_pads(pads: tuple[int, int, int, int], k: tuple[int, int], d: tuple[int, int]) -> tuple[int, ...] | None:
