@@ -182,10 +182,10 @@ def test_gradcheck(fn, arrays):
     assert fn(*inputs).dtype == dl.float64
 
 
-@pytest.mark.parametrize("lowering", ["planar", "channels_last"])
+@pytest.mark.parametrize("lowering", ["planar", "shifted", "channels_last"])
 @pytest.mark.parametrize(("fn", "arrays"), CONV)
 def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monkeypatch):
-    """Both lowerings, forced where supported, gather in blocks of about ``BLOCK_BYTES``: at 64 bytes every block
+    """Each lowering, forced where supported, gathers in blocks of about ``BLOCK_BYTES``: at 64 bytes every block
     is one image (planar) or one output row (channels-last), so every block edge is exercised by every case."""
     monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
     monkeypatch.setattr(conv_ops, "LOWERING", lowering)

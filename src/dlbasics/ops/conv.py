@@ -1,21 +1,25 @@
-"""2-D convolution lowered to GEMMs, NCHW at the API, with two memory layouts chosen per layer.
+"""2-D convolution lowered to GEMMs, NCHW at the API, with three lowerings chosen per layer.
 
 x (N, C, H, W), w (O, C/groups, kh, kw) -> out (N, O, Ho, Wo), Ho = (H + pads - d (kh - 1) - 1) // s + 1:
     out[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, c, s y + d i, s x + d j]
 
-Channels-last (the general lowering): windows are gathered from an NHWC view into cols (N Ho Wo, kh kw C), so
+Channels-last (any stride and groups): windows are gathered from an NHWC view into cols (N Ho Wo, kh kw C), so
 the product cols @ W (kh kw C, O) is already NHWC; it is returned as an NCHW *view* of that buffer, so the next
-conv's NCHW -> NHWC transpose is free and a stack of convs never reorders memory. Backward: dW = cols^T dy;
-dx is the correlation of dy with the flipped kernel (stride 1) or, where that moves more data, dcols = dy W^T
-added back by one strided add per kernel offset (col2im without np.add.at).
+conv's NCHW -> NHWC transpose is free and a stack of convs never reorders memory. Backward: dW = cols^T dy,
+and dcols = dy W^T goes back by one strided add per kernel offset (col2im without np.add.at).
 
-Planar (few input channels, stride 1, no groups): a gathered run there is only kw C values long (5 for LeNet's
+Shifted (stride 1, no groups, the common case): no gathering at all. In the padded NHWC input flattened to rows,
+the window offset (i, j) of every output position is the same row shift, so out = sum_ij rows[shift_ij:] @ W_ij,
+kh kw GEMMs on contiguous slices accumulated by BLAS (outputs over the padding's width are computed and
+dropped). dx is the same sum run backwards; dW gathers as channels-last does.
+
+Planar (few input channels, stride 1, no groups): an NHWC window run is only kw C values long (5 for LeNet's
 first layer), so windows are gathered from padded planes instead: cols (C kh kw, N Ho Wp) with each window
-offset a run of Ho Wp values, for every output row computed over the full padded width Wp (the extra Wp - Wo
-columns are discarded). Then out^T (O, N Ho Wp) = W (O, C kh kw) @ cols, with PyTorch's weight layout as is.
+offset a run of Ho Wp values, every output row computed over the full padded width Wp (the extra columns are
+dropped). Then out^T (O, N Ho Wp) = W (O, C kh kw) @ cols, with PyTorch's weight layout as is.
 
-Both gather in blocks of about ``BLOCK_BYTES`` and multiply each block at once (it stays in L2 cache), and
-backward gathers again from the padded input instead of keeping the 9x larger columns.
+Gathers run in blocks of about ``BLOCK_BYTES``, each multiplied at once (it stays in L2 cache), and backward
+gathers again from the padded input instead of keeping the 9x larger columns.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from dlbasics.autograd.function import Function
+from dlbasics.ops._blas import gemm
 from dlbasics.ops._layout import axis_order, empty_in_order
 from dlbasics.tensor import Tensor
 
@@ -68,8 +73,9 @@ def pad_nhwc(xh: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
 # streaming a 9x copy of the activation through memory, and backward re-gathers from the padded input
 # instead of keeping the columns (ResNet-20 stage 1 kept 19 MB per conv).
 BLOCK_BYTES = 1 << 20
-# None: each layer takes the lowering that pays (Planar.pays); "planar" or "channels_last" forces one wherever it
-# is supported - for tests and for measuring one against the other
+# None: each layer takes the lowering that pays (planar where Planar.pays, else shifted, for stride 1 and no
+# groups; channels-last otherwise); "planar", "shifted" or "channels_last" forces one wherever it is supported -
+# for tests and for measuring one against another
 LOWERING: str | None = None
 # planar blocks are larger: its GEMMs have few rows (O) and its col2im adds one slab per kernel offset and block,
 # so per-call costs, not cache misses, dominate at 1 MiB (LeNet: 150 adds of 9k values per step)
@@ -181,7 +187,7 @@ class ChannelsLast:
     def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
         """(dx NCHW view, dW (O, C/g, kh, kw), db) for dy (N, O, Ho, Wo) of any layout."""
         geo = self.geo
-        n, c, h, wd, o, kh, kw, ho, wo, g = geo[:10]
+        n, c, _, _, o, kh, kw, ho, wo, g = geo[:10]
         cg = c // g
         m = n * ho * wo
         gm = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(m, o)  # free when dy is NHWC already
@@ -191,18 +197,7 @@ class ChannelsLast:
         if need_b:
             gb = np.ones(m, gm.dtype) @ gm  # BLAS: both cores, unlike NumPy's column sum
         if need_x:
-            # the flipped-kernel route gathers k^2 * O values per input position, col2im k^2 * C per output
-            # position: take the flipped route only where it moves no more data (e.g. same-padding convs)
-            fp = _flip_pads(geo.pads, (kh, kw), geo.dilation)
-            if g == 1 and geo.stride == (1, 1) and h * wd * o <= ho * wo * c and fp is not None:
-                # dx is the correlation of dy, padded by d (k - 1) - p, with the kernel flipped in space and
-                # transposed in channels: rows (i, j, o) of w[o, c, kh-1-i, kw-1-j]
-                wf = self.wm[0].reshape(kh, kw, c, o)[::-1, ::-1].transpose(0, 1, 3, 2).reshape(1, kh * kw * o, c)
-                gx = correlate(pad_nhwc(gm.reshape(n, ho, wo, o), fp), wf, (h, wd), (kh, kw), (1, 1), geo.dilation)
-                gx = gx.reshape(n, h, wd, c)
-            else:
-                gx = self._col2im(gm)
-            gx = gx.transpose(0, 3, 1, 2)
+            gx = self._input_grad(gm).transpose(0, 3, 1, 2)
         return gx, gw, gb
 
     def _weight_grad(self, gm: np.ndarray) -> np.ndarray:
@@ -217,8 +212,8 @@ class ChannelsLast:
             dwm += np.matmul(cols.transpose(0, 2, 1), gb, out=part)
         return dwm
 
-    def _col2im(self, gm: np.ndarray) -> np.ndarray:
-        """Adjoint of the gather: dcols = dy W^T per block, added back by one strided add per kernel offset
+    def _input_grad(self, gm: np.ndarray) -> np.ndarray:
+        """col2im, the adjoint of the gather: dcols = dy W^T per block, added back by one strided add per kernel offset
         (kh * kw adds, no np.add.at), then the padding is dropped. Returns NHWC."""
         n, c, h, wd, o, kh, kw, ho, wo, g, (sh, sw), pads, (dh, dw) = self.geo
         cg = c // g
@@ -244,6 +239,56 @@ class ChannelsLast:
                     dxp[ns, rows_sl, j * dw:j * dw + sw * (wo - 1) + 1:sw, :] += dcols[:, :, :, i, j]
         pt, _, pl, _ = pads
         return dxp[:, pt:pt + h, pl:pl + wd, :]
+
+
+class Shifted(ChannelsLast):
+    """Stride 1, no groups: the convolution as kh * kw accumulating GEMMs on shifted rows of the padded input,
+    with no im2col at all. With xf the padded NHWC input flattened to (N Hp Wp, C) rows (plus a zero tail),
+        out[p] = sum_ij xf[p + s_ij] @ W_ij,   s_ij = d_h i Wp + d_w j,   W_ij = w[:, :, i, j]^T (C, O),
+    computed for every padded position p = (n, y, x); those with y >= Ho or x >= Wo are dropped, (Hp Wp) /
+    (Ho Wo) extra work (1.13x at 32x32, pad 1). Each term is a contiguous slice, so each GEMM reads the
+    activation in place and accumulates through BLAS's beta (ops/_blas.py). dx is the adjoint,
+    dxf[p + s_ij] += dy_full[p] @ W_ij^T with dy_full zero off the output positions; dW gathers in blocks
+    as ChannelsLast does."""
+
+    def __init__(self, geo: Geometry) -> None:
+        super().__init__(geo)
+        pt, pb, pl, pr = geo.pads
+        self.hp, self.wp = geo.h + pt + pb, geo.w + pl + pr
+        self.rows = geo.n * self.hp * self.wp
+        (dh, dw), wp = geo.dilation, self.wp
+        self.shifts = [(i, j, i * dh * wp + j * dw) for i in range(geo.kh) for j in range(geo.kw)]
+        self.tail = self.shifts[-1][2]  # the last term reads this far past the padded rows
+
+    def forward(self, x: np.ndarray, w: np.ndarray, keep_input: bool) -> np.ndarray:
+        geo = self.geo
+        pt, pb, pl, pr = geo.pads
+        xf = np.empty((self.rows + self.tail, geo.c), x.dtype)
+        xp = xf[:self.rows].reshape(geo.n, self.hp, self.wp, geo.c)
+        for region in (np.s_[:, :pt], np.s_[:, self.hp - pb:], np.s_[:, :, :pl], np.s_[:, :, self.wp - pr:]):
+            xp[region] = 0
+        xf[self.rows:] = 0
+        xp[:, pt:pt + geo.h, pl:pl + geo.w] = x.transpose(0, 2, 3, 1)
+        self.wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (kh, kw, C, O): W_ij row-major
+        out = np.empty((self.rows, geo.o), x.dtype)
+        for i, j, s in self.shifts:
+            gemm(xf[s:s + self.rows], self.wk[i, j], out, beta=0.0 if s == 0 else 1.0)
+        self.xp = xp if keep_input else None
+        return out.reshape(geo.n, self.hp, self.wp, geo.o)[:, :geo.ho, :geo.wo].transpose(0, 3, 1, 2)
+
+    def _input_grad(self, gm: np.ndarray) -> np.ndarray:
+        geo = self.geo
+        pt, _, pl, _ = geo.pads
+        dyf = np.empty((self.rows, geo.o), gm.dtype)
+        dy = dyf.reshape(geo.n, self.hp, self.wp, geo.o)
+        dy[:, geo.ho:] = 0
+        dy[:, :geo.ho, geo.wo:] = 0
+        dy[:, :geo.ho, :geo.wo] = gm.reshape(geo.n, geo.ho, geo.wo, geo.o)
+        dxf = np.empty((self.rows + self.tail, geo.c), gm.dtype)
+        dxf[self.rows:] = 0  # the first term (shift 0) overwrites the rest
+        for i, j, s in self.shifts:
+            gemm(dyf, self.wk[i, j].T, dxf[s:s + self.rows], beta=0.0 if s == 0 else 1.0)
+        return dxf[:self.rows].reshape(geo.n, self.hp, self.wp, geo.c)[:, pt:pt + geo.h, pl:pl + geo.w]
 
 
 class Planar:
@@ -354,8 +399,12 @@ class Conv2d(Function):
         ho = out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
         wo = out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])
         geo = Geometry(n, c, h, wd, o, kh, kw, ho, wo, groups, stride, pads, dilation)
-        planar = Planar.supports(geo) and (Planar.pays(geo) if LOWERING is None else LOWERING == "planar")
-        self.lowering = Planar(geo) if planar else ChannelsLast(geo)
+        if not Planar.supports(geo) or LOWERING == "channels_last":
+            self.lowering = ChannelsLast(geo)
+        elif LOWERING == "planar" or (LOWERING is None and Planar.pays(geo)):
+            self.lowering = Planar(geo)
+        else:
+            self.lowering = Shifted(geo)
         out = self.lowering.forward(x, w, keep_input=self.needs_input_grad[1])
         if b is not None:
             out += b[:, None, None]
@@ -364,13 +413,6 @@ class Conv2d(Function):
     def backward(self, grad):
         needs = self.needs_input_grad
         return self.lowering.grads(grad, needs[0], needs[1], len(needs) == 3 and needs[2])
-
-
-def _flip_pads(pads: tuple[int, int, int, int], k: tuple[int, int], d: tuple[int, int]) -> tuple[int, ...] | None:
-    """Padding of dy for the flipped-kernel correlation, or None when a pad exceeds the kernel's reach."""
-    out = (d[0] * (k[0] - 1) - pads[0], d[0] * (k[0] - 1) - pads[1], d[1] * (k[1] - 1) - pads[2],
-           d[1] * (k[1] - 1) - pads[3])
-    return out if min(out) >= 0 else None
 
 
 def conv_pads(padding: IntPair | str, kernel: tuple[int, int], stride: tuple[int, int],

@@ -1,0 +1,62 @@
+"""``ops._blas.gemm``: out = a @ b + beta * out on NumPy's BLAS, and its matmul fallback, for every layout the
+shifted convolution hands it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlbasics as dl
+import dlbasics.nn.functional as F
+from dlbasics.autograd import gradcheck
+from dlbasics.ops import _blas
+from dlbasics.ops import conv as conv_ops
+
+rng = np.random.default_rng(0)
+
+
+def layouts(dtype):
+    a = rng.standard_normal((7, 5)).astype(dtype)
+    b = rng.standard_normal((5, 4)).astype(dtype)
+    rows = np.zeros((20, 5), dtype)
+    rows[3:10] = a
+    yield "contiguous", a, b
+    yield "row-slice-of-taller", rows[3:10], b
+    yield "transposed-a", np.asfortranarray(a), b
+    yield "transposed-b", a, np.asfortranarray(b)
+    yield "b-is-a-transpose", a, np.ascontiguousarray(b.T).T
+    yield "strided-a-copied-by-fallback", np.repeat(a, 2, axis=1)[:, ::2], b  # no unit stride: matmul path
+    yield "one-column-b", a, b[:, :1]
+
+
+@pytest.fixture(params=["cblas", "fallback"])
+def backend(request, monkeypatch):
+    if request.param == "fallback":
+        monkeypatch.setattr(_blas, "_CBLAS", {})
+    elif not _blas.available():
+        pytest.skip("NumPy's BLAS has no cblas_sgemm this process can find; the fallback is tested")
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 0.5])
+def test_gemm_matches_matmul(backend, dtype, beta):
+    for name, a, b in layouts(dtype):
+        big = rng.standard_normal((a.shape[0] + 3, b.shape[1] + 2)).astype(dtype)
+        out = big[1:1 + a.shape[0], :b.shape[1]]  # a row stride wider than the row: ldc > n
+        before, around = out.copy(), big.copy()
+        if beta == 0:
+            out[0, 0] = np.nan  # beta = 0 ignores what out held
+        _blas.gemm(a, b, out, beta=beta)
+        ref = a @ b + (beta * before if beta else 0)
+        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5, err_msg=name)
+        around[1:1 + a.shape[0], :b.shape[1]] = out
+        assert np.array_equal(big, around), name  # nothing written outside out
+
+
+def test_shifted_conv_on_the_fallback_matches_finite_differences(monkeypatch):
+    monkeypatch.setattr(_blas, "_CBLAS", {})
+    monkeypatch.setattr(conv_ops, "LOWERING", "shifted")
+    x = dl.tensor(rng.standard_normal((2, 3, 5, 6)), dtype=dl.float64, requires_grad=True)
+    w = dl.tensor(rng.standard_normal((4, 3, 3, 2)), dtype=dl.float64, requires_grad=True)
+    assert gradcheck(lambda x, w: F.conv2d(x, w, padding=(1, 2), dilation=(1, 2)), [x, w])
