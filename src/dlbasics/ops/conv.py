@@ -247,9 +247,10 @@ class Shifted(ChannelsLast):
         out[p] = sum_ij xf[p + s_ij] @ W_ij,   s_ij = d_h i Wp + d_w j,   W_ij = w[:, :, i, j]^T (C, O),
     computed for every padded position p = (n, y, x); those with y >= Ho or x >= Wo are dropped, (Hp Wp) /
     (Ho Wo) extra work (1.13x at 32x32, pad 1). Each term is a contiguous slice, so each GEMM reads the
-    activation in place and accumulates through BLAS's beta (ops/_blas.py). dx is the adjoint,
-    dxf[p + s_ij] += dy_full[p] @ W_ij^T with dy_full zero off the output positions; dW gathers in blocks
-    as ChannelsLast does."""
+    activation in place and accumulates through BLAS's beta (ops/_blas.py). With dy_full zero off the output
+    positions, dx is the adjoint, dxf[p + s_ij] += dy_full[p] @ W_ij^T. dW gathers in blocks as ChannelsLast
+    does: the nine reductions dW_ij = xf[s_ij:]^T dy_full have 16 x 16 outputs, which OpenBLAS runs on one
+    core (2.8 vs 2.6 ms; split over two threads they won alone but lost inside a network step)."""
 
     def __init__(self, geo: Geometry) -> None:
         super().__init__(geo)
@@ -279,7 +280,7 @@ class Shifted(ChannelsLast):
     def _input_grad(self, gm: np.ndarray) -> np.ndarray:
         geo = self.geo
         pt, _, pl, _ = geo.pads
-        dyf = np.empty((self.rows, geo.o), gm.dtype)
+        dyf = np.empty((self.rows, geo.o), gm.dtype)  # dy on every padded position, zero off the outputs
         dy = dyf.reshape(geo.n, self.hp, self.wp, geo.o)
         dy[:, geo.ho:] = 0
         dy[:, :geo.ho, geo.wo:] = 0

@@ -23,18 +23,18 @@ class BatchNorm(Function):
     def forward(self, x, gamma, beta, eps, mean=None, var=None, stats_out=None):
         c = x.shape[1]
         xt = np.moveaxis(x, 1, -1)  # (..., C)
-        x2 = xt.reshape(-1, c)
+        x2 = xt.reshape(-1, c)  # a copy when x's memory is not channels-last (or has gaps): then it is ours
+        owned = not np.may_share_memory(x2, x)
         m = x2.shape[0]
         ones = np.ones(m, x.dtype)
         self.batch_stats = mean is None
         if self.batch_stats:
             mean = (ones @ x2) / m
-            xc = x2 - mean
-            var = (ones @ (xc * xc)) / m
+        xc = np.subtract(x2, mean, out=x2 if owned else None)
+        if self.batch_stats:
+            var = np.einsum("ij,ij->j", xc, xc) / m  # no (M, C) temporary, unlike (xc * xc).sum(0)
             if stats_out is not None:  # hand the batch statistics to the caller for the running averages
                 stats_out.extend((mean, var))
-        else:
-            xc = x2 - mean
         inv_std = 1.0 / np.sqrt(var + eps)
         out = xc * (inv_std * gamma)
         out += beta
@@ -47,13 +47,16 @@ class BatchNorm(Function):
         xc, inv_std, ones, m = self.xc, self.inv_std, self.ones, self.m
         gx = ggamma = gbeta = None
         sum_g = ones @ g2 if (self.needs_input_grad[2] or (self.needs_input_grad[0] and self.batch_stats)) else None
-        sum_gxc = ones @ (g2 * xc) if (self.needs_input_grad[1] or self.batch_stats) else None
+        sum_gxc = np.einsum("ij,ij->j", g2, xc) if (self.needs_input_grad[1] or self.batch_stats) else None
         if self.needs_input_grad[0]:
             s = self.gamma * inv_std
-            gx = g2 * s
             if self.batch_stats:
+                # dx = s (g - sum(g) / M) - xc (s inv_std^2 sum(g xc) / M): three passes and one temporary
+                gx = np.subtract(g2, sum_g / m)
+                gx *= s
                 gx -= xc * (s * inv_std * inv_std * sum_gxc / m)
-                gx -= s * sum_g / m
+            else:
+                gx = g2 * s
             gx = np.moveaxis(gx.reshape(np.moveaxis(g, 1, -1).shape), -1, 1)
         if self.needs_input_grad[1]:
             ggamma = inv_std * sum_gxc
