@@ -60,3 +60,15 @@ def test_shifted_conv_on_the_fallback_matches_finite_differences(monkeypatch):
     x = dl.tensor(rng.standard_normal((2, 3, 5, 6)), dtype=dl.float64, requires_grad=True)
     w = dl.tensor(rng.standard_normal((4, 3, 3, 2)), dtype=dl.float64, requires_grad=True)
     assert gradcheck(lambda x, w: F.conv2d(x, w, padding=(1, 2), dilation=(1, 2)), [x, w])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [40001, 1001], ids=["batched-odd-rows", "small-falls-back"])
+def test_matmul_tn_matches_matmul(backend, dtype, k):
+    """A long reduction in chunks (OpenBLAS's batched GEMM above its small-matrix threshold, with a left-over
+    row when k is odd) equals one product."""
+    a = rng.standard_normal((k + 5, 16)).astype(dtype)[2:2 + k]  # rows of a taller array
+    b = rng.standard_normal((k, 16)).astype(dtype)
+    out = np.empty((16, 16), dtype)
+    _blas.matmul_tn(a, b, out)
+    np.testing.assert_allclose(out, a.T.astype(np.float64) @ b, rtol=1e-4, atol=1e-2 if dtype == np.float32 else 1e-9)
