@@ -48,3 +48,29 @@ def test_axis_order_and_zeros_like_layout():
     assert z.shape == (2, 3, 6, 7) and z.dtype == np.float32 and channels_last(z) and not z.any()
     assert axis_order(np.zeros((1, 3, 4))) == (0, 1, 2)  # a size-1 axis has no say
     assert zeros_like_layout((3, 2), np.zeros((2, 3))).flags.c_contiguous
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x,  # NCHW
+    lambda x: np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),  # channels-last
+    lambda x: np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (0, 2), (0, 3), (0, 0)))[:, :5, :6].transpose(0, 3, 1, 2),
+    lambda x: x[:1],  # one image
+    lambda x: x[:, :, :1, :1],  # 1x1 maps: size-1 axes
+], ids=["nchw", "channels-last", "channels-last-with-gaps", "one-image", "one-pixel"])
+def test_batch_norm_reads_every_layout_alike(make):
+    """BatchNorm sums channels by BLAS on views of the input without copying it (ops/norm.py); each layout of
+    the same values gives the same output and gradient."""
+    from dlbasics.ops.norm import _channel_sum
+
+    values = np.random.default_rng(0).standard_normal((3, 4, 5, 6)).astype(np.float32)
+    x = make(values)
+    ref = np.ascontiguousarray(x)
+    np.testing.assert_allclose(_channel_sum(np.moveaxis(x, 1, -1)), ref.sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
+    outs = []
+    for data in (x, ref):
+        t = dl.tensor(data, requires_grad=True)
+        y = dl.nn.BatchNorm2d(4)(t)
+        (y * dl.arange(y.numel()).reshape(y.shape)).sum().backward()
+        outs.append((y.data, t.grad))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-4)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 
 from dlbasics.autograd.function import Function
@@ -24,30 +27,31 @@ def _channel_map(x: np.ndarray, a: np.ndarray, out: np.ndarray, b: np.ndarray | 
         out += b
 
 
-def _reshaped_view(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
-    """x reshaped without a copy, or None where that needs one."""
-    v = x.view()
-    try:
-        v.shape = shape
-    except AttributeError:
-        return None
-    return v
+def _merged(x: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray | None:
+    """A view of x with each group of consecutive axes merged into one, or None where that needs a copy.
+    (Setting ``.shape`` would tell too, but only after copying the array to find out.)"""
+    for axes in groups:
+        live = [a for a in axes if x.shape[a] != 1]  # a size-1 axis merges with anything
+        for a, b in itertools.pairwise(live):
+            if x.strides[a] != x.strides[b] * x.shape[b]:
+                return None
+    return x.reshape(tuple(math.prod(x.shape[a] for a in axes) for axes in groups))  # a view, as checked
 
 
 def _channel_sum(xt: np.ndarray) -> np.ndarray:
     """Sum over all axes but the last of a channels-last array, by BLAS (both cores) without copying it: the
     (M, C) matrix when x has one, else (N, H, W C) rows per image - a conv output with gaps between rows."""
-    c = xt.shape[-1]
-    x2 = _reshaped_view(xt, (-1, c))
+    lead = tuple(range(xt.ndim - 1))
+    x2 = _merged(xt, (lead, (xt.ndim - 1,)))
     if x2 is not None:
         return np.ones(x2.shape[0], xt.dtype) @ x2
     if xt.ndim == 4:
-        n, h, w, _ = xt.shape
-        x3 = _reshaped_view(xt, (n, h, w * c))
+        n, h, w, c = xt.shape
+        x3 = _merged(xt, ((0,), (1,), (2, 3)))
         if x3 is not None:
             per_image = np.ones(h, xt.dtype) @ x3  # (N, W C)
             return (np.ones(n, xt.dtype) @ per_image).reshape(w, c).sum(0)
-    return np.add.reduce(xt, axis=tuple(range(xt.ndim - 1)))
+    return np.add.reduce(xt, axis=lead)
 
 
 class BatchNorm(Function):
