@@ -63,12 +63,15 @@ def test_shifted_conv_on_the_fallback_matches_finite_differences(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [40001, 1001], ids=["batched-odd-rows", "small-falls-back"])
-def test_matmul_tn_matches_matmul(backend, dtype, k):
+@pytest.mark.parametrize("k", [40001, 1001], ids=["batched-odd-k", "small-falls-back"])
+@pytest.mark.parametrize("layout", ["a-transposed", "b-transposed"])
+def test_matmul_split_matches_matmul(backend, dtype, k, layout):
     """A long reduction in chunks (OpenBLAS's batched GEMM above its small-matrix threshold, with a left-over
-    row when k is odd) equals one product."""
-    a = rng.standard_normal((k + 5, 16)).astype(dtype)[2:2 + k]  # rows of a taller array
+    column when k is odd) equals one product, for either operand stored transposed."""
+    a = rng.standard_normal((k + 5, 16)).astype(dtype)[2:2 + k].T  # (16, k), a view of rows of a taller array
     b = rng.standard_normal((k, 16)).astype(dtype)
+    if layout == "b-transposed":
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b.T).T
     out = np.empty((16, 16), dtype)
-    _blas.matmul_tn(a, b, out)
-    np.testing.assert_allclose(out, a.T.astype(np.float64) @ b, rtol=1e-4, atol=1e-2 if dtype == np.float32 else 1e-9)
+    _blas.matmul_split(a, b, out)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-2 if dtype == np.float32 else 1e-9)

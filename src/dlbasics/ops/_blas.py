@@ -8,7 +8,7 @@ OpenBLAS already loaded by NumPy (its wheels bundle one), found by file and symb
 falls back to matmul plus an add.
 
 A GEMM with a tiny output and a long reduction (a conv's weight gradient: 16 x 16 summed over 37k positions)
-runs on one core in OpenBLAS, which only splits the output. ``matmul_tn`` cuts the reduction into chunks and
+runs on one core in OpenBLAS, which only splits the output. ``matmul_split`` cuts the reduction into chunks and
 hands them to OpenBLAS's batched GEMM, which runs the batch on its own threads (1.5 vs 2.8 ms for ResNet's
 16-channel weight gradient; two Python threads with one-thread BLAS calls instead lost to OpenBLAS's spinning
 threads inside a network step).
@@ -100,27 +100,29 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float = 1.0) -> No
        out.ctypes.data, tc[1])
 
 
-def matmul_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int = 2) -> None:
-    """out = a^T @ b for a (K, M) and b (K, N) with K >> M, N, both with unit-stride rows; out (M, N) contiguous.
-    The K rows go to OpenBLAS's batched GEMM in ``parts`` chunks (run on its threads) and the partial
-    products are summed."""
-    k, m = a.shape
+def matmul_split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int = 2) -> None:
+    """out = a @ b for a (M, K), b (K, N) with K >> M, N (any layouts BLAS reads in place); out (M, N)
+    contiguous. The reduction goes to OpenBLAS's batched GEMM in ``parts`` chunks (run on its threads) and the
+    partial products are summed."""
+    m, k = a.shape
     n = b.shape[1]
     fn = _BATCHED.get(out.dtype)
     ta, tb = _operand(a), _operand(b)
     chunk = k // parts
     # OpenBLAS 0.3.31's batched call crashed here (segfault) on parts below its small-matrix threshold,
     # M N K <= 100^3, which take another code path: use it only well above that
-    if (fn is None or m * n * chunk < _BATCH_MIN_WORK or ta is None or tb is None or ta[0] != _NO_TRANS
-            or tb[0] != _NO_TRANS or not (a.dtype == b.dtype == out.dtype) or not out.flags.c_contiguous):
-        np.matmul(a.T, b, out=out)
+    if (fn is None or m * n * chunk < _BATCH_MIN_WORK or ta is None or tb is None
+            or not (a.dtype == b.dtype == out.dtype) or not out.flags.c_contiguous):
+        np.matmul(a, b, out=out)
         return
+    it = a.itemsize
+    step_a, step_b = chunk * a.strides[1] // it, chunk * b.strides[0] // it  # one chunk along K, in elements
     partial = np.empty((parts, m, n), out.dtype)
-    fn(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, chunk, 1.0, a.ctypes.data, ta[1], chunk * ta[1], b.ctypes.data,
-       tb[1], chunk * tb[1], 0.0, partial.ctypes.data, n, m * n, parts)
+    fn(_ROW_MAJOR, ta[0], tb[0], m, n, chunk, 1.0, a.ctypes.data, ta[1], step_a, b.ctypes.data, tb[1], step_b,
+       0.0, partial.ctypes.data, n, m * n, parts)
     np.sum(partial, axis=0, out=out)
-    if chunk * parts < k:  # the rows left over
-        gemm(a[chunk * parts:].T, b[chunk * parts:], out, beta=1.0)
+    if chunk * parts < k:  # the reduction left over
+        gemm(a[:, chunk * parts:], b[chunk * parts:], out, beta=1.0)
 
 
 def available() -> bool:

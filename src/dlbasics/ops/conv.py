@@ -31,7 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from dlbasics.autograd.function import Function
-from dlbasics.ops._blas import gemm, matmul_tn
+from dlbasics.ops._blas import gemm, matmul_split
 from dlbasics.ops._layout import axis_order, empty_in_order
 from dlbasics.tensor import Tensor
 
@@ -251,7 +251,7 @@ class Shifted(ChannelsLast):
     (Ho Wo) extra work (1.13x at 32x32, pad 1). Each term is a contiguous slice, so each GEMM reads the
     activation in place and accumulates through BLAS's beta (ops/_blas.py). With dy_full zero off the output
     positions, dx is the adjoint, dxf[p + s_ij] += dy_full[p] @ W_ij^T, and dW_ij = xf[s_ij:]^T dy_full: small
-    outputs summed over every position, split along the positions over the cores (_blas.matmul_tn). From
+    outputs summed over every position, split along the positions over the cores (_blas.matmul_split). From
     64 x 64 channels on, dW gathers in blocks as ChannelsLast does (0.99 vs 1.2 ms there)."""
 
     def __init__(self, geo: Geometry) -> None:
@@ -297,7 +297,7 @@ class Shifted(ChannelsLast):
         dyf = self._dy_full(gm)
         dw = np.empty((len(self.shifts), geo.c, geo.o), gm.dtype)
         for t, (_, _, s) in enumerate(self.shifts):
-            matmul_tn(self.xf[s:s + self.rows], dyf, dw[t])
+            matmul_split(self.xf[s:s + self.rows].T, dyf, dw[t])
         return dw.reshape(1, -1, geo.o)  # rows (i, j, c), as weight_matrix
 
     def _input_grad(self, gm: np.ndarray) -> np.ndarray:
@@ -364,9 +364,13 @@ class Planar:
         self.w2 = w.reshape(geo.o, -1)  # (O, C kh kw): PyTorch's layout is already the row order (c, i, j)
         out = np.empty((geo.o, geo.n, geo.ho, self.wp), x.dtype)
         flat = out.reshape(geo.o, -1)
+        gathered = []
         for ns, cols in self._gather_blocks(xp):
             np.matmul(self.w2, cols, out=flat[:, ns.start * self.run:ns.stop * self.run])
-        self.xp = xp if keep_input else None
+            gathered.append((ns, cols))
+        # dW needs the columns again: when they were one block (at most PLANAR_SCALE * BLOCK_BYTES), keep them
+        # rather than gather again; else keep the padded input
+        self.saved = None if not keep_input else gathered if len(gathered) == 1 else xp
         return out[:, :, :, :geo.wo].transpose(1, 0, 2, 3)
 
     def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
@@ -381,8 +385,11 @@ class Planar:
         if need_w:
             gw = np.zeros_like(self.w2.T)
             part = np.empty_like(gw)
-            for ns, cols in self._gather_blocks(self.xp):  # dW^T = cols dy^T: OpenBLAS runs (K, L) @ (L, O)
-                gw += np.matmul(cols, gflat[:, ns.start * self.run:ns.stop * self.run].T, out=part)  # 2x faster
+            saved = self.saved
+            for ns, cols in saved if isinstance(saved, list) else self._gather_blocks(saved):
+                # dW^T = cols dy^T, the reduction over both cores
+                matmul_split(cols, gflat[:, ns.start * self.run:ns.stop * self.run].T, part)
+                gw += part
             gw = gw.T.reshape(geo.o, geo.c, geo.kh, geo.kw)
         if need_x:
             gx = self._col2im(gflat)
