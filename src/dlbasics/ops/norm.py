@@ -17,14 +17,44 @@ from dlbasics.tensor import Tensor
 AFFINE_GEMM_MAX_CHANNELS = 32
 
 
+def _rows(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """(view, k): a C-contiguous (M, C) array as (M / k, k C) rows, k the largest power of two that divides M
+    with k C <= 4096. A per-channel vector tiled k times then broadcasts along long rows: NumPy loops a
+    broadcast over a 16-long last axis 16 values at a time, over 4096 it vectorizes (0.35 vs 0.23 ms, 2 MB)."""
+    m, c = a.shape
+    k = m & -m if m else 1
+    while k > 1 and k * c > 4096:
+        k //= 2
+    return a.reshape(m // k, k * c), k
+
+
+def _per_channel(op: np.ufunc, x: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
+    """out = op(x, v) for x and out C-contiguous (M, C) and v (C,), along long rows (``_rows``)."""
+    xr, k = _rows(x)
+    op(xr, np.tile(v, k), out=_rows(out)[0])
+
+
 def _channel_map(x: np.ndarray, a: np.ndarray, out: np.ndarray, b: np.ndarray | None = None) -> None:
-    """out = x * a + b per channel for x (M, C)."""
+    """out = x * a + b per channel for x (M, C), both C-contiguous."""
     if a.shape[0] <= AFFINE_GEMM_MAX_CHANNELS:
         gemm(x, np.diag(a), out, beta=0.0)
     else:
-        np.multiply(x, a, out=out)
+        _per_channel(np.multiply, x, a, out)
     if b is not None:
-        out += b
+        _per_channel(np.add, out, b, out)
+
+
+def _centre(xt: np.ndarray, mean: np.ndarray, out: np.ndarray) -> None:
+    """out (M, C) = xt - mean for a channels-last xt of any strides, along rows as long as xt allows."""
+    x2 = _merged(xt, (tuple(range(xt.ndim - 1)), (xt.ndim - 1,)))
+    if x2 is not None and x2.flags.c_contiguous:
+        _per_channel(np.subtract, x2, mean, out)
+        return
+    x3 = _merged(xt, ((0,), (1,), (2, 3))) if xt.ndim == 4 else None
+    if x3 is not None:  # a conv output with gaps between its rows: (N, H, W C) rows
+        np.subtract(x3, np.tile(mean, xt.shape[2]), out=out.reshape(x3.shape))
+        return
+    np.subtract(xt, mean, out=out.reshape(xt.shape))
 
 
 def _merged(x: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray | None:
@@ -74,7 +104,7 @@ class BatchNorm(Function):
         if self.batch_stats:
             mean = _channel_sum(xt) / m
         xc = np.empty((m, c), x.dtype)
-        np.subtract(xt, mean, out=xc.reshape(xt.shape))  # one pass in, whatever x's layout
+        _centre(xt, mean, xc)  # one pass in, whatever x's layout
         ones = np.ones(m, x.dtype)
         if self.batch_stats:
             var = np.einsum("ij,ij->j", xc, xc) / m  # no (M, C) temporary, unlike (xc * xc).sum(0)
@@ -88,7 +118,7 @@ class BatchNorm(Function):
 
     def backward(self, g):
         c = g.shape[1]
-        g2 = np.moveaxis(g, 1, -1).reshape(-1, c)
+        g2 = np.ascontiguousarray(np.moveaxis(g, 1, -1).reshape(-1, c))
         xc, inv_std, ones, m = self.xc, self.inv_std, self.ones, self.m
         gx = ggamma = gbeta = None
         sum_g = ones @ g2 if (self.needs_input_grad[2] or (self.needs_input_grad[0] and self.batch_stats)) else None
@@ -101,7 +131,9 @@ class BatchNorm(Function):
                 if c <= AFFINE_GEMM_MAX_CHANNELS:
                     gemm(g2, np.diag(s), gx, beta=1.0)
                 else:
-                    gx += g2 * s
+                    gs = np.empty_like(gx)
+                    _per_channel(np.multiply, g2, s, gs)
+                    gx += gs
             else:
                 _channel_map(g2, s, gx)
             gx = np.moveaxis(gx.reshape(np.moveaxis(g, 1, -1).shape), -1, 1)
