@@ -57,19 +57,20 @@ def test_axis_order_and_zeros_like_layout():
     lambda x: x[:1],  # one image
     lambda x: x[:, :, :1, :1],  # 1x1 maps: size-1 axes
 ], ids=["nchw", "channels-last", "channels-last-with-gaps", "one-image", "one-pixel"])
-def test_batch_norm_reads_every_layout_alike(make):
-    """BatchNorm sums channels by BLAS on views of the input without copying it (ops/norm.py); each layout of
-    the same values gives the same output and gradient."""
+@pytest.mark.parametrize("channels", [4, 40], ids=["gemm-scaling", "numpy-scaling"])
+def test_batch_norm_reads_every_layout_alike(make, channels):
+    """BatchNorm sums channels by BLAS on views of the input without copying it and scales by diagonal GEMMs up
+    to 32 channels (ops/norm.py); each layout of the same values gives the same output and gradient."""
     from dlbasics.ops.norm import _channel_sum
 
-    values = np.random.default_rng(0).standard_normal((3, 4, 5, 6)).astype(np.float32)
+    values = np.random.default_rng(0).standard_normal((3, channels, 5, 6)).astype(np.float32)
     x = make(values)
     ref = np.ascontiguousarray(x)
     np.testing.assert_allclose(_channel_sum(np.moveaxis(x, 1, -1)), ref.sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
     outs = []
     for data in (x, ref):
         t = dl.tensor(data, requires_grad=True)
-        y = dl.nn.BatchNorm2d(4)(t)
+        y = dl.nn.BatchNorm2d(channels)(t)
         (y * dl.arange(y.numel()).reshape(y.shape)).sum().backward()
         outs.append((y.data, t.grad))
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
