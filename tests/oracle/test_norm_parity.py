@@ -76,3 +76,36 @@ def test_batchnorm_errors_name_the_shape():
         nn.BatchNorm1d(5)(dl.zeros(8, 4))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         nn.BatchNorm1d(4)(dl.zeros(1, 4))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_functional_batch_norm_matches_torch(training, affine):
+    """F.batch_norm: output, gradients and the in-place update of the running statistics, as torch's."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 5, 2)).astype(np.float32) * 2 + 1
+    rm, rv = rng.standard_normal(3).astype(np.float32), rng.random(3).astype(np.float32) + 0.5
+    w, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    outs = {}
+    for lib, F_ in (("dl", dl.nn.functional), ("torch", torch.nn.functional)):
+        t = (lambda a, g=False: dl.tensor(a.copy(), requires_grad=g)) if lib == "dl" else \
+            (lambda a, g=False: torch.tensor(a.copy(), requires_grad=g))
+        xt, rmt, rvt = t(x, True), t(rm), t(rv)
+        wt, bt = (t(w, True), t(b, True)) if affine else (None, None)
+        y = F_.batch_norm(xt, rmt, rvt, wt, bt, training=training, momentum=0.3, eps=1e-4)
+        (y * y).sum().backward()
+        grads = [xt.grad] + ([wt.grad, bt.grad] if affine else [])
+        outs[lib] = ([np.asarray(a.detach() if lib == "torch" else a.data) for a in (y, rmt, rvt)]
+                     + [np.asarray(gr) for gr in grads])
+    for a, b_ in zip(outs["dl"], outs["torch"]):
+        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4)
+
+
+def test_functional_batch_norm_errors_name_the_problem():
+    x = dl.randn(4, 3)
+    with pytest.raises(ValueError, match="running_mean and running_var"):
+        dl.nn.functional.batch_norm(x, None, None)
+    with pytest.raises(RuntimeError, match="running_mean of shape"):
+        dl.nn.functional.batch_norm(x, dl.zeros(2), dl.ones(3), training=True)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        dl.nn.functional.batch_norm(dl.randn(1, 3), None, None, training=True)

@@ -14,6 +14,7 @@ from dlbasics.autograd import is_grad_enabled
 from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
 from dlbasics.ops._operands import constant
 from dlbasics.ops.conv import conv2d
+from dlbasics.ops.norm import batch_norm as _batch_norm_op
 from dlbasics.ops.norm import layer_norm
 from dlbasics.ops.pool import adaptive_avg_pool2d, avg_pool2d, local_response_norm, max_pool2d, pad
 from dlbasics.rng import Seed, get_generator
@@ -22,6 +23,7 @@ from dlbasics.tensor import Tensor
 __all__ = [
     "adaptive_avg_pool2d",
     "avg_pool2d",
+    "batch_norm",
     "binary_cross_entropy_with_logits",
     "conv2d",
     "cross_entropy",
@@ -225,3 +227,38 @@ def one_hot(target: Any, num_classes: int = -1) -> Tensor:
     if t.size and (t.min() < 0 or t.max() >= n):
         raise IndexError(f"one_hot: class values must be in [0, {n}), got range [{t.min()}, {t.max()}]")
     return Tensor._make(np.eye(n, dtype=np.int64)[t], False, None)
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalization over dim 1 of (N, C, ...), as ``torch.nn.functional.batch_norm``: training uses the
+    batch's statistics and, where running statistics are given, updates them in place,
+    running = (1 - momentum) running + momentum stat (the variance unbiased); evaluation uses them."""
+    if input.ndim < 2:
+        raise RuntimeError(f"batch_norm: expected input (N, C, ...), got {input.shape}")
+    c = input.shape[1]
+    dt = input.data.dtype
+    gamma = weight if weight is not None else Tensor._make(np.ones(c, dt), False, None)
+    beta = bias if bias is not None else Tensor._make(np.zeros(c, dt), False, None)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise RuntimeError(f"batch_norm: {name} of shape {t.shape} does not match the {c} channels of input "
+                               f"{input.shape}")
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: evaluation (training=False) needs running_mean and running_var")
+        return _batch_norm_op(input, gamma, beta, eps, running_mean.data, running_var.data)[0]
+    n = input.data.size // c if c else 0
+    if n <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
+                         f"{input.shape}")
+    out, mean, var = _batch_norm_op(input, gamma, beta, eps)
+    if running_mean is not None:
+        running_mean.data *= 1 - momentum
+        running_mean.data += momentum * mean
+    if running_var is not None:
+        running_var.data *= 1 - momentum
+        running_var.data += (momentum * n / (n - 1)) * var  # the unbiased variance, as PyTorch
+    return out

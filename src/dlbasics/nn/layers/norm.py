@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from dlbasics import dtypes
+from dlbasics.nn import functional as F
 from dlbasics.nn.module import Module
 from dlbasics.nn.parameter import Parameter
-from dlbasics.ops.norm import batch_norm, layer_norm
+from dlbasics.ops.norm import layer_norm
 from dlbasics.tensor import Tensor
 
 
@@ -46,28 +47,16 @@ class _BatchNorm(Module):
             raise RuntimeError(f"{type(self).__name__}({self.num_features}): expected input of "
                                f"{' or '.join(f'{d}-D' for d in self._ndims)} with {self.num_features} channels "
                                f"in dim 1, got {x.shape}")
-        dt = x.data.dtype
-        gamma = self.weight if self.affine else Tensor._make(np.ones(self.num_features, dt), False, None)
-        beta = self.bias if self.affine else Tensor._make(np.zeros(self.num_features, dt), False, None)
         use_batch_stats = self.training or not self.track_running_stats
-        if not use_batch_stats:
-            out, _, _ = batch_norm(x, gamma, beta, self.eps, self.running_mean.data, self.running_var.data)
-            return out
-        n = x.data.size // self.num_features
-        if self.training and n <= 1:
+        if self.training and x.data.size <= self.num_features:
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when training, "
                              f"got input {x.shape}")
-        out, mean, var = batch_norm(x, gamma, beta, self.eps)
+        m = 0.0
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             m = 1.0 / int(self.num_batches_tracked.data) if self.momentum is None else self.momentum
-            # running averages track the *unbiased* variance, as PyTorch does
-            rm, rv = self.running_mean.data, self.running_var.data
-            rm *= 1 - m
-            rm += m * mean
-            rv *= 1 - m
-            rv += (m * n / (n - 1)) * var
-        return out
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=use_batch_stats, momentum=m, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
