@@ -5,7 +5,10 @@ dlbasics and in PyTorch CPU, in one run, each workload in its own process; print
     python benchmarks/bench_train_step.py --write docs/benchmarks.md
 
 Each measurement: warm-up steps, then the median of --steps steps (PERFORMANCE.md: machines drift +-15%
-from run to run, so only ratios within one run mean anything). Peak RSS is the worker's high-water mark.
+from run to run, so only ratios within one run mean anything). Each library runs --repeats times per workload,
+alternating with the other, each time in a fresh process; the table gives the median of those medians
+(PyTorch's own LeNet step drifted between 3.9 and 5.7 ms from one process to the next). Peak RSS is the
+workers' high-water mark.
 """
 
 from __future__ import annotations
@@ -157,6 +160,16 @@ def run_in_subprocess(workload: str, lib: str, steps: int, warmup: int) -> dict[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure(workload: str, steps: int, warmup: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Both libraries, alternating, ``repeats`` fresh processes each: median step time, highest peak RSS."""
+    runs: dict[str, list[dict[str, float]]] = {"dlbasics": [], "torch": []}
+    for _ in range(repeats):
+        for lib in runs:
+            runs[lib].append(run_in_subprocess(workload, lib, steps, warmup))
+    return {lib: {"median_ms": float(np.median([r["median_ms"] for r in rs])),
+                  "peak_rss_mib": max(r["peak_rss_mib"] for r in rs)} for lib, rs in runs.items()}
+
+
 CONV_FLOP = 3 * 2 * 32 * 32 * 32 * 16 * 16 * 9  # forward + two backward GEMMs, 2 flops per multiply-add
 
 
@@ -190,13 +203,13 @@ def main() -> None:
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3, help="fresh processes per library and workload")
     ap.add_argument("--write", metavar="MD", help="also write the table into this Markdown file")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker[0], args.worker[1], args.steps, args.warmup)))
         return
-    results = {w: {lib: run_in_subprocess(w, lib, args.steps, args.warmup) for lib in ("dlbasics", "torch")}
-               for w in args.workloads}
+    results = {w: measure(w, args.steps, args.warmup, args.repeats) for w in args.workloads}
     md = table(results)
     if "conv" in results:
         peak = gemm_peak()
@@ -205,21 +218,23 @@ def main() -> None:
                f"GFLOP/s; NumPy float32 GEMM peak on this machine (2048^3, same run) {peak:.0f} GFLOP/s.")
     print(md)
     if args.write:
-        write_table(args.write, md, args.steps, args.warmup)
+        write_table(args.write, md, args.steps, args.warmup, args.repeats)
 
 
 START, END = "<!-- bench_train_step:start -->", "<!-- bench_train_step:end -->"
 
 
-def write_table(path: str, md: str, steps: int, warmup: int) -> None:
+def write_table(path: str, md: str, steps: int, warmup: int, repeats: int) -> None:
     """Replace the block between the markers in ``path`` (the notes around it are kept)."""
     import torch
 
-    block = (f"{START}\nCommand: `python benchmarks/bench_train_step.py --write {path}`  \n"
+    command = " ".join(["python benchmarks/bench_train_step.py", *sys.argv[1:]])
+    block = (f"{START}\nCommand: `{command}`  \n"
              f"One training step (forward + backward + optimizer step), float32, {THREADS} threads, median of "
-             f"{steps} steps after {warmup} warm-up steps; each library and workload in its own process, all in "
-             f"one run. Machine: {platform.machine()}, {os.cpu_count()} cores; NumPy {np.__version__}, PyTorch "
-             f"{torch.__version__}; {time.strftime('%Y-%m-%d')}.\n\n{md}\n{END}")
+             f"{steps} steps after {warmup} warm-up steps, in {repeats} fresh processes per library and workload "
+             f"(alternating; the median of the {repeats}), all in one run. Machine: {platform.machine()}, "
+             f"{os.cpu_count()} cores; NumPy {np.__version__}, PyTorch {torch.__version__}; "
+             f"{time.strftime('%Y-%m-%d')}.\n\n{md}\n{END}")
     text = Path(path).read_text() if os.path.exists(path) else f"# Benchmarks\n\n{START}\n{END}\n"
     if START not in text or END not in text:
         text += f"\n{START}\n{END}\n"
