@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from dlbasics.autograd.function import Function
 from dlbasics.ops._blas import gemm, matmul_split
-from dlbasics.ops._layout import axis_order, empty_in_order
+from dlbasics.ops._layout import axis_order, empty_in_order, per_channel
 from dlbasics.tensor import Tensor
 
 IntPair = int | Sequence[int]
@@ -105,6 +105,8 @@ def block_buffer(n: int, ho: int, row_bytes: int, dtype: np.dtype, scale: int = 
 
 
 class Geometry(NamedTuple):
+    """One conv's sizes: input (n, c, h, w), weight (o, c/groups, kh, kw), output (ho, wo), and its options."""
+
     n: int
     c: int
     h: int
@@ -177,11 +179,13 @@ class ChannelsLast:
     def __init__(self, geo: Geometry) -> None:
         self.geo = geo
 
-    def forward(self, x: np.ndarray, w: np.ndarray, keep_input: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, keep_input: bool) -> np.ndarray:
         geo = self.geo
         xp = pad_nhwc(x.transpose(0, 2, 3, 1), geo.pads)
         self.wm = weight_matrix(w, geo.groups)
         out = correlate(xp, self.wm, (geo.ho, geo.wo), (geo.kh, geo.kw), geo.stride, geo.dilation)
+        if b is not None:
+            per_channel(np.add, out, b, out)
         self.xp = xp if keep_input else None  # the padded input, not its columns: backward gathers again
         self.padded = xp.shape
         return out.reshape(geo.n, geo.ho, geo.wo, geo.o).transpose(0, 3, 1, 2)
@@ -263,7 +267,7 @@ class Shifted(ChannelsLast):
         self.shifts = [(i, j, i * dh * wp + j * dw) for i in range(geo.kh) for j in range(geo.kw)]
         self.tail = self.shifts[-1][2]  # the last term reads this far past the padded rows
 
-    def forward(self, x: np.ndarray, w: np.ndarray, keep_input: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, keep_input: bool) -> np.ndarray:
         geo = self.geo
         pt, pb, pl, pr = geo.pads
         xf = np.empty((self.rows + self.tail, geo.c), x.dtype)
@@ -276,6 +280,8 @@ class Shifted(ChannelsLast):
         out = np.empty((self.rows, geo.o), x.dtype)
         for i, j, s in self.shifts:
             gemm(xf[s:s + self.rows], self.wk[i, j], out, beta=0.0 if s == 0 else 1.0)
+        if b is not None:
+            per_channel(np.add, out, b, out)
         self.xf, self.xp = (xf, xp) if keep_input else (None, None)
         return out.reshape(geo.n, self.hp, self.wp, geo.o)[:, :geo.ho, :geo.wo].transpose(0, 3, 1, 2)
 
@@ -353,7 +359,7 @@ class Planar:
             np.copyto(cols, win[:, :, :, ns])
             yield ns, cols.reshape(k, nb * self.run)
 
-    def forward(self, x: np.ndarray, w: np.ndarray, keep_input: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, keep_input: bool) -> np.ndarray:
         geo = self.geo
         pt, _, pl, _ = geo.pads
         # planes in the input's own order of N and C (C-major after a planar conv), so the copy keeps runs
@@ -371,6 +377,8 @@ class Planar:
         # dW needs the columns again: when they were one block (at most PLANAR_SCALE * BLOCK_BYTES), keep them
         # rather than gather again; else keep the padded input
         self.saved = None if not keep_input else gathered if len(gathered) == 1 else xp
+        if b is not None:
+            flat += b[:, None]
         return out[:, :, :, :geo.wo].transpose(1, 0, 2, 3)
 
     def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
@@ -420,6 +428,9 @@ class Planar:
 
 
 class Conv2d(Function):
+    """The conv op: picks a lowering for the layer's geometry (``LOWERING``), which computes forward and the
+    gradients; the bias is added by the lowering, along its output buffer's long rows."""
+
     def forward(self, x, w, b=None, *, stride, pads, dilation, groups):
         n, c, h, wd = x.shape
         o, _, kh, kw = w.shape
@@ -432,10 +443,7 @@ class Conv2d(Function):
             self.lowering = Planar(geo)
         else:
             self.lowering = Shifted(geo)
-        out = self.lowering.forward(x, w, keep_input=self.needs_input_grad[1])
-        if b is not None:
-            out += b[:, None, None]
-        return out
+        return self.lowering.forward(x, w, b, keep_input=self.needs_input_grad[1])
 
     def backward(self, grad):
         needs = self.needs_input_grad
