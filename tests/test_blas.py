@@ -42,16 +42,23 @@ def backend(request, monkeypatch):
 @pytest.mark.parametrize("beta", [0.0, 1.0, 0.5])
 def test_gemm_matches_matmul(backend, dtype, beta):
     for name, a, b in layouts(dtype):
-        big = rng.standard_normal((a.shape[0] + 3, b.shape[1] + 2)).astype(dtype)
-        out = big[1:1 + a.shape[0], :b.shape[1]]  # a row stride wider than the row: ldc > n
-        before, around = out.copy(), big.copy()
-        if beta == 0:
-            out[0, 0] = np.nan  # beta = 0 ignores what out held
-        _blas.gemm(a, b, out, beta=beta)
-        ref = a @ b + (beta * before if beta else 0)
-        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5, err_msg=name)
-        around[1:1 + a.shape[0], :b.shape[1]] = out
-        assert np.array_equal(big, around), name  # nothing written outside out
+        for out_layout in ("row-major", "column-major"):
+            big = rng.standard_normal((a.shape[0] + 3, b.shape[1] + 2)).astype(dtype)
+            out = big[1:1 + a.shape[0], :b.shape[1]]  # a row stride wider than the row: ldc > n
+            if out_layout == "column-major":
+                big = rng.standard_normal((b.shape[1] + 2, a.shape[0] + 3)).astype(dtype)
+                out = big[1:1 + b.shape[1], :a.shape[0]].T
+            before, around = out.copy(), big.copy()
+            if beta == 0:
+                out[0, 0] = np.nan  # beta = 0 ignores what out held
+            _blas.gemm(a, b, out, beta=beta)
+            ref = a @ b + (beta * before if beta else 0)
+            np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5, err_msg=f"{name}, {out_layout} out")
+            if out_layout == "row-major":
+                around[1:1 + a.shape[0], :b.shape[1]] = out
+            else:
+                around[1:1 + b.shape[1], :a.shape[0]] = out.T
+            assert np.array_equal(big, around), name  # nothing written outside out
 
 
 def test_shifted_conv_on_the_fallback_matches_finite_differences(monkeypatch):

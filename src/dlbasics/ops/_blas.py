@@ -80,10 +80,14 @@ def _operand(a: np.ndarray) -> tuple[int, int] | None:
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float = 1.0) -> None:
-    """out = a @ b + beta * out for 2-D arrays of one float dtype; out row-major (any row stride), a and b any
-    layout with one unit stride. beta = 0 ignores what out held (NaN included), as BLAS does."""
+    """out = a @ b + beta * out for 2-D arrays of one float dtype; a, b and out any layout with one unit stride
+    (a column-major out is written as out^T = b^T a^T). beta = 0 ignores what out held (NaN included), as BLAS
+    does."""
     entry = _CBLAS.get(out.dtype)
     ta, tb, tc = _operand(a), _operand(b), _operand(out)
+    if tc is not None and tc[0] == _TRANS and out.shape[1] > 1:
+        gemm(b.T, a.T, out.T, beta)
+        return
     if (entry is None or ta is None or tb is None or tc is None or tc[0] != _NO_TRANS
             or not (a.dtype == b.dtype == out.dtype) or 0 in a.shape or 0 in b.shape):
         if beta == 0:

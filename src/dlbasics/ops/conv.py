@@ -248,49 +248,65 @@ class ChannelsLast:
 
 
 class Shifted(ChannelsLast):
-    """Stride 1, no groups: the convolution as kh * kw accumulating GEMMs on shifted rows of the padded input,
-    with no im2col at all. With xf the padded NHWC input flattened to (N Hp Wp, C) rows (plus a zero tail),
-        out[p] = sum_ij xf[p + s_ij] @ W_ij,   s_ij = d_h i Wp + d_w j,   W_ij = w[:, :, i, j]^T (C, O),
-    computed for every padded position p = (n, y, x); those with y >= Ho or x >= Wo are dropped, (Hp Wp) /
-    (Ho Wo) extra work (1.13x at 32x32, pad 1). Each term is a contiguous slice, so each GEMM reads the
-    activation in place and accumulates through BLAS's beta (ops/_blas.py). With dy_full zero off the output
-    positions, dx is the adjoint, dxf[p + s_ij] += dy_full[p] @ W_ij^T, and dW_ij = xf[s_ij:]^T dy_full: small
-    outputs summed over every position, split along the positions over the cores (_blas.matmul_split). From
-    64 x 64 channels on, dW gathers in blocks as ChannelsLast does (0.99 vs 1.2 ms there)."""
+    """Stride 1, no groups: the convolution as kh * kw accumulating GEMMs on shifted rows of the input, with no
+    im2col at all. The input is stored NHWC with zero gaps, flattened to rows: each image row is followed by
+    ``gap_w`` zero pixels and each image by ``gap_h`` zero rows, and one gap serves as the bottom (right) padding
+    of one image (row) and the top (left) padding of the next, so it needs only max(pads) zeros, not their sum.
+    With p = (n Hq + y) Wq + x the position of output (n, y, x) in that pitch (Hq = H + gap_h, Wq = W + gap_w),
+        out[p] = sum_ij xf[base + p + r_ij] @ W_ij,   r_ij = (d_h i - pad_top) Wq + d_w j - pad_left,
+    W_ij = w[:, :, i, j]^T (C, O), computed for every p; those in the gaps are dropped: (Hq Wq) / (Ho Wo) extra
+    work, 1.06x at 32x32 and 1.27x at 8x8 with pad 1 (the separate padding of each image cost 1.13x and 1.56x).
+    Each term is a contiguous slice, so each GEMM reads the activation in place and accumulates through BLAS's
+    beta (ops/_blas.py). With dy_full zero off the output positions, dx is the adjoint,
+    dxf[base + p + r_ij] += dy_full[p] @ W_ij^T, and dW_ij = xf[base + r_ij:]^T dy_full: small outputs summed over
+    every position, split along the positions over the cores (_blas.matmul_split). From 64 x 64 channels on, dW
+    gathers in blocks as ChannelsLast does (0.99 vs 1.2 ms there), from the padded view ``xp`` of the same rows."""
 
     def __init__(self, geo: Geometry) -> None:
         super().__init__(geo)
         pt, pb, pl, pr = geo.pads
-        self.hp, self.wp = geo.h + pt + pb, geo.w + pl + pr
-        self.rows = geo.n * self.hp * self.wp
-        (dh, dw), wp = geo.dilation, self.wp
-        self.shifts = [(i, j, i * dh * wp + j * dw) for i in range(geo.kh) for j in range(geo.kw)]
-        self.tail = self.shifts[-1][2]  # the last term reads this far past the padded rows
+        (dh, dw), (kh, kw) = geo.dilation, (geo.kh, geo.kw)
+        # the gaps also hold the dropped outputs of each row and image, so they are at least Wo - W and Ho - H
+        self.hq = geo.h + max(pt, pb, geo.ho - geo.h)
+        self.wq = geo.w + max(pl, pr, geo.wo - geo.w)
+        self.rows = geo.n * self.hq * self.wq
+        self.base = pt * self.wq + pl  # zeros before the first image: its top rows and left pixels of padding
+        self.shifts = [(i, j, self.base + (i * dh - pt) * self.wq + j * dw - pl) for i in range(kh) for j in range(kw)]
+        self.tail = self.shifts[-1][2] - self.base  # the last term reads this far past the rows
+        self.size = self.base + self.rows + max(self.tail, 0)
+
+    def padded_view(self, xf: np.ndarray) -> np.ndarray:
+        """The zero-padded (N, H + pt + pb, W + pl + pr, C) input as a read-only view of the gapped rows xf."""
+        geo = self.geo
+        pt, pb, pl, pr = geo.pads
+        it, c = xf.itemsize, geo.c
+        return as_strided(xf, (geo.n, geo.h + pt + pb, geo.w + pl + pr, c),
+                          (self.hq * self.wq * c * it, self.wq * c * it, c * it, it), writeable=False)
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, keep_input: bool) -> np.ndarray:
         geo = self.geo
-        pt, pb, pl, pr = geo.pads
-        xf = np.empty((self.rows + self.tail, geo.c), x.dtype)
-        xp = xf[:self.rows].reshape(geo.n, self.hp, self.wp, geo.c)
-        for region in (np.s_[:, :pt], np.s_[:, self.hp - pb:], np.s_[:, :, :pl], np.s_[:, :, self.wp - pr:]):
-            xp[region] = 0
-        xf[self.rows:] = 0
-        xp[:, pt:pt + geo.h, pl:pl + geo.w] = x.transpose(0, 2, 3, 1)
+        xf = np.empty((self.size, geo.c), x.dtype)
+        img = xf[self.base:self.base + self.rows].reshape(geo.n, self.hq, self.wq, geo.c)
+        xf[:self.base] = 0
+        xf[self.base + self.rows:] = 0
+        img[:, geo.h:] = 0
+        img[:, :geo.h, geo.w:] = 0
+        img[:, :geo.h, :geo.w] = x.transpose(0, 2, 3, 1)
         self.wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (kh, kw, C, O): W_ij row-major
         out = np.empty((self.rows, geo.o), x.dtype)
-        for i, j, s in self.shifts:
-            gemm(xf[s:s + self.rows], self.wk[i, j], out, beta=0.0 if s == 0 else 1.0)
+        for t, (i, j, s) in enumerate(self.shifts):
+            gemm(xf[s:s + self.rows], self.wk[i, j], out, beta=0.0 if t == 0 else 1.0)
         if b is not None:
             per_channel(np.add, out, b, out)
-        self.xf, self.xp = (xf, xp) if keep_input else (None, None)
-        return out.reshape(geo.n, self.hp, self.wp, geo.o)[:, :geo.ho, :geo.wo].transpose(0, 3, 1, 2)
+        self.xf, self.xp = (xf, self.padded_view(xf)) if keep_input else (None, None)
+        return out.reshape(geo.n, self.hq, self.wq, geo.o)[:, :geo.ho, :geo.wo].transpose(0, 3, 1, 2)
 
     def _dy_full(self, gm: np.ndarray) -> np.ndarray:
-        """dy on every padded position, (N Hp Wp, O), zero off the outputs; built once for both gradients."""
+        """dy on every position of the pitch, (N Hq Wq, O), zero off the outputs; built once for both gradients."""
         if getattr(self, "dyf", None) is None:
             geo = self.geo
             self.dyf = np.empty((self.rows, geo.o), gm.dtype)
-            dy = self.dyf.reshape(geo.n, self.hp, self.wp, geo.o)
+            dy = self.dyf.reshape(geo.n, self.hq, self.wq, geo.o)
             dy[:, geo.ho:] = 0
             dy[:, :geo.ho, geo.wo:] = 0
             dy[:, :geo.ho, :geo.wo] = gm.reshape(geo.n, geo.ho, geo.wo, geo.o)
@@ -308,13 +324,13 @@ class Shifted(ChannelsLast):
 
     def _input_grad(self, gm: np.ndarray) -> np.ndarray:
         geo = self.geo
-        pt, _, pl, _ = geo.pads
         dyf = self._dy_full(gm)
-        dxf = np.empty((self.rows + self.tail, geo.c), gm.dtype)
-        dxf[self.rows:] = 0  # the first term (shift 0) overwrites the rest
-        for i, j, s in self.shifts:
-            gemm(dyf, self.wk[i, j].T, dxf[s:s + self.rows], beta=0.0 if s == 0 else 1.0)
-        return dxf[:self.rows].reshape(geo.n, self.hp, self.wp, geo.c)[:, pt:pt + geo.h, pl:pl + geo.w]
+        dxf = np.empty((self.size, geo.c), gm.dtype)
+        dxf[self.rows:] = 0  # the first term (offset (0, 0), at 0) overwrites the rows before
+        for t, (i, j, s) in enumerate(self.shifts):
+            gemm(dyf, self.wk[i, j].T, dxf[s:s + self.rows], beta=0.0 if t == 0 else 1.0)
+        img = dxf[self.base:self.base + self.rows].reshape(geo.n, self.hq, self.wq, geo.c)
+        return img[:, :geo.h, :geo.w]
 
 
 class Planar:
@@ -329,6 +345,9 @@ class Planar:
         pt, pb, pl, pr = geo.pads
         self.hp, self.wp = geo.h + pt + pb + (1 if geo.kw > 1 else 0), geo.w + pl + pr
         self.run = geo.ho * self.wp  # one output plane, over-computed to the full padded width
+        # the output in the layout a next conv with this kernel on O channels wants: channels-last where that conv
+        # would not be planar (the ResNet stem feeding 16-channel convs), else planes (LeNet's 1 -> 6)
+        self.channels_last = not Planar.pays(geo._replace(c=geo.o))
 
     @staticmethod
     def supports(geo: Geometry) -> bool:
@@ -368,25 +387,47 @@ class Planar:
         xp.fill(0)
         xp[:, :, pt:pt + geo.h, pl:pl + geo.w] = x
         self.w2 = w.reshape(geo.o, -1)  # (O, C kh kw): PyTorch's layout is already the row order (c, i, j)
-        out = np.empty((geo.o, geo.n, geo.ho, self.wp), x.dtype)
-        flat = out.reshape(geo.o, -1)
+        out = self._by_positions(np.empty(self._full_shape(), x.dtype))
         gathered = []
         for ns, cols in self._gather_blocks(xp):
-            np.matmul(self.w2, cols, out=flat[:, ns.start * self.run:ns.stop * self.run])
+            gemm(self.w2, cols, out[:, ns.start * self.run:ns.stop * self.run], beta=0.0)
             gathered.append((ns, cols))
         # dW needs the columns again: when they were one block (at most PLANAR_SCALE * BLOCK_BYTES), keep them
         # rather than gather again; else keep the padded input
         self.saved = None if not keep_input else gathered if len(gathered) == 1 else xp
         if b is not None:
-            flat += b[:, None]
-        return out[:, :, :, :geo.wo].transpose(1, 0, 2, 3)
+            if self.channels_last:
+                per_channel(np.add, out.T, b, out.T)
+            else:
+                out += b[:, None]
+        return self._from_full(out)
+
+    def _full_shape(self) -> tuple[int, ...]:
+        """The output buffer over every padded column: (N, Ho, Wp, O) channels-last, else (O, N, Ho, Wp)."""
+        geo = self.geo
+        return (geo.n, geo.ho, self.wp, geo.o) if self.channels_last else (geo.o, geo.n, geo.ho, self.wp)
+
+    def _by_positions(self, full: np.ndarray) -> np.ndarray:
+        """The (O, N Ho Wp) matrix of a ``_full_shape`` buffer (a transposed view when channels-last)."""
+        return full.reshape(-1, self.geo.o).T if self.channels_last else full.reshape(self.geo.o, -1)
+
+    def _from_full(self, out: np.ndarray) -> np.ndarray:
+        """The NCHW view of the real output columns of a ``_by_positions`` matrix."""
+        geo = self.geo
+        if self.channels_last:
+            return out.T.reshape(self._full_shape())[:, :, :geo.wo].transpose(0, 3, 1, 2)
+        return out.reshape(self._full_shape())[:, :, :, :geo.wo].transpose(1, 0, 2, 3)
 
     def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
         geo = self.geo
-        gfull = np.empty((geo.o, geo.n, geo.ho, self.wp), grad.dtype)  # dy, zero in the dropped columns
-        gfull[:, :, :, geo.wo:] = 0
-        gfull[:, :, :, :geo.wo] = grad.transpose(1, 0, 2, 3)
-        gflat = gfull.reshape(geo.o, -1)
+        gfull = np.empty(self._full_shape(), grad.dtype)  # dy in the output's layout, zero in the dropped columns
+        if self.channels_last:
+            gfull[:, :, geo.wo:] = 0
+            gfull[:, :, :geo.wo] = grad.transpose(0, 2, 3, 1)
+        else:
+            gfull[:, :, :, geo.wo:] = 0
+            gfull[:, :, :, :geo.wo] = grad.transpose(1, 0, 2, 3)
+        gflat = self._by_positions(gfull)  # (O, N Ho Wp)
         gx = gw = gb = None
         if need_b:
             gb = gflat @ np.ones(gflat.shape[1], grad.dtype)
@@ -417,7 +458,7 @@ class Planar:
         for ns, _ in blocks(geo.n, 1, row_bytes, PLANAR_SCALE):
             nb = ns.stop - ns.start
             dcols = buf[:k * nb * self.run].reshape(k, nb * self.run)
-            np.matmul(wt, gflat[:, ns.start * self.run:ns.stop * self.run], out=dcols)
+            gemm(wt, gflat[:, ns.start * self.run:ns.stop * self.run], dcols, beta=0.0)
             dcols = dcols.reshape(geo.c, geo.kh, geo.kw, nb, self.run)
             for i in range(geo.kh):
                 for j in range(geo.kw):
