@@ -8,6 +8,7 @@ import pytest
 
 import dlbasics as dl
 import dlbasics.nn.functional as F
+from dlbasics.ops import conv as conv_ops
 from dlbasics.ops._layout import axis_order, zeros_like_layout
 
 
@@ -16,12 +17,15 @@ def channels_last(a: np.ndarray) -> bool:
     return axis_order(a) == (0, 2, 3, 1)
 
 
-@pytest.fixture(params=[3, 16], ids=["planar-conv", "channels-last-conv"])
-def conv_out(request) -> dl.Tensor:
-    """A conv output: C-major planes for 3 input channels, channels-last for 16 (ops/conv.py)."""
-    c = request.param
+@pytest.fixture(params=[("planar", 3, (1, 0, 2, 3)), ("toeplitz", 3, (0, 2, 1, 3)), ("shifted", 16, (0, 2, 3, 1))],
+                ids=["planar-conv", "toeplitz-conv", "channels-last-conv"])
+def conv_out(request, monkeypatch) -> dl.Tensor:
+    """A conv output in each lowering's memory order (ops/conv.py): C-major planes, (N, H, C, W) rows of
+    channels, or channels-last."""
+    lowering, c, order = request.param
+    monkeypatch.setattr(conv_ops, "LOWERING", lowering)
     y = F.conv2d(dl.randn(2, c, 8, 8), dl.randn(4, c, 3, 3, requires_grad=True), padding=1)
-    assert axis_order(y.data) == ((1, 0, 2, 3) if c == 3 else (0, 2, 3, 1))
+    assert axis_order(y.data) == order
     return y
 
 

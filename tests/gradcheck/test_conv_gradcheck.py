@@ -182,7 +182,7 @@ def test_gradcheck(fn, arrays):
     assert fn(*inputs).dtype == dl.float64
 
 
-@pytest.mark.parametrize("lowering", ["planar", "shifted", "channels_last"])
+@pytest.mark.parametrize("lowering", ["toeplitz", "planar", "shifted", "channels_last"])
 @pytest.mark.parametrize(("fn", "arrays"), CONV)
 def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monkeypatch):
     """Each lowering, forced where supported, gathers in blocks of about ``BLOCK_BYTES``: at 64 bytes every block
@@ -191,6 +191,28 @@ def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monke
     monkeypatch.setattr(conv_ops, "LOWERING", lowering)
     inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
     assert gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("lowering", ["toeplitz", "planar", "shifted", "channels_last"])
+@pytest.mark.parametrize("wanted", ["x", "w", "b", "xw", "xb", "wb"])
+def test_conv_computes_only_the_gradients_asked_for(lowering, wanted, monkeypatch):
+    """With some of input, weight and bias frozen, each lowering's remaining gradients equal those of the
+    all-trainable conv (each lowering has its own branches for dx, dW and db)."""
+    monkeypatch.setattr(conv_ops, "LOWERING", lowering)
+    arrays = {"x": r(2, 3, 6, 7), "w": r(4, 3, 3, 3), "b": r(4)}
+    g = r(2, 4, 6, 7)
+
+    def grads(trainable: str) -> dict[str, np.ndarray | None]:
+        t = {k: dl.tensor(a, dtype=dl.float64, requires_grad=k in trainable) for k, a in arrays.items()}
+        F.conv2d(t["x"], t["w"], t["b"], padding=1).backward(dl.tensor(g, dtype=dl.float64))
+        return {k: v.grad for k, v in t.items()}
+
+    full, part = grads("xwb"), grads(wanted)
+    for k in "xwb":
+        if k in wanted:
+            np.testing.assert_allclose(part[k], full[k], rtol=1e-12, atol=1e-12, err_msg=k)
+        else:
+            assert part[k] is None
 
 
 def test_conv_blocks_cover_the_output_once():

@@ -315,8 +315,9 @@ FLOAT64_CONV_CASES = [
 ]
 
 
-@pytest.fixture(params=[None, "planar", "shifted", "channels_last"],
-                ids=["lowering-auto", "lowering-planar", "lowering-shifted", "lowering-channels-last"])
+@pytest.fixture(params=[None, "toeplitz", "planar", "shifted", "channels_last"],
+                ids=["lowering-auto", "lowering-toeplitz", "lowering-planar", "lowering-shifted",
+                     "lowering-channels-last"])
 def lowering(request, monkeypatch):
     """Each case runs with the layer's own choice of conv lowering and with each one forced (where supported)."""
     monkeypatch.setattr(conv_ops, "LOWERING", request.param)

@@ -1,4 +1,4 @@
-"""2-D convolution lowered to GEMMs, NCHW at the API, with three lowerings chosen per layer.
+"""2-D convolution lowered to GEMMs, NCHW at the API, with four lowerings chosen per layer.
 
 x (N, C, H, W), w (O, C/groups, kh, kw) -> out (N, O, Ho, Wo), Ho = (H + pads - d (kh - 1) - 1) // s + 1:
     out[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, c, s y + d i, s x + d j]
@@ -8,15 +8,21 @@ the product cols @ W (kh kw C, O) is already NHWC; it is returned as an NCHW *vi
 conv's NCHW -> NHWC transpose is free and a stack of convs never reorders memory. Backward: dW = cols^T dy,
 and dcols = dy W^T goes back by one strided add per kernel offset (col2im without np.add.at).
 
-Shifted (stride 1, no groups, the common case): no gathering at all. In the padded NHWC input flattened to rows,
-the window offset (i, j) of every output position is the same row shift, so out = sum_ij rows[shift_ij:] @ W_ij,
-kh kw GEMMs on contiguous slices accumulated by BLAS (outputs over the padding's width are computed and
-dropped). dx is the same sum run backwards; dW gathers as channels-last does.
+Shifted (stride 1, no groups, the common case): no gathering at all. In the NHWC input flattened to rows, with
+zero gaps between image rows and between images (one gap pads both its neighbours), the window offset (i, j) of
+every output position is the same row shift, so out = sum_ij rows[shift_ij:] @ W_ij, kh kw GEMMs on contiguous
+slices accumulated by BLAS (outputs at the gaps are computed and dropped). dx is the same sum run backwards; dW
+is kh kw reductions (or gathers as channels-last does, for many channels).
 
 Planar (few input channels, stride 1, no groups): an NHWC window run is only kw C values long (5 for LeNet's
 first layer), so windows are gathered from padded planes instead: cols (C kh kw, N Ho Wp) with each window
 offset a run of Ho Wp values, every output row computed over the full padded width Wp (the extra columns are
-dropped). Then out^T (O, N Ho Wp) = W (O, C kh kw) @ cols, with PyTorch's weight layout as is.
+dropped). Then out^T (O, N Ho Wp) = W (O, C kh kw) @ cols, with PyTorch's weight layout as is, written
+channels-last when the next conv would read it so.
+
+Toeplitz (few channels on narrow images, LeNet): each kernel row becomes a banded matrix over a whole image row,
+so the conv is one GEMM of the kh rows of each window, (N Ho, kh C Wp) @ (kh C Wp, O Wo), at Wp / kw times the
+work but with only kh copies of the input (class docstring).
 
 Gathers run in blocks of about ``BLOCK_BYTES``, each multiplied at once (it stays in L2 cache), and backward
 gathers again from the padded input instead of keeping the 9x larger columns.
@@ -73,9 +79,9 @@ def pad_nhwc(xh: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
 # streaming a 9x copy of the activation through memory, and backward re-gathers from the padded input
 # instead of keeping the columns (ResNet-20 stage 1 kept 19 MB per conv).
 BLOCK_BYTES = 1 << 20
-# None: each layer takes the lowering that pays (planar where Planar.pays, else shifted, for stride 1 and no
-# groups; channels-last otherwise); "planar", "shifted" or "channels_last" forces one wherever it is supported -
-# for tests and for measuring one against another
+# None: each layer takes the lowering that pays (toeplitz where Toeplitz.pays; planar where Planar.pays, else
+# shifted, for stride 1 and no groups; channels-last otherwise); "toeplitz", "planar", "shifted" or
+# "channels_last" forces one wherever it is supported - for tests and for measuring one against another
 LOWERING: str | None = None
 # planar blocks are larger: its GEMMs have few rows (O) and its col2im adds one slab per kernel offset and block,
 # so per-call costs, not cache misses, dominate at 1 MiB (LeNet: 150 adds of 9k values per step)
@@ -468,6 +474,95 @@ class Planar:
         return dxp[:, :, pt:pt + geo.h, pl:pl + geo.w]
 
 
+class Toeplitz:
+    """Few channels on narrow images (LeNet): each kernel row as a banded Toeplitz matrix over a whole image row.
+
+    With the padded input stored (N, Hp, C, Wp), one row (n, y) holds C Wp values. Output row (n, yo) of every
+    channel is one product:
+        out[(n, yo), (o, xo)] = sum_i A_i[(n, yo), (c, x)] T_i[(c, x), (o, xo)],   A_i = row s_h yo + d_h i,
+        T_i[(c, s_w xo + d_w j), (o, xo)] = w[o, c, i, j]   (zero elsewhere),
+    so out (N Ho, O Wo) = A (N Ho, kh C Wp) @ T (kh C Wp, O Wo), A the kh rows of each window side by side.
+    T does Wp / kw times the work of the convolution (6.4x for LeNet's first layer), but the GEMM is one large
+    one, and A is only kh times the input, not kh kw times. The output is (N, Ho, O, Wo) in memory.
+    Backward: dT = A^T dY, whose bands summed along their diagonals are dW, and dA = dY T^T added back by kh
+    row-block adds. Unlike the other lowerings, T's zeros multiply every value of the row: a non-finite input
+    (inf, NaN) makes its whole output row NaN, not only the windows that cover it."""
+
+    def __init__(self, geo: Geometry) -> None:
+        self.geo = geo
+        pt, pb, pl, pr = geo.pads
+        self.hp, self.wp = geo.h + pt + pb, geo.w + pl + pr
+
+    @staticmethod
+    def supports(geo: Geometry) -> bool:
+        return geo.groups == 1
+
+    @staticmethod
+    def pays(geo: Geometry) -> bool:
+        """Where a window row holds few values (kw C < 32, as Planar) and the image row is narrow, so the extra
+        work Wp / kw stays small (at most 8x; the 34-wide CIFAR stem is 11x and slower than planar), with T at
+        most a block."""
+        wp = geo.w + geo.pads[2] + geo.pads[3]
+        t_bytes = geo.kh * geo.c * wp * geo.o * geo.wo * 4
+        return geo.groups == 1 and geo.kw * geo.c < 32 and wp <= 8 * geo.kw and t_bytes <= PLANAR_SCALE * BLOCK_BYTES
+
+    def _bands(self, t: np.ndarray) -> np.ndarray:
+        """The (kh, C, kw, O, Wo) view of the entries of a (kh, C, Wp, O, Wo) array that w fills: T[i, c, x, o, xo]
+        with x = s_w xo + d_w j."""
+        geo = self.geo
+        s0, s1, s2, s3, s4 = t.strides
+        return as_strided(t, (geo.kh, geo.c, geo.kw, geo.o, geo.wo),
+                          (s0, s1, geo.dilation[1] * s2, s3, geo.stride[1] * s2 + s4))
+
+    def _rows(self, a: np.ndarray) -> list[np.ndarray]:
+        """The kh (N, Ho, C Wp) row blocks of a padded (N, Hp, C Wp) array that window row i reads."""
+        geo = self.geo
+        (sh, _), (dh, _) = geo.stride, geo.dilation
+        return [a[:, i * dh:i * dh + sh * (geo.ho - 1) + 1:sh] for i in range(geo.kh)]
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, keep_input: bool) -> np.ndarray:
+        geo = self.geo
+        pt, _, pl, _ = geo.pads
+        xp = np.zeros((geo.n, self.hp, geo.c, self.wp), x.dtype)
+        xp[:, pt:pt + geo.h, :, pl:pl + geo.w] = x.transpose(0, 2, 1, 3)
+        k = geo.kh * geo.c * self.wp
+        # the bias as one more column of A, always 1, and one more row of T: no pass over the output to add it,
+        # and its gradient comes out of dT as that row
+        a = np.empty((geo.n * geo.ho, k + (b is not None)), x.dtype)
+        rows_a = a[:, :k].reshape(geo.n, geo.ho, geo.kh, -1)
+        for i, rows in enumerate(self._rows(xp.reshape(geo.n, self.hp, -1))):
+            rows_a[:, :, i] = rows
+        t = np.zeros((a.shape[1], geo.o * geo.wo), x.dtype)
+        self._bands(t[:k].reshape(geo.kh, geo.c, self.wp, geo.o, geo.wo))[...] = w.transpose(2, 1, 3, 0)[..., None]
+        if b is not None:
+            a[:, k] = 1
+            t[k] = np.repeat(b, geo.wo)
+        out = a @ t  # (N Ho, O Wo)
+        self.a, self.t, self.k = a if keep_input else None, t, k
+        return out.reshape(geo.n, geo.ho, geo.o, geo.wo).transpose(0, 2, 1, 3)
+
+    def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
+        geo = self.geo
+        dy = np.ascontiguousarray(grad.transpose(0, 2, 1, 3)).reshape(geo.n * geo.ho, -1)  # (N Ho, O Wo)
+        gx = gw = gb = None
+        if need_w:
+            dt = self.a.T @ dy
+            gw = self._bands(dt[:self.k].reshape(geo.kh, geo.c, self.wp, geo.o, geo.wo)).sum(-1)
+            gw = gw.transpose(3, 1, 0, 2)  # (kh, C, kw, O) -> (O, C, kh, kw)
+            if need_b:
+                gb = dt[self.k].reshape(geo.o, geo.wo).sum(1)
+        elif need_b:
+            gb = (np.ones(dy.shape[0], dy.dtype) @ dy).reshape(geo.o, geo.wo).sum(1)
+        if need_x:
+            da = (dy @ self.t[:self.k].T).reshape(geo.n, geo.ho, geo.kh, -1)
+            dxp = np.zeros((geo.n, self.hp, geo.c * self.wp), dy.dtype)
+            for i, rows in enumerate(self._rows(dxp)):
+                rows += da[:, :, i]
+            pt, _, pl, _ = geo.pads
+            gx = dxp.reshape(geo.n, self.hp, geo.c, self.wp)[:, pt:pt + geo.h, :, pl:pl + geo.w].transpose(0, 2, 1, 3)
+        return gx, gw, gb
+
+
 class Conv2d(Function):
     """The conv op: picks a lowering for the layer's geometry (``LOWERING``), which computes forward and the
     gradients; the bias is added by the lowering, along its output buffer's long rows."""
@@ -478,7 +573,9 @@ class Conv2d(Function):
         ho = out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
         wo = out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])
         geo = Geometry(n, c, h, wd, o, kh, kw, ho, wo, groups, stride, pads, dilation)
-        if not Planar.supports(geo) or LOWERING == "channels_last":
+        if Toeplitz.supports(geo) and (LOWERING == "toeplitz" or (LOWERING is None and Toeplitz.pays(geo))):
+            self.lowering = Toeplitz(geo)
+        elif not Planar.supports(geo) or LOWERING == "channels_last":
             self.lowering = ChannelsLast(geo)
         elif LOWERING == "planar" or (LOWERING is None and Planar.pays(geo)):
             self.lowering = Planar(geo)
