@@ -315,12 +315,17 @@ FLOAT64_CONV_CASES = [
 ]
 
 
-@pytest.fixture(params=[None, "toeplitz", "planar", "shifted", "channels_last"],
+@pytest.fixture(params=[None, "toeplitz", "planar", "shifted", "shifted-one-pixel-per-row", "channels_last"],
                 ids=["lowering-auto", "lowering-toeplitz", "lowering-planar", "lowering-shifted",
-                     "lowering-channels-last"])
+                     "lowering-shifted-one-pixel-per-row", "lowering-channels-last"])
 def lowering(request, monkeypatch):
-    """Each case runs with the layer's own choice of conv lowering and with each one forced (where supported)."""
-    monkeypatch.setattr(conv_ops, "LOWERING", request.param)
+    """Each case runs with the layer's own choice of conv lowering and with each one forced (where supported);
+    the shifted one also without pairing the pixels of few-channel layers."""
+    name = request.param
+    if name == "shifted-one-pixel-per-row":
+        monkeypatch.setattr(conv_ops, "PAIR_MAX_CHANNELS", 0)
+        name = "shifted"
+    monkeypatch.setattr(conv_ops, "LOWERING", name)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")  # torch's, harmless

@@ -88,6 +88,10 @@ LOWERING: str | None = None
 PLANAR_SCALE = 8
 # the shifted lowering's weight gradient as nine reductions up to this many (C x O) weights per offset
 SHIFTED_WEIGHT_GRAD_MAX = 32 * 32
+# with at most this many channels in and out, the shifted lowering puts two neighbouring pixels in each GEMM row:
+# 1.33x the multiplies, but OpenBLAS runs 32-wide GEMMs at ~200 GFLOP/s and 16-wide ones at ~130 (ResNet's
+# 16-channel stage: 1.08 vs 1.31 ms forward, 1.11 vs 1.35 dx); 0 turns it off
+PAIR_MAX_CHANNELS = 16
 
 
 def blocks(n: int, ho: int, row_bytes: int, scale: int = 1):
@@ -259,27 +263,51 @@ class Shifted(ChannelsLast):
     ``gap_w`` zero pixels and each image by ``gap_h`` zero rows, and one gap serves as the bottom (right) padding
     of one image (row) and the top (left) padding of the next, so it needs only max(pads) zeros, not their sum.
     With p = (n Hq + y) Wq + x the position of output (n, y, x) in that pitch (Hq = H + gap_h, Wq = W + gap_w),
-        out[p] = sum_ij xf[base + p + r_ij] @ W_ij,   r_ij = (d_h i - pad_top) Wq + d_w j - pad_left,
-    W_ij = w[:, :, i, j]^T (C, O), computed for every p; those in the gaps are dropped: (Hq Wq) / (Ho Wo) extra
-    work, 1.06x at 32x32 and 1.27x at 8x8 with pad 1 (the separate padding of each image cost 1.13x and 1.56x).
-    Each term is a contiguous slice, so each GEMM reads the activation in place and accumulates through BLAS's
-    beta (ops/_blas.py). With dy_full zero off the output positions, dx is the adjoint,
-    dxf[base + p + r_ij] += dy_full[p] @ W_ij^T, and dW_ij = xf[base + r_ij:]^T dy_full: small outputs summed over
-    every position, split along the positions over the cores (_blas.matmul_split). From 64 x 64 channels on, dW
-    gathers in blocks as ChannelsLast does (0.99 vs 1.2 ms there), from the padded view ``xp`` of the same rows."""
+    and the image starting at xf[base], base = pad_top Wq + pad_left, the offsets cancel:
+        out[p] = sum_ij xf[p + s_ij] @ W_ij,   s_ij = d_h i Wq + d_w j,   W_ij = w[:, :, i, j]^T (C, O),
+    computed for every p; those in the gaps are dropped: (Hq Wq) / (Ho Wo) extra work, 1.06x at 32x32 and 1.27x
+    at 8x8 with pad 1 (the separate padding of each image cost 1.13x and 1.56x). Each term is a contiguous slice,
+    so each GEMM reads the activation in place and accumulates through BLAS's beta (ops/_blas.py). With dy_full
+    zero off the output positions, dx is the adjoint, dxf[p + s_ij] += dy_full[p] @ W_ij^T, and
+    dW_ij = xf[s_ij:]^T dy_full: small outputs summed over every position, split along the positions over the
+    cores (_blas.matmul_split). From 64 x 64 channels on, dW gathers in blocks as ChannelsLast does (0.99 vs
+    1.2 ms there), from the padded view ``xp`` of the same rows.
+
+    Few channels (``PAIR_MAX_CHANNELS``): in forward and dx, f = 2 neighbouring pixels share one GEMM row (a free
+    reshape of xf with Wq even). Output pixel 2P + a reads pixel 2P + a + s_ij, which lies in row
+    P + d_h i Wq / 2 + J at b, with f J + b = a + j; so the terms are (i, J), J = 0, 1 for a 3-wide kernel, each
+    with a (2C, 2O) weight whose (b, a) block is W_ij (zero where no j fits): 2 kh GEMMs of twice the width
+    instead of kh kw."""
 
     def __init__(self, geo: Geometry) -> None:
         super().__init__(geo)
         pt, pb, pl, pr = geo.pads
         (dh, dw), (kh, kw) = geo.dilation, (geo.kh, geo.kw)
+        self.f = f = 2 if dw == 1 and max(geo.c, geo.o) <= PAIR_MAX_CHANNELS else 1
         # the gaps also hold the dropped outputs of each row and image, so they are at least Wo - W and Ho - H
         self.hq = geo.h + max(pt, pb, geo.ho - geo.h)
-        self.wq = geo.w + max(pl, pr, geo.wo - geo.w)
+        self.wq = -(-(geo.w + max(pl, pr, geo.wo - geo.w)) // f) * f  # whole GEMM rows per image row
         self.rows = geo.n * self.hq * self.wq
         self.base = pt * self.wq + pl  # zeros before the first image: its top rows and left pixels of padding
-        self.shifts = [(i, j, self.base + (i * dh - pt) * self.wq + j * dw - pl) for i in range(kh) for j in range(kw)]
-        self.tail = self.shifts[-1][2] - self.base  # the last term reads this far past the rows
-        self.size = self.base + self.rows + max(self.tail, 0)
+        nj = (f - 1 + (kw - 1) * dw) // f + 1
+        # (i, J, shift in GEMM rows) for the terms with a nonzero weight
+        self.terms = [(i, jj, i * dh * self.wq // f + jj) for i in range(kh) for jj in range(nj) if self._taps(jj)]
+        self.size = -(-max(self.base + self.rows, self.terms[-1][2] * f + self.rows) // f) * f
+
+    def _taps(self, jj: int) -> list[tuple[int, int, int]]:
+        """The (b, a, j) of term J: kernel column j joins in-row pixel b to output pixel a, f J + b - a = d_w j."""
+        f, dw, kw = self.f, self.geo.dilation[1], self.geo.kw
+        return [(b, a, (f * jj + b - a) // dw) for b in range(f) for a in range(f)
+                if (f * jj + b - a) % dw == 0 and 0 <= (f * jj + b - a) // dw < kw]
+
+    def _weights(self, w: np.ndarray) -> np.ndarray:
+        """(terms, f C, f O): each term's weight, block (b, a) = W_ij for its taps."""
+        geo, f = self.geo, self.f
+        wf = np.zeros((len(self.terms), f, geo.c, f, geo.o), w.dtype)
+        for t, (i, jj, _) in enumerate(self.terms):
+            for b, a, j in self._taps(jj):
+                wf[t, b, :, a, :] = w[:, :, i, j].T
+        return wf.reshape(len(self.terms), f * geo.c, f * geo.o)
 
     def padded_view(self, xf: np.ndarray) -> np.ndarray:
         """The zero-padded (N, H + pt + pb, W + pl + pr, C) input as a read-only view of the gapped rows xf."""
@@ -290,7 +318,7 @@ class Shifted(ChannelsLast):
                           (self.hq * self.wq * c * it, self.wq * c * it, c * it, it), writeable=False)
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, keep_input: bool) -> np.ndarray:
-        geo = self.geo
+        geo, f = self.geo, self.f
         xf = np.empty((self.size, geo.c), x.dtype)
         img = xf[self.base:self.base + self.rows].reshape(geo.n, self.hq, self.wq, geo.c)
         xf[:self.base] = 0
@@ -298,10 +326,11 @@ class Shifted(ChannelsLast):
         img[:, geo.h:] = 0
         img[:, :geo.h, geo.w:] = 0
         img[:, :geo.h, :geo.w] = x.transpose(0, 2, 3, 1)
-        self.wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (kh, kw, C, O): W_ij row-major
+        self.wf = self._weights(w)
         out = np.empty((self.rows, geo.o), x.dtype)
-        for t, (i, j, s) in enumerate(self.shifts):
-            gemm(xf[s:s + self.rows], self.wk[i, j], out, beta=0.0 if t == 0 else 1.0)
+        xr, outr, m = xf.reshape(-1, f * geo.c), out.reshape(-1, f * geo.o), self.rows // f
+        for t, (_, _, s) in enumerate(self.terms):
+            gemm(xr[s:s + m], self.wf[t], outr, beta=0.0 if t == 0 else 1.0)
         if b is not None:
             per_channel(np.add, out, b, out)
         self.xf, self.xp = (xf, self.padded_view(xf)) if keep_input else (None, None)
@@ -322,19 +351,25 @@ class Shifted(ChannelsLast):
         geo = self.geo
         if geo.c * geo.o > SHIFTED_WEIGHT_GRAD_MAX:
             return super()._weight_grad(gm)
+        # one pixel per row even where forward pairs them: the paired reductions (2C x 2O) cost as much as the
+        # kh kw single ones and would need their blocks summed back
         dyf = self._dy_full(gm)
-        dw = np.empty((len(self.shifts), geo.c, geo.o), gm.dtype)
-        for t, (_, _, s) in enumerate(self.shifts):
-            matmul_split(self.xf[s:s + self.rows].T, dyf, dw[t])
-        return dw.reshape(1, -1, geo.o)  # rows (i, j, c), as weight_matrix
+        (dh, dw), wq = geo.dilation, self.wq
+        grad = np.empty((geo.kh, geo.kw, geo.c, geo.o), gm.dtype)
+        for i in range(geo.kh):
+            for j in range(geo.kw):
+                s = i * dh * wq + j * dw
+                matmul_split(self.xf[s:s + self.rows].T, dyf, grad[i, j])
+        return grad.reshape(1, -1, geo.o)  # rows (i, j, c), as weight_matrix
 
     def _input_grad(self, gm: np.ndarray) -> np.ndarray:
-        geo = self.geo
-        dyf = self._dy_full(gm)
+        geo, f = self.geo, self.f
+        dyr = self._dy_full(gm).reshape(-1, f * geo.o)
         dxf = np.empty((self.size, geo.c), gm.dtype)
-        dxf[self.rows:] = 0  # the first term (offset (0, 0), at 0) overwrites the rows before
-        for t, (i, j, s) in enumerate(self.shifts):
-            gemm(dyf, self.wk[i, j].T, dxf[s:s + self.rows], beta=0.0 if t == 0 else 1.0)
+        dxf[self.rows:] = 0  # the first term (i = J = 0, at shift 0) overwrites the rows before
+        dxr, m = dxf.reshape(-1, f * geo.c), self.rows // f
+        for t, (_, _, s) in enumerate(self.terms):
+            gemm(dyr, self.wf[t].T, dxr[s:s + m], beta=0.0 if t == 0 else 1.0)
         img = dxf[self.base:self.base + self.rows].reshape(geo.n, self.hq, self.wq, geo.c)
         return img[:, :geo.h, :geo.w]
 
