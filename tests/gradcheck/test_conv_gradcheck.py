@@ -55,6 +55,9 @@ CONV = [
     conv("rect31-pad10", r(2, 2, 5, 5), r(3, 2, 3, 1), r(3), padding=(1, 0)),
     conv("dil2-pad2", r(1, 2, 6, 6), r(2, 2, 3, 3), padding=2, dilation=2),
     conv("dil21-stride2", r(2, 2, 6, 5), r(2, 2, 3, 2), r(2), dilation=(2, 1), stride=2),
+    conv("stride3-1x1-skips-pixels", r(2, 3, 7, 5), r(4, 3, 1, 1), r(4), stride=3),  # most phases never read
+    conv("stride2-pad1-one-row", r(1, 2, 1, 3), r(3, 2, 3, 3), r(3), stride=2, padding=1),  # an empty phase
+    conv("stride2-pad3-beyond-kernel", r(1, 2, 4, 4), r(2, 2, 3, 3), r(2), stride=2, padding=3),
     conv("groups2-pad1", r(2, 4, 5, 5), r(4, 2, 3, 3), r(4), groups=2, padding=1),
     conv("groups2-stride2-dil2", r(1, 4, 6, 6), r(2, 2, 2, 2), r(2), groups=2, stride=2, dilation=2),
     conv("depthwise-same", r(2, 3, 5, 5), r(3, 1, 3, 3), r(3), groups=3, padding="same"),

@@ -3,16 +3,17 @@
 x (N, C, H, W), w (O, C/groups, kh, kw) -> out (N, O, Ho, Wo), Ho = (H + pads - d (kh - 1) - 1) // s + 1:
     out[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, c, s y + d i, s x + d j]
 
-Channels-last (any stride and groups): windows are gathered from an NHWC view into cols (N Ho Wo, kh kw C), so
+Channels-last (grouped convs, any stride): windows are gathered from an NHWC view into cols (N Ho Wo, kh kw C), so
 the product cols @ W (kh kw C, O) is already NHWC; it is returned as an NCHW *view* of that buffer, so the next
 conv's NCHW -> NHWC transpose is free and a stack of convs never reorders memory. Backward: dW = cols^T dy,
 and dcols = dy W^T goes back by one strided add per kernel offset (col2im without np.add.at).
 
-Shifted (stride 1, no groups, the common case): no gathering at all. In the NHWC input flattened to rows, with
-zero gaps between image rows and between images (one gap pads both its neighbours), the window offset (i, j) of
-every output position is the same row shift, so out = sum_ij rows[shift_ij:] @ W_ij, kh kw GEMMs on contiguous
-slices accumulated by BLAS (outputs at the gaps are computed and dropped). dx is the same sum run backwards; dW
-is kh kw reductions (or gathers as channels-last does, for many channels).
+Shifted (no groups, the common case): no gathering at all. In the NHWC input flattened to rows, with zero gaps
+between image rows and between images (one gap pads both its neighbours), the window offset (i, j) of every output
+position is the same row shift, so out = sum_ij rows[shift_ij:] @ W_ij, kh kw GEMMs on contiguous slices
+accumulated by BLAS (outputs at the gaps are computed and dropped). dx is the same sum run backwards; dW is kh kw
+reductions (or gathers as channels-last does, for many channels). A strided conv does the same on the input's
+s_h s_w phase images (every s-th row and column), where each tap is again one shift.
 
 Planar (few input channels, stride 1, no groups): an NHWC window run is only kw C values long (5 for LeNet's
 first layer), so windows are gathered from padded planes instead: cols (C kh kw, N Ho Wp) with each window
@@ -79,9 +80,10 @@ def pad_nhwc(xh: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
 # streaming a 9x copy of the activation through memory, and backward re-gathers from the padded input
 # instead of keeping the columns (ResNet-20 stage 1 kept 19 MB per conv).
 BLOCK_BYTES = 1 << 20
-# None: each layer takes the lowering that pays (toeplitz where Toeplitz.pays; planar where Planar.pays, else
-# shifted, for stride 1 and no groups; channels-last otherwise); "toeplitz", "planar", "shifted" or
-# "channels_last" forces one wherever it is supported - for tests and for measuring one against another
+# None: each layer takes the lowering that pays: channels-last for grouped convs; else toeplitz where
+# Toeplitz.pays, planar where Planar.pays, shifted otherwise. "toeplitz", "planar", "shifted" or "channels_last"
+# forces one wherever it is supported (groups need channels-last, planar stride 1) - for tests and for measuring
+# one against another
 LOWERING: str | None = None
 # planar blocks are larger: its GEMMs have few rows (O) and its col2im adds one slab per kernel offset and block,
 # so per-call costs, not cache misses, dominate at 1 MiB (LeNet: 150 adds of 9k values per step)
@@ -258,12 +260,13 @@ class ChannelsLast:
 
 
 class Shifted(ChannelsLast):
-    """Stride 1, no groups: the convolution as kh * kw accumulating GEMMs on shifted rows of the input, with no
-    im2col at all. The input is stored NHWC with zero gaps, flattened to rows: each image row is followed by
-    ``gap_w`` zero pixels and each image by ``gap_h`` zero rows, and one gap serves as the bottom (right) padding
-    of one image (row) and the top (left) padding of the next, so it needs only max(pads) zeros, not their sum.
-    With p = (n Hq + y) Wq + x the position of output (n, y, x) in that pitch (Hq = H + gap_h, Wq = W + gap_w),
-    and the image starting at xf[base], base = pad_top Wq + pad_left, the offsets cancel:
+    """No groups: the convolution as kh * kw accumulating GEMMs on shifted rows of the input, with no im2col.
+
+    Stride 1. The input is stored NHWC with zero gaps, flattened to rows: each image row is followed by zero
+    pixels and each image by zero rows, and one gap serves as the bottom (right) padding of one image (row) and
+    the top (left) padding of the next, so it needs only max(pads) zeros, not their sum. With p = (n Hq + y) Wq
+    + x the position of output (n, y, x) in that pitch (Hq >= H + max(pad_top, pad_bottom), Wq likewise) and
+    the image starting at xf[base], base = pad_top Wq + pad_left, the offsets cancel:
         out[p] = sum_ij xf[p + s_ij] @ W_ij,   s_ij = d_h i Wq + d_w j,   W_ij = w[:, :, i, j]^T (C, O),
     computed for every p; those in the gaps are dropped: (Hq Wq) / (Ho Wo) extra work, 1.06x at 32x32 and 1.27x
     at 8x8 with pad 1 (the separate padding of each image cost 1.13x and 1.56x). Each term is a contiguous slice,
@@ -273,44 +276,64 @@ class Shifted(ChannelsLast):
     cores (_blas.matmul_split). From 64 x 64 channels on, dW gathers in blocks as ChannelsLast does (0.99 vs
     1.2 ms there), from the padded view ``xp`` of the same rows.
 
-    Few channels (``PAIR_MAX_CHANNELS``): in forward and dx, f = 2 neighbouring pixels share one GEMM row (a free
-    reshape of xf with Wq even). Output pixel 2P + a reads pixel 2P + a + s_ij, which lies in row
-    P + d_h i Wq / 2 + J at b, with f J + b = a + j; so the terms are (i, J), J = 0, 1 for a 3-wide kernel, each
-    with a (2C, 2O) weight whose (b, a) block is W_ij (zero where no j fits): 2 kh GEMMs of twice the width
-    instead of kh kw."""
+    Stride s > 1 (polyphase): input row s y + d i - pad_top is row y + q_i of the phase image of rows
+    = d i - pad_top (mod s), q_i = floor((d i - pad_top) / s); likewise for columns. So the s_h s_w phase images
+    (every s-th row and column, from each start), stored one after another in the output's pitch, make each tap
+    a contiguous shift again: the same GEMMs, on 1 / (s_h s_w) of the input each, and no gather; dx is scattered
+    back from the phases once.
+
+    Few channels (``PAIR_MAX_CHANNELS``, stride 1): in forward and dx, f = 2 neighbouring pixels share one GEMM
+    row (a free reshape of xf with Wq even). Output pixel f P + a reads pixel f P + a + s_ij, which lies in row
+    P + (a + s_ij) // f at b = (a + s_ij) % f; the taps that land in the same row shift form one term with a
+    (f C, f O) weight whose (b, a) block is W_ij: for a 3-wide kernel 2 kh GEMMs of twice the width instead of
+    kh kw."""
 
     def __init__(self, geo: Geometry) -> None:
         super().__init__(geo)
-        pt, pb, pl, pr = geo.pads
-        (dh, dw), (kh, kw) = geo.dilation, (geo.kh, geo.kw)
-        self.f = f = 2 if dw == 1 and max(geo.c, geo.o) <= PAIR_MAX_CHANNELS else 1
-        # the gaps also hold the dropped outputs of each row and image, so they are at least Wo - W and Ho - H
-        self.hq = geo.h + max(pt, pb, geo.ho - geo.h)
-        self.wq = -(-(geo.w + max(pl, pr, geo.wo - geo.w)) // f) * f  # whole GEMM rows per image row
+        pt, _, pl, _ = geo.pads
+        (sh, sw), (dh, dw) = geo.stride, geo.dilation
+        self.f = f = 2 if geo.stride == (1, 1) and dw == 1 and max(geo.c, geo.o) <= PAIR_MAX_CHANNELS else 1
+        taps_h = [divmod(dh * i - pt, sh) for i in range(geo.kh)]  # (offset q in output rows, phase)
+        taps_w = [divmod(dw * j - pl, sw) for j in range(geo.kw)]
+        qh, qw = [q for q, _ in taps_h], [q for q, _ in taps_w]
+        # the pitch holds the tallest phase plus the zeros read above it, and every output row plus what it reads
+        # below; the same across; each gap serves both its neighbours
+        self.hq = max(-(-geo.h // sh) - min(qh), geo.ho + max(qh), geo.ho)
+        self.wq = -(-max(-(-geo.w // sw) - min(qw), geo.wo + max(qw), geo.wo) // f) * f
         self.rows = geo.n * self.hq * self.wq
-        self.base = pt * self.wq + pl  # zeros before the first image: its top rows and left pixels of padding
-        nj = (f - 1 + (kw - 1) * dw) // f + 1
-        # (i, J, shift in GEMM rows) for the terms with a nonzero weight
-        self.terms = [(i, jj, i * dh * self.wq // f + jj) for i in range(kh) for jj in range(nj) if self._taps(jj)]
-        self.size = -(-max(self.base + self.rows, self.terms[-1][2] * f + self.rows) // f) * f
-
-    def _taps(self, jj: int) -> list[tuple[int, int, int]]:
-        """The (b, a, j) of term J: kernel column j joins in-row pixel b to output pixel a, f J + b - a = d_w j."""
-        f, dw, kw = self.f, self.geo.dilation[1], self.geo.kw
-        return [(b, a, (f * jj + b - a) // dw) for b in range(f) for a in range(f)
-                if (f * jj + b - a) % dw == 0 and 0 <= (f * jj + b - a) // dw < kw]
+        self.phases = sorted({(ph, pw) for _, ph in taps_h for _, pw in taps_w})
+        self.base = -min(qh) * self.wq - min(qw)  # zeros before the first phase's first image
+        shift = {(i, j): self.base + self.phases.index((ph, pw)) * self.rows + q * self.wq + r
+                 for i, (q, ph) in enumerate(taps_h) for j, (r, pw) in enumerate(taps_w)}
+        self.pixel_shifts = shift
+        groups: dict[int, list[tuple[int, int, int, int]]] = {}  # GEMM-row shift -> its taps (b, a, i, j)
+        for (i, j), sij in shift.items():
+            for a in range(f):
+                groups.setdefault((a + sij) // f, []).append(((a + sij) % f, a, i, j))
+        self.terms = sorted(groups.items())
+        end = max(self.base + len(self.phases) * self.rows, max(shift.values()) + self.rows)
+        self.size = -(-end // f) * f
 
     def _weights(self, w: np.ndarray) -> np.ndarray:
         """(terms, f C, f O): each term's weight, block (b, a) = W_ij for its taps."""
         geo, f = self.geo, self.f
         wf = np.zeros((len(self.terms), f, geo.c, f, geo.o), w.dtype)
-        for t, (i, jj, _) in enumerate(self.terms):
-            for b, a, j in self._taps(jj):
-                wf[t, b, :, a, :] = w[:, :, i, j].T
+        for t, (_, taps) in enumerate(self.terms):
+            for b, a, i, j in taps:
+                wf[t, b, :, a, :] += w[:, :, i, j].T
         return wf.reshape(len(self.terms), f * geo.c, f * geo.o)
 
+    def _phase_images(self, xf: np.ndarray):
+        """Yield ((row phase, column phase), its (N, Hq, Wq, C) image in xf, its (rows, columns) of data)."""
+        geo = self.geo
+        (sh, sw), (h, w) = geo.stride, (geo.h, geo.w)
+        for k, (ph, pw) in enumerate(self.phases):
+            start = self.base + k * self.rows
+            img = xf[start:start + self.rows].reshape(geo.n, self.hq, self.wq, geo.c)
+            yield (ph, pw), img, ((h - ph + sh - 1) // sh, (w - pw + sw - 1) // sw)
+
     def padded_view(self, xf: np.ndarray) -> np.ndarray:
-        """The zero-padded (N, H + pt + pb, W + pl + pr, C) input as a read-only view of the gapped rows xf."""
+        """Stride 1: the zero-padded (N, H + pt + pb, W + pl + pr, C) input as a read-only view of the rows xf."""
         geo = self.geo
         pt, pb, pl, pr = geo.pads
         it, c = xf.itemsize, geo.c
@@ -319,21 +342,24 @@ class Shifted(ChannelsLast):
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, keep_input: bool) -> np.ndarray:
         geo, f = self.geo, self.f
+        (sh, sw) = geo.stride
         xf = np.empty((self.size, geo.c), x.dtype)
-        img = xf[self.base:self.base + self.rows].reshape(geo.n, self.hq, self.wq, geo.c)
         xf[:self.base] = 0
-        xf[self.base + self.rows:] = 0
-        img[:, geo.h:] = 0
-        img[:, :geo.h, geo.w:] = 0
-        img[:, :geo.h, :geo.w] = x.transpose(0, 2, 3, 1)
+        xf[self.base + len(self.phases) * self.rows:] = 0
+        xt = x.transpose(0, 2, 3, 1)
+        for (ph, pw), img, (hp, wp) in self._phase_images(xf):
+            img[:, hp:] = 0
+            img[:, :hp, wp:] = 0
+            img[:, :hp, :wp] = xt[:, ph::sh, pw::sw]
         self.wf = self._weights(w)
         out = np.empty((self.rows, geo.o), x.dtype)
         xr, outr, m = xf.reshape(-1, f * geo.c), out.reshape(-1, f * geo.o), self.rows // f
-        for t, (_, _, s) in enumerate(self.terms):
+        for t, (s, _) in enumerate(self.terms):
             gemm(xr[s:s + m], self.wf[t], outr, beta=0.0 if t == 0 else 1.0)
         if b is not None:
             per_channel(np.add, out, b, out)
-        self.xf, self.xp = (xf, self.padded_view(xf)) if keep_input else (None, None)
+        self.xf = xf if keep_input else None
+        self.xp = self.padded_view(xf) if keep_input and geo.stride == (1, 1) else None
         return out.reshape(geo.n, self.hq, self.wq, geo.o)[:, :geo.ho, :geo.wo].transpose(0, 3, 1, 2)
 
     def _dy_full(self, gm: np.ndarray) -> np.ndarray:
@@ -349,29 +375,35 @@ class Shifted(ChannelsLast):
 
     def _weight_grad(self, gm: np.ndarray) -> np.ndarray:
         geo = self.geo
-        if geo.c * geo.o > SHIFTED_WEIGHT_GRAD_MAX:
+        if geo.c * geo.o > SHIFTED_WEIGHT_GRAD_MAX and self.xp is not None:
             return super()._weight_grad(gm)
         # one pixel per row even where forward pairs them: the paired reductions (2C x 2O) cost as much as the
         # kh kw single ones and would need their blocks summed back
         dyf = self._dy_full(gm)
-        (dh, dw), wq = geo.dilation, self.wq
         grad = np.empty((geo.kh, geo.kw, geo.c, geo.o), gm.dtype)
-        for i in range(geo.kh):
-            for j in range(geo.kw):
-                s = i * dh * wq + j * dw
-                matmul_split(self.xf[s:s + self.rows].T, dyf, grad[i, j])
+        for (i, j), s in self.pixel_shifts.items():
+            matmul_split(self.xf[s:s + self.rows].T, dyf, grad[i, j])
         return grad.reshape(1, -1, geo.o)  # rows (i, j, c), as weight_matrix
 
     def _input_grad(self, gm: np.ndarray) -> np.ndarray:
         geo, f = self.geo, self.f
         dyr = self._dy_full(gm).reshape(-1, f * geo.o)
         dxf = np.empty((self.size, geo.c), gm.dtype)
-        dxf[self.rows:] = 0  # the first term (i = J = 0, at shift 0) overwrites the rows before
         dxr, m = dxf.reshape(-1, f * geo.c), self.rows // f
-        for t, (_, _, s) in enumerate(self.terms):
+        first = self.terms[0][0]  # the first term overwrites its rows; the rest must start at zero
+        dxr[:first] = 0
+        dxr[first + m:] = 0
+        for t, (s, _) in enumerate(self.terms):
             gemm(dyr, self.wf[t].T, dxr[s:s + m], beta=0.0 if t == 0 else 1.0)
-        img = dxf[self.base:self.base + self.rows].reshape(geo.n, self.hq, self.wq, geo.c)
-        return img[:, :geo.h, :geo.w]
+        (sh, sw), (h, w) = geo.stride, (geo.h, geo.w)
+        if (sh, sw) == (1, 1):
+            _, img, _ = next(self._phase_images(dxf))
+            return img[:, :h, :w]
+        dx = np.zeros((geo.n, h, w, geo.c), gm.dtype) if len(self.phases) < sh * sw else \
+            np.empty((geo.n, h, w, geo.c), gm.dtype)  # pixels of a phase no tap reads get no gradient
+        for (ph, pw), img, (hp, wp) in self._phase_images(dxf):
+            dx[:, ph::sh, pw::sw] = img[:, :hp, :wp]
+        return dx
 
 
 class Planar:
@@ -529,10 +561,6 @@ class Toeplitz:
         self.hp, self.wp = geo.h + pt + pb, geo.w + pl + pr
 
     @staticmethod
-    def supports(geo: Geometry) -> bool:
-        return geo.groups == 1
-
-    @staticmethod
     def pays(geo: Geometry) -> bool:
         """Where a window row holds few values (kw C < 32, as Planar) and the image row is narrow, so the extra
         work Wp / kw stays small (at most 8x; the 34-wide CIFAR stem is 11x and slower than planar), with T at
@@ -608,11 +636,11 @@ class Conv2d(Function):
         ho = out_size(h, kh, stride[0], pads[0] + pads[1], dilation[0])
         wo = out_size(wd, kw, stride[1], pads[2] + pads[3], dilation[1])
         geo = Geometry(n, c, h, wd, o, kh, kw, ho, wo, groups, stride, pads, dilation)
-        if Toeplitz.supports(geo) and (LOWERING == "toeplitz" or (LOWERING is None and Toeplitz.pays(geo))):
-            self.lowering = Toeplitz(geo)
-        elif not Planar.supports(geo) or LOWERING == "channels_last":
+        if geo.groups > 1 or LOWERING == "channels_last":
             self.lowering = ChannelsLast(geo)
-        elif LOWERING == "planar" or (LOWERING is None and Planar.pays(geo)):
+        elif LOWERING == "toeplitz" or (LOWERING is None and Toeplitz.pays(geo)):
+            self.lowering = Toeplitz(geo)
+        elif Planar.supports(geo) and (LOWERING == "planar" or (LOWERING is None and Planar.pays(geo))):
             self.lowering = Planar(geo)
         else:
             self.lowering = Shifted(geo)
