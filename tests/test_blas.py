@@ -32,7 +32,8 @@ def layouts(dtype):
 @pytest.fixture(params=["cblas", "fallback"])
 def backend(request, monkeypatch):
     if request.param == "fallback":
-        monkeypatch.setattr(_blas, "_CBLAS", {})
+        for table in ("_CBLAS", "_BATCHED", "_GROUPED"):
+            monkeypatch.setattr(_blas, table, {})
     elif not _blas.available():
         pytest.skip("NumPy's BLAS has no cblas_sgemm this process can find; the fallback is tested")
     return request.param
@@ -82,3 +83,29 @@ def test_matmul_split_matches_matmul(backend, dtype, k, layout):
     out = np.empty((16, 16), dtype)
     _blas.matmul_split(a, b, out)
     np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-2 if dtype == np.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_batch_matches_one_product_each(backend, dtype):
+    """Products of one shape in one batched call (above the small-matrix threshold), reading overlapping row
+    windows of one array transposed, as the shifted conv's weight gradient does; and a mixed list, which falls
+    back to one call each."""
+    k = 2 * _blas.BATCH_MIN_WORK // (16 * 16) + 1
+    x = rng.standard_normal((k + 40, 16)).astype(dtype)
+    dy = rng.standard_normal((k, 16)).astype(dtype)
+    a = [x[s:s + k].T for s in (0, 1, 2, 17, 39)]
+    out = [np.full((16, 16), np.nan, dtype) for _ in a]  # overwritten (beta = 0)
+    _blas.gemm_batch(a, [dy] * len(a), out)
+    for got, ai in zip(out, a):
+        np.testing.assert_allclose(got, ai.astype(np.float64) @ dy, rtol=1e-4,
+                                   atol=1e-2 if dtype == np.float32 else 1e-9)
+    small = [rng.standard_normal((3, 5)).astype(dtype), rng.standard_normal((2, 4)).astype(dtype)]
+    rhs = [rng.standard_normal((5, 2)).astype(dtype), rng.standard_normal((4, 6)).astype(dtype)]
+    out = [np.empty((3, 2), dtype), np.empty((2, 6), dtype)]
+    _blas.gemm_batch(small, rhs, out)
+    for got, ai, bi in zip(out, small, rhs):
+        np.testing.assert_allclose(got, ai @ bi, rtol=1e-5, atol=1e-6)
+
+
+def test_threads_is_a_positive_count():
+    assert _blas.threads() >= 1

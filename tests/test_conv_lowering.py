@@ -7,6 +7,7 @@ import pytest
 
 import dlbasics as dl
 import dlbasics.nn.functional as F
+from dlbasics.ops import conv as conv_ops
 
 
 def lowering_of(x_shape, w_shape, **kw):
@@ -35,3 +36,25 @@ def test_planar_output_is_channels_last_when_the_next_conv_would_not_be_planar()
     few = F.conv2d(x, dl.tensor(np.zeros((6, 3, 3, 3), np.float32)), padding=1)
     assert type(stem.grad_fn.lowering).__name__ == type(few.grad_fn.lowering).__name__ == "Planar"
     assert few.data.strides[3] == few.data.itemsize  # rows of pixels innermost
+
+
+def test_shifted_weight_gradient_in_cache_sized_blocks_matches_one_block(monkeypatch):
+    """The shifted lowering's dW, summed over blocks of rows padded to one size (one batched call), equals the
+    one-block reduction; both run in float64 so any mismatch in the block bookkeeping shows."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 16, 64, 64))
+    w = rng.standard_normal((16, 16, 3, 3))
+    g = rng.standard_normal((4, 16, 64, 64))
+
+    def weight_grad() -> tuple[np.ndarray, int]:
+        xt, wt = dl.tensor(x, requires_grad=True), dl.tensor(w, requires_grad=True)
+        y = F.conv2d(xt, wt, padding=1)
+        blocks = y.grad_fn.lowering.blocks
+        y.backward(dl.tensor(g))
+        return wt.grad, blocks
+
+    blocked, n_blocks = weight_grad()
+    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 1 << 30)  # one block: the plain reductions
+    whole, n_whole = weight_grad()
+    assert n_blocks > 1 and n_whole == 1
+    np.testing.assert_allclose(blocked, whole, rtol=1e-10, atol=1e-9)

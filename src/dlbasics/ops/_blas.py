@@ -25,11 +25,13 @@ import numpy as np
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
-def _find_cblas() -> tuple[dict[np.dtype, tuple], dict[np.dtype, ctypes._CFuncPtr]]:
-    """({dtype: (cblas_?gemm, integer type)}, {dtype: cblas_?gemm_batch_strided}) from NumPy's bundled OpenBLAS;
-    empty where there is none."""
+def _find_cblas() -> tuple[dict[np.dtype, tuple], dict[np.dtype, ctypes._CFuncPtr], dict[np.dtype, tuple],
+                          ctypes._CFuncPtr | None]:
+    """({dtype: (cblas_?gemm, integer type)}, {dtype: cblas_?gemm_batch_strided},
+    {dtype: (cblas_?gemm_batch, integer type)}, openblas_get_num_threads) from NumPy's bundled OpenBLAS; empty
+    (None) where there is none."""
     if os.environ.get("DLBASICS_NO_CBLAS"):
-        return {}, {}
+        return {}, {}, {}, None
     root = os.path.dirname(os.path.dirname(np.__file__))
     for path in sorted(glob.glob(os.path.join(root, "numpy.libs", "libscipy_openblas*"))
                        + glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs", "libscipy_openblas*"))):
@@ -37,7 +39,7 @@ def _find_cblas() -> tuple[dict[np.dtype, tuple], dict[np.dtype, ctypes._CFuncPt
             lib = ctypes.CDLL(path)  # already loaded by NumPy: the same library and thread pool
         except OSError:
             continue
-        found = {}
+        found, names = {}, {}
         for dtype, name, ctype in ((np.float32, "sgemm", ctypes.c_float), (np.float64, "dgemm", ctypes.c_double)):
             for prefix, suffix, int_t in (("scipy_cblas_", "64_", ctypes.c_int64), ("scipy_cblas_", "", ctypes.c_int),
                                           ("cblas_", "", ctypes.c_int)):
@@ -47,25 +49,36 @@ def _find_cblas() -> tuple[dict[np.dtype, tuple], dict[np.dtype, ctypes._CFuncPt
                     fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, int_t, int_t, int_t, ctype,
                                    ctypes.c_void_p, int_t, ctypes.c_void_p, int_t, ctype, ctypes.c_void_p, int_t]
                     found[np.dtype(dtype)] = (fn, int_t)
+                    names[np.dtype(dtype)] = f"{prefix}{name}_batch{suffix}"
                     break
         if len(found) == 2:
-            batched = {}
-            for dtype, name, ctype in ((np.float32, "cblas_sgemm_batch_strided", ctypes.c_float),
-                                       (np.float64, "cblas_dgemm_batch_strided", ctypes.c_double)):
-                fn = getattr(lib, name, None)  # OpenBLAS 0.3.30+, same integer width as its gemm
+            batched, grouped = {}, {}
+            for dtype, name, ctype in ((np.float32, "sgemm", ctypes.c_float), (np.float64, "dgemm", ctypes.c_double)):
+                int_t = found[np.dtype(dtype)][1]
+                # OpenBLAS 0.3.30+, same integer width as its gemm
+                fn = getattr(lib, f"cblas_{name}_batch_strided", None)
                 if fn is not None:
-                    int_t = found[np.dtype(dtype)][1]
                     fn.restype = None
                     fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, int_t, int_t, int_t, ctype,
                                    ctypes.c_void_p, int_t, int_t, ctypes.c_void_p, int_t, int_t, ctype,
                                    ctypes.c_void_p, int_t, int_t, int_t]
                     batched[np.dtype(dtype)] = fn
-            return found, batched
-    return {}, {}
+                fn = getattr(lib, names[np.dtype(dtype)], None)
+                if fn is not None:  # the grouped form: arrays of shapes per group and of pointers per product
+                    fn.restype = None
+                    fn.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 13 + [int_t, ctypes.c_void_p]
+                    grouped[np.dtype(dtype)] = (fn, int_t)
+            count = next((getattr(lib, name) for name in ("scipy_openblas_get_num_threads64_",
+                                                          "scipy_openblas_get_num_threads", "openblas_get_num_threads")
+                          if hasattr(lib, name)), None)
+            if count is not None:
+                count.restype, count.argtypes = ctypes.c_int, []
+            return found, batched, grouped, count
+    return {}, {}, {}, None
 
 
-_CBLAS, _BATCHED = _find_cblas()
-_BATCH_MIN_WORK = 2 * 100**3
+_CBLAS, _BATCHED, _GROUPED, _THREADS = _find_cblas()
+BATCH_MIN_WORK = 2 * 100**3  # products below it take the per-call paths (see matmul_split)
 
 
 def _operand(a: np.ndarray) -> tuple[int, int] | None:
@@ -115,7 +128,7 @@ def matmul_split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int = 2) 
     chunk = k // parts
     # OpenBLAS 0.3.31's batched call crashed here (segfault) on parts below its small-matrix threshold,
     # M N K <= 100^3, which take another code path: use it only well above that
-    if (fn is None or m * n * chunk < _BATCH_MIN_WORK or ta is None or tb is None
+    if (fn is None or m * n * chunk < BATCH_MIN_WORK or ta is None or tb is None
             or not (a.dtype == b.dtype == out.dtype) or not out.flags.c_contiguous):
         np.matmul(a, b, out=out)
         return
@@ -127,6 +140,49 @@ def matmul_split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int = 2) 
     np.sum(partial, axis=0, out=out)
     if chunk * parts < k:  # the reduction left over
         gemm(a[:, chunk * parts:], b[chunk * parts:], out, beta=1.0)
+
+
+def gemm_batch(a: list[np.ndarray], b: list[np.ndarray], out: list[np.ndarray]) -> None:
+    """out[k] = a[k] @ b[k] for products of one shape and layout, in one call to OpenBLAS's batched GEMM, which
+    runs them on its threads in order, as many at a time as it has threads (falls back to one ``gemm`` each).
+
+    So independent small products in a row run on both cores with the data of consecutive ones on each core
+    kept in its cache, where one GEMM per call would run a 16 x 16 output on one core."""
+    if not out:
+        return
+    entry = _GROUPED.get(out[0].dtype)
+    ops = [(_operand(x), _operand(y), _operand(z)) for x, y, z in zip(a, b, out)]
+    m, k = a[0].shape
+    n = b[0].shape[1]
+    uniform = all(x.shape == a[0].shape and y.shape == b[0].shape and z.shape == out[0].shape
+                  and x.dtype == y.dtype == z.dtype == out[0].dtype and op == ops[0]
+                  for x, y, z, op in zip(a, b, out, ops))
+    ta, tb, tc = ops[0]
+    # below OpenBLAS 0.3.31's small-matrix threshold (M N K <= 100^3) its batched call went wrong here
+    if (entry is None or not uniform or ta is None or tb is None or tc is None or tc[0] != _NO_TRANS
+            or m * n * k < BATCH_MIN_WORK):
+        for x, y, z in zip(a, b, out):
+            gemm(x, y, z, beta=0.0)
+        return
+    fn, int_t = entry
+    count = len(out)
+    ints = np.dtype(np.int64 if int_t is ctypes.c_int64 else np.int32)
+    scalars = np.array([1.0, 0.0], out[0].dtype)  # alpha, beta
+    shape = np.array([m, n, k, ta[1], tb[1], tc[1], count], ints)  # one group: its shape and leading dimensions
+    flags = np.array([ta[0], tb[0]], np.int32)  # CBLAS_TRANSPOSE is a C enum
+    pointers = np.array([[x.ctypes.data for x in a], [y.ctypes.data for y in b], [z.ctypes.data for z in out]],
+                        np.uintp)
+    addr = [flags.ctypes.data, flags.ctypes.data + 4]
+    shp = shape.ctypes.data
+    it = ints.itemsize
+    fn(_ROW_MAJOR, addr[0], addr[1], shp, shp + it, shp + 2 * it, scalars.ctypes.data, pointers[0].ctypes.data,
+       shp + 3 * it, pointers[1].ctypes.data, shp + 4 * it, scalars.ctypes.data + scalars.itemsize,
+       pointers[2].ctypes.data, shp + 5 * it, 1, shp + 6 * it)
+
+
+def threads() -> int:
+    """How many threads OpenBLAS runs a batch on (1 where there is no OpenBLAS to ask)."""
+    return _THREADS() if _THREADS is not None else 1
 
 
 def available() -> bool:

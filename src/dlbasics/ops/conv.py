@@ -38,7 +38,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from dlbasics.autograd.function import Function
-from dlbasics.ops._blas import gemm, matmul_split
+from dlbasics.ops._blas import BATCH_MIN_WORK, gemm, gemm_batch, matmul_split, threads
 from dlbasics.ops._layout import axis_order, empty_in_order, per_channel
 from dlbasics.tensor import Tensor
 
@@ -311,7 +311,12 @@ class Shifted(ChannelsLast):
             for a in range(f):
                 groups.setdefault((a + sij) // f, []).append(((a + sij) % f, a, i, j))
         self.terms = sorted(groups.items())
-        end = max(self.base + len(self.phases) * self.rows, max(shift.values()) + self.rows)
+        # dW in blocks of rows, each block's xf and dy (about BLOCK_BYTES together) kept in one core's cache
+        # across all the taps; rows are padded with zeros to whole blocks of one size (one batched call)
+        target = max(BLOCK_BYTES // ((geo.c + geo.o) * 4), -(-BATCH_MIN_WORK // (geo.c * geo.o)))
+        self.blocks = max(1, self.rows // target)  # so blocks are at least the target
+        self.block_rows = -(-self.rows // self.blocks)
+        end = max(self.base + len(self.phases) * self.rows, max(shift.values()) + self.blocks * self.block_rows)
         self.size = -(-end // f) * f
 
     def _weights(self, w: np.ndarray) -> np.ndarray:
@@ -363,11 +368,13 @@ class Shifted(ChannelsLast):
         return out.reshape(geo.n, self.hq, self.wq, geo.o)[:, :geo.ho, :geo.wo].transpose(0, 3, 1, 2)
 
     def _dy_full(self, gm: np.ndarray) -> np.ndarray:
-        """dy on every position of the pitch, (N Hq Wq, O), zero off the outputs; built once for both gradients."""
+        """dy on every position of the pitch, (N Hq Wq, O), zero off the outputs (and on the rows that pad it to
+        whole dW blocks); built once for both gradients."""
         if getattr(self, "dyf", None) is None:
             geo = self.geo
-            self.dyf = np.empty((self.rows, geo.o), gm.dtype)
-            dy = self.dyf.reshape(geo.n, self.hq, self.wq, geo.o)
+            self.dyf = np.empty((self.blocks * self.block_rows, geo.o), gm.dtype)
+            self.dyf[self.rows:] = 0
+            dy = self.dyf[:self.rows].reshape(geo.n, self.hq, self.wq, geo.o)
             dy[:, geo.ho:] = 0
             dy[:, :geo.ho, geo.wo:] = 0
             dy[:, :geo.ho, :geo.wo] = gm.reshape(geo.n, geo.ho, geo.wo, geo.o)
@@ -381,13 +388,29 @@ class Shifted(ChannelsLast):
         # kh kw single ones and would need their blocks summed back
         dyf = self._dy_full(gm)
         grad = np.empty((geo.kh, geo.kw, geo.c, geo.o), gm.dtype)
-        for (i, j), s in self.pixel_shifts.items():
-            matmul_split(self.xf[s:s + self.rows].T, dyf, grad[i, j])
+        if self.blocks == 1:
+            for (i, j), s in self.pixel_shifts.items():
+                matmul_split(self.xf[s:s + self.rows].T, dyf[:self.rows], grad[i, j])
+            return grad.reshape(1, -1, geo.o)
+        # one product per (block, tap), ordered so that each round of as many products as OpenBLAS has threads
+        # takes different blocks and the same tap: each thread then keeps its block through all the taps
+        r, nb = self.block_rows, self.blocks
+        part = np.empty((nb, geo.kh, geo.kw, geo.c, geo.o), gm.dtype)
+        a, b, out = [], [], []
+        step = max(1, threads())
+        for first in range(0, nb, step):
+            for (i, j), s in self.pixel_shifts.items():
+                for k in range(first, min(nb, first + step)):
+                    a.append(self.xf[s + k * r:s + (k + 1) * r].T)
+                    b.append(dyf[k * r:(k + 1) * r])
+                    out.append(part[k, i, j])
+        gemm_batch(a, b, out)
+        np.sum(part, axis=0, out=grad)
         return grad.reshape(1, -1, geo.o)  # rows (i, j, c), as weight_matrix
 
     def _input_grad(self, gm: np.ndarray) -> np.ndarray:
         geo, f = self.geo, self.f
-        dyr = self._dy_full(gm).reshape(-1, f * geo.o)
+        dyr = self._dy_full(gm)[:self.rows].reshape(-1, f * geo.o)
         dxf = np.empty((self.size, geo.c), gm.dtype)
         dxr, m = dxf.reshape(-1, f * geo.c), self.rows // f
         first = self.terms[0][0]  # the first term overwrites its rows; the rest must start at zero
