@@ -320,13 +320,17 @@ class Shifted(ChannelsLast):
         self.size = -(-end // f) * f
 
     def _weights(self, w: np.ndarray) -> np.ndarray:
-        """(terms, f C, f O): each term's weight, block (b, a) = W_ij for its taps."""
+        """(terms, f C, f O): each term's weight, block (b, a) = W_ij for its taps (zero where none)."""
         geo, f = self.geo, self.f
-        wf = np.zeros((len(self.terms), f, geo.c, f, geo.o), w.dtype)
-        for t, (_, taps) in enumerate(self.terms):
-            for b, a, i, j in taps:
-                wf[t, b, :, a, :] += w[:, :, i, j].T
-        return wf.reshape(len(self.terms), f * geo.c, f * geo.o)
+        if getattr(self, "tap_index", None) is None:  # which W_ij each block takes; kh kw is the zero block
+            self.tap_index = np.full((len(self.terms), f, f), geo.kh * geo.kw)
+            for t, (_, taps) in enumerate(self.terms):
+                for b, a, i, j in taps:
+                    self.tap_index[t, b, a] = i * geo.kw + j
+        wk = np.zeros((geo.kh * geo.kw + 1, geo.c, geo.o), w.dtype)
+        wk[:-1] = w.transpose(2, 3, 1, 0).reshape(-1, geo.c, geo.o)
+        wf = wk[self.tap_index]  # (terms, b, a, C, O)
+        return np.ascontiguousarray(wf.transpose(0, 1, 3, 2, 4)).reshape(len(self.terms), f * geo.c, f * geo.o)
 
     def _phase_images(self, xf: np.ndarray):
         """Yield ((row phase, column phase), its (N, Hq, Wq, C) image in xf, its (rows, columns) of data)."""
