@@ -272,9 +272,11 @@ class Shifted(ChannelsLast):
     at 8x8 with pad 1 (the separate padding of each image cost 1.13x and 1.56x). Each term is a contiguous slice,
     so each GEMM reads the activation in place and accumulates through BLAS's beta (ops/_blas.py). With dy_full
     zero off the output positions, dx is the adjoint, dxf[p + s_ij] += dy_full[p] @ W_ij^T, and
-    dW_ij = xf[s_ij:]^T dy_full: small outputs summed over every position, split along the positions over the
-    cores (_blas.matmul_split). From 64 x 64 channels on, dW gathers in blocks as ChannelsLast does (0.99 vs
-    1.2 ms there), from the padded view ``xp`` of the same rows.
+    dW_ij = xf[s_ij:]^T dy_full: small outputs summed over every position. The positions are cut into blocks of
+    about ``BLOCK_BYTES`` and all (block, tap) products go to one batched call, each core keeping its block in
+    cache through the taps (_blas.gemm_batch); one block is split over the cores instead (_blas.matmul_split).
+    From 64 x 64 channels on, dW gathers in blocks as ChannelsLast does (0.99 vs 1.2 ms there), from the padded
+    view ``xp`` of the same rows.
 
     Stride s > 1 (polyphase): input row s y + d i - pad_top is row y + q_i of the phase image of rows
     = d i - pad_top (mod s), q_i = floor((d i - pad_top) / s); likewise for columns. So the s_h s_w phase images
