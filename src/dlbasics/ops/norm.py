@@ -9,7 +9,7 @@ import numpy as np
 
 from dlbasics.autograd.function import Function
 from dlbasics.ops._blas import gemm
-from dlbasics.ops._layout import per_channel
+from dlbasics.ops._layout import long_rows, per_channel
 from dlbasics.tensor import Tensor
 
 # Per-channel affine maps y = x * a + b on an (M, C) matrix are diagonal GEMMs. For few channels the multiplies
@@ -71,6 +71,14 @@ def _channel_sum(xt: np.ndarray) -> np.ndarray:
     return np.add.reduce(xt, axis=lead)
 
 
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over rows of a * b per channel, for C-contiguous (M, C) a and b, without an (M, C) temporary: einsum
+    along long rows (``long_rows``), whose partial sums per row position are then added (0.08 vs 0.14 ms at
+    (32768, 16): einsum loops a 16-long axis 16 values at a time)."""
+    al, k = long_rows(a)
+    return np.einsum("ij,ij->j", al, long_rows(b)[0]).reshape(k, a.shape[1]).sum(0)
+
+
 class BatchNorm(Function):
     """y = gamma * xhat + beta,  xhat = (x - mean) / sqrt(var + eps), statistics per channel (dim 1) over
     everything else.
@@ -94,7 +102,7 @@ class BatchNorm(Function):
         _centre(xt, mean, xc)  # one pass in, whatever x's layout
         ones = np.ones(m, x.dtype)
         if self.batch_stats:
-            var = np.einsum("ij,ij->j", xc, xc) / m  # no (M, C) temporary, unlike (xc * xc).sum(0)
+            var = _channel_dot(xc, xc) / m
             if stats_out is not None:  # hand the batch statistics to the caller for the running averages
                 stats_out.extend((mean, var))
         inv_std = 1.0 / np.sqrt(var + eps)
@@ -109,7 +117,7 @@ class BatchNorm(Function):
         xc, inv_std, ones, m = self.xc, self.inv_std, self.ones, self.m
         gx = ggamma = gbeta = None
         sum_g = ones @ g2 if (self.needs_input_grad[2] or (self.needs_input_grad[0] and self.batch_stats)) else None
-        sum_gxc = np.einsum("ij,ij->j", g2, xc) if (self.needs_input_grad[1] or self.batch_stats) else None
+        sum_gxc = _channel_dot(g2, xc) if (self.needs_input_grad[1] or self.batch_stats) else None
         if self.needs_input_grad[0]:
             s = self.gamma * inv_std
             gx = np.empty((m, c), g.dtype)
