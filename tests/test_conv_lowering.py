@@ -47,14 +47,15 @@ def test_shifted_weight_gradient_in_cache_sized_blocks_matches_one_block(monkeyp
     g = rng.standard_normal((4, 16, 64, 64))
 
     def weight_grad() -> tuple[np.ndarray, int]:
-        xt, wt = dl.tensor(x, requires_grad=True), dl.tensor(w, requires_grad=True)
+        xt = dl.tensor(x, dtype=dl.float64, requires_grad=True)
+        wt = dl.tensor(w, dtype=dl.float64, requires_grad=True)
         y = F.conv2d(xt, wt, padding=1)
         blocks = y.grad_fn.lowering.blocks
-        y.backward(dl.tensor(g))
+        y.backward(dl.tensor(g, dtype=dl.float64))
         return wt.grad, blocks
 
     blocked, n_blocks = weight_grad()
     monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 1 << 30)  # one block: the plain reductions
     whole, n_whole = weight_grad()
-    assert n_blocks > 1 and n_whole == 1
+    assert n_blocks > 1 and n_whole == 1 and blocked.dtype == np.float64
     np.testing.assert_allclose(blocked, whole, rtol=1e-10, atol=1e-9)
