@@ -8,7 +8,6 @@ import pytest
 
 import dlbasics as dl
 import dlbasics.nn.functional as F
-from dlbasics.ops import conv as conv_ops
 from dlbasics.ops._layout import axis_order, zeros_like_layout
 
 
@@ -19,11 +18,11 @@ def channels_last(a: np.ndarray) -> bool:
 
 @pytest.fixture(params=[("planar", 3, (1, 0, 2, 3)), ("toeplitz", 3, (0, 2, 1, 3)), ("shifted", 16, (0, 2, 3, 1))],
                 ids=["planar-conv", "toeplitz-conv", "channels-last-conv"])
-def conv_out(request, monkeypatch) -> dl.Tensor:
+def conv_out(request, force_lowering) -> dl.Tensor:
     """A conv output in each lowering's memory order (ops/conv.py): C-major planes, (N, H, C, W) rows of
     channels, or channels-last."""
     lowering, c, order = request.param
-    monkeypatch.setattr(conv_ops, "LOWERING", lowering)
+    force_lowering(lowering)
     y = F.conv2d(dl.randn(2, c, 8, 8), dl.randn(4, c, 3, 3, requires_grad=True), padding=1)
     assert axis_order(y.data) == order
     return y

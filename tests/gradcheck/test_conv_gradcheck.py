@@ -185,34 +185,26 @@ def test_gradcheck(fn, arrays):
     assert fn(*inputs).dtype == dl.float64
 
 
-LOWERINGS = ["toeplitz", "planar", "shifted", "shifted-one-pixel-per-row", "channels_last"]
-
-
-def force_lowering(monkeypatch, lowering: str) -> None:
-    """Force one lowering; "shifted-one-pixel-per-row" is the shifted one without pairing pixels for few channels."""
-    if lowering == "shifted-one-pixel-per-row":
-        monkeypatch.setattr(conv_ops, "PAIR_MAX_CHANNELS", 0)
-        lowering = "shifted"
-    monkeypatch.setattr(conv_ops, "LOWERING", lowering)
+LOWERINGS = ["toeplitz", "planar", "shifted", "shifted-one-pixel-per-row", "channels_last"]  # tests/conftest.py
 
 
 @pytest.mark.parametrize("lowering", LOWERINGS)
 @pytest.mark.parametrize(("fn", "arrays"), CONV)
-def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monkeypatch):
+def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monkeypatch, force_lowering):
     """Each lowering, forced where supported, gathers in blocks of about ``BLOCK_BYTES``: at 64 bytes every block
     is one image (planar) or one output row (channels-last), so every block edge is exercised by every case."""
     monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
-    force_lowering(monkeypatch, lowering)
+    force_lowering(lowering)
     inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
     assert gradcheck(fn, inputs)
 
 
 @pytest.mark.parametrize("lowering", LOWERINGS)
 @pytest.mark.parametrize("wanted", ["x", "w", "b", "xw", "xb", "wb"])
-def test_conv_computes_only_the_gradients_asked_for(lowering, wanted, monkeypatch):
+def test_conv_computes_only_the_gradients_asked_for(lowering, wanted, force_lowering):
     """With some of input, weight and bias frozen, each lowering's remaining gradients equal those of the
     all-trainable conv (each lowering has its own branches for dx, dW and db)."""
-    force_lowering(monkeypatch, lowering)
+    force_lowering(lowering)
     arrays = {"x": r(2, 3, 6, 7), "w": r(4, 3, 3, 3), "b": r(4)}
     g = r(2, 4, 6, 7)
 

@@ -21,7 +21,6 @@ import torch
 import dlbasics as dl
 import dlbasics.nn.functional as dl_F
 from dlbasics import nn
-from dlbasics.ops import conv as conv_ops
 
 from .cases import Case, _double, case, check, check_float64, exact, f64, pos, r
 from .test_layers_parity import copy_weights
@@ -318,14 +317,10 @@ FLOAT64_CONV_CASES = [
 @pytest.fixture(params=[None, "toeplitz", "planar", "shifted", "shifted-one-pixel-per-row", "channels_last"],
                 ids=["lowering-auto", "lowering-toeplitz", "lowering-planar", "lowering-shifted",
                      "lowering-shifted-one-pixel-per-row", "lowering-channels-last"])
-def lowering(request, monkeypatch):
+def lowering(request, force_lowering):
     """Each case runs with the layer's own choice of conv lowering and with each one forced (where supported);
     the shifted one also without pairing the pixels of few-channel layers."""
-    name = request.param
-    if name == "shifted-one-pixel-per-row":
-        monkeypatch.setattr(conv_ops, "PAIR_MAX_CHANNELS", 0)
-        name = "shifted"
-    monkeypatch.setattr(conv_ops, "LOWERING", name)
+    force_lowering(request.param)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")  # torch's, harmless
