@@ -513,22 +513,21 @@ class Planar:
         """The (O, N Ho Wp) matrix of a ``_full_shape`` buffer (a transposed view when channels-last)."""
         return full.reshape(-1, self.geo.o).T if self.channels_last else full.reshape(self.geo.o, -1)
 
+    def _nchw(self, full: np.ndarray) -> np.ndarray:
+        """The (N, O, Ho, Wp) view of a ``_full_shape`` buffer, every padded column included."""
+        return full.transpose(0, 3, 1, 2) if self.channels_last else full.transpose(1, 0, 2, 3)
+
     def _from_full(self, out: np.ndarray) -> np.ndarray:
         """The NCHW view of the real output columns of a ``_by_positions`` matrix."""
-        geo = self.geo
-        if self.channels_last:
-            return out.T.reshape(self._full_shape())[:, :, :geo.wo].transpose(0, 3, 1, 2)
-        return out.reshape(self._full_shape())[:, :, :, :geo.wo].transpose(1, 0, 2, 3)
+        full = out.T.reshape(self._full_shape()) if self.channels_last else out.reshape(self._full_shape())
+        return self._nchw(full)[:, :, :, :self.geo.wo]
 
     def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
         geo = self.geo
         gfull = np.empty(self._full_shape(), grad.dtype)  # dy in the output's layout, zero in the dropped columns
-        if self.channels_last:
-            gfull[:, :, geo.wo:] = 0
-            gfull[:, :, :geo.wo] = grad.transpose(0, 2, 3, 1)
-        else:
-            gfull[:, :, :, geo.wo:] = 0
-            gfull[:, :, :, :geo.wo] = grad.transpose(1, 0, 2, 3)
+        view = self._nchw(gfull)
+        view[:, :, :, geo.wo:] = 0
+        view[:, :, :, :geo.wo] = grad
         gflat = self._by_positions(gfull)  # (O, N Ho Wp)
         gx = gw = gb = None
         if need_b:
