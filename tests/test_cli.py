@@ -9,7 +9,8 @@ import pytest
 
 from dlbasics.cli import main
 
-RUN_FILES = ["config.json", "curves.png", "metrics.csv", "model.safetensors", "summary.json"]
+RUN_FILES = ["checkpoint.safetensors", "config.json", "curves.png", "metrics.csv", "model.safetensors", "summary.json",
+             "timing.json"]
 
 
 def test_train_writes_the_run_folder_and_evaluate_reproduces_it(tmp_path, capsys):
@@ -19,9 +20,12 @@ def test_train_writes_the_run_folder_and_evaluate_reproduces_it(tmp_path, capsys
     assert "test_accuracy" in printed and str(out) in printed
     assert sorted(p.name for p in out.iterdir()) == RUN_FILES
     summary = json.loads((out / "summary.json").read_text())
-    assert {"test_accuracy", "test_loss", "epochs", "seconds"} <= set(summary) and summary["epochs"] == 3
+    assert {"test_accuracy", "test_loss", "epochs"} <= set(summary) and summary["epochs"] == 3
+    assert json.loads((out / "timing.json").read_text())["seconds"] > 0
     config = json.loads((out / "config.json").read_text())
-    assert config["hidden"] == [32] and config["optimizer"] == "adam" and config["lr"] == 1e-3
+    assert config["kind"] == "train"
+    run = config["run"]
+    assert run["model"]["hidden"] == [32] and run["algorithm"]["optimizer"] == "adam" and run["algorithm"]["lr"] == 1e-3
     assert (out / "metrics.csv").read_text().count("\n") == 4
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["evaluate", str(out)]) == 0
@@ -43,9 +47,10 @@ def test_every_component_is_selectable(tmp_path, capsys):
             "--momentum", "0.9", "--nesterov", "--lr", "0.05", "--weight-decay", "1e-4", "--epochs", "5",
             "--batch-size", "64", "--seed", "3", "--out", str(out), "--quiet"]
     assert main(args) == 0
-    cfg = json.loads((out / "config.json").read_text())
-    assert (cfg["optimizer"], cfg["momentum"], cfg["nesterov"], cfg["seed"], cfg["batch_norm"]) == ("sgd", 0.9,
-                                                                                                     True, 3, False)
+    cfg = json.loads((out / "config.json").read_text())["run"]
+    a = cfg["algorithm"]
+    assert (a["optimizer"], a["momentum"], a["nesterov"], cfg["seed"], cfg["model"]["batch_norm"]) == ("sgd", 0.9, True,
+                                                                                                        3, False)
     assert json.loads((out / "summary.json").read_text())["test_accuracy"] > 0.8
 
 
@@ -65,25 +70,27 @@ def test_config_file_and_command_line_precedence(tmp_path):
     cfg.write_text('optimizer = "sgd"\nlr = 0.1\nepochs = 2\nbatch-size = 16\nhidden = [16]\n')
     out = tmp_path / "run"
     assert main(["train", "--config", str(cfg), "--epochs", "1", "--out", str(out), "--quiet"]) == 0
-    resolved = json.loads((out / "config.json").read_text())
-    assert (resolved["optimizer"], resolved["lr"], resolved["batch_size"], resolved["epochs"]) == ("sgd", 0.1, 16, 1)
+    resolved = json.loads((out / "config.json").read_text())["run"]
+    assert (resolved["algorithm"]["optimizer"], resolved["algorithm"]["lr"], resolved["data"]["batch_size"],
+            resolved["budget"]["epochs"]) == ("sgd", 0.1, 16, 1)
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--optimizer", "adamm"], "--optimizer: invalid choice 'adamm' (choose from sgd, adagrad"),
+        (["train", "--optimizer", "adamm"], "--optimizer: invalid choice 'adamm' (choose from adadelta, adagrad"),
         (["train", "--model", "nope"], "--model: invalid choice 'nope' (choose from "),
         (["train", "--data", "cifar"], "--data: invalid choice 'cifar' (choose from digits"),
         (["train", "--activation", "swish"], "choose from relu, leaky_relu"),
         (["train", "--epochs", "0"], "--epochs: must be an integer >= 1"),
         (["train", "--epochs", "x"], "invalid int value: 'x'"),
-        (["train", "--nesterov"], "--nesterov: needs --optimizer sgd and --momentum > 0"),
+        (["train", "--nesterov"], "--nesterov: the optimizer 'adam' has no such option (its options: lr, betas"),
+        (["train", "--optimizer", "sgd", "--nesterov"], "--nesterov: needs --momentum > 0"),
         (["train", "--data", "sin", "--loss", "cross_entropy"], "regression task; use mse"),
         (["train", "--data", "digits", "--data-dir", "/tmp"], "reads no files"),
         (["train", "--data", "mnist", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
         (["train", "--config", "/nonexistent.toml"], "no such file"),
-        (["evaluate", "/nonexistent/run"], "is not a run folder"),
+        (["evaluate", "/nonexistent/run"], "/nonexistent/run: no such run folder"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
@@ -99,13 +106,15 @@ def test_unknown_config_key(tmp_path, capsys):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("optimiser = 'adam'\n")
     assert main(["train", "--config", str(cfg)]) == 2
-    assert "unknown key 'optimiser'" in capsys.readouterr().err
+    assert "bad.toml: optimiser: unknown option; did you mean 'optimizer'?" in capsys.readouterr().err
 
 
 def test_console_script_help_and_zoo():
     help_text = subprocess.run([sys.executable, "-m", "dlbasics", "train", "--help"], capture_output=True,
                                text=True, check=True).stdout
-    for word in ("--optimizer", "sgd, adagrad, adadelta, rmsprop, adam, adamw", "--config", "--data-dir"):
+    help_text = " ".join(help_text.split())  # argparse wraps lines where the terminal width says
+    for word in ("--optimizer", "adadelta, adagrad, adam, adamw, rmsprop, sgd", "--config", "--data-dir", "--depth",
+                 "--resume", "--steps", "--clip-grad-norm", "--scheduler", "--warmup", "--threads"):
         assert word in help_text
     zoo = subprocess.run([sys.executable, "-m", "dlbasics", "zoo"], capture_output=True, text=True, check=True).stdout
     rows = {line.split()[0]: line for line in zoo.splitlines()[1:]}
@@ -131,7 +140,8 @@ def test_tune_command_resumes_its_study(tmp_path, capsys):
     assert main(args) == 0
     assert main(args) == 0  # the same command again adds two trials to the same study
     assert "4 complete trials in study 's'" in capsys.readouterr().out.splitlines()[-2]
-    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["best.json", "history.png", "trials.csv"]
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["best.json", "config.json", "history.png",
+                                                                   "metrics.csv", "model.safetensors", "trials.csv"]
 
 
 @pytest.mark.parametrize(
@@ -166,8 +176,8 @@ def test_mixup_and_weight_decay_options(tmp_path):
     out = tmp_path / "mix"
     assert main(["train", "--mixup", "0.4", "--weight-decay", "0.01", "--optimizer", "adamw", "--epochs", "2",
                  "--out", str(out), "--quiet"]) == 0
-    cfg = json.loads((out / "config.json").read_text())
-    assert cfg["mixup"] == 0.4 and cfg["weight_decay"] == 0.01
+    cfg = json.loads((out / "config.json").read_text())["run"]
+    assert cfg["regularizers"]["mixup"] == 0.4 and cfg["algorithm"]["weight_decay"] == 0.01
 
 
 @pytest.mark.parametrize(
@@ -209,6 +219,6 @@ def test_cnn_on_cifar10_files_end_to_end(tmp_path, capsys):
                  "--epochs", "3", "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.5  # chance is 0.1; the class is written in the red plane
-    assert json.loads((out / "config.json").read_text())["model_options"]["in_channels"] == 3
+    assert json.loads((out / "config.json").read_text())["run"]["model"]["in_channels"] == 3
     assert main(["evaluate", str(out), "--data-dir", str(data)]) == 0
     assert f"test_accuracy {summary['test_accuracy']:.4f}" in capsys.readouterr().out

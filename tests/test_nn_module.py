@@ -7,6 +7,7 @@ import pytest
 
 import dlbasics as dl
 from dlbasics import nn
+from dlbasics.errors import StateDictError
 
 
 class Net(nn.Module):
@@ -108,14 +109,28 @@ def test_load_state_dict_errors_name_keys_and_shapes():
     sd.pop("fc1.bias")
     sd["extra.weight"] = np.zeros(2)
     sd["fc1.weight"] = np.zeros((3, 3))
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(StateDictError) as e:  # a RuntimeError, as in PyTorch
         net.load_state_dict(sd)
     msg = str(e.value)
+    assert isinstance(e.value, RuntimeError) and "\n" not in msg
+    assert msg.startswith("Error(s) in loading state_dict for Net (is it another model's?): ")
     assert "missing keys: fc1.bias" in msg and "unexpected keys: extra.weight" in msg
     assert "fc1.weight" in msg and "(3, 3)" in msg and "(8, 4)" in msg
     sd["fc1.weight"] = net.fc1.weight.data
     result = net.load_state_dict(sd, strict=False)
     assert result.missing_keys == ["fc1.bias"] and result.unexpected_keys == ["extra.weight"]
+
+
+def test_load_state_dict_checks_dtypes_before_copying_anything():
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    sd = {k: v.copy() + 1 if v.dtype.kind == "f" else v.copy() for k, v in net.state_dict().items()}
+    before = {k: v.copy() for k, v in net.state_dict().items()}
+    sd["1.num_batches_tracked"] = np.array(0.5)  # a float into the integer counter cannot be cast
+    with pytest.raises(StateDictError, match=r"dtype mismatch for 1\.num_batches_tracked: checkpoint float64 vs "
+                       r"model int64"):
+        net.load_state_dict(sd)
+    for k, v in net.state_dict().items():  # nothing was copied: no half-loaded model
+        np.testing.assert_array_equal(v, before[k])
 
 
 def test_repr_is_readable():

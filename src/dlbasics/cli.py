@@ -1,27 +1,26 @@
 """``dlbasics``: the command line. A run is data + model + loss + algorithm, each chosen by name.
 
     dlbasics train                                   # MLP on the bundled digits, Adam, cross-entropy
-    dlbasics train --optimizer sgd --momentum 0.9 --nesterov --lr 0.05 --epochs 20 --out runs/nag
-    dlbasics train --config run.toml                 # same keys as the options
-    dlbasics evaluate runs/nag
-    dlbasics zoo
+    dlbasics train --model resnet --depth 32 --data fashion-mnist --optimizer sgd --lr 0.1 --momentum 0.9
+    dlbasics train --config run.toml                 # the same keys as the options
+    dlbasics train --resume runs/mlp-digits-...      # continue a stopped run exactly
+    dlbasics evaluate RUN_DIR | predict RUN_DIR INPUT | zoo | lab | compress | cv | ensemble | tune
 
-The options name a run description (``dlbasics.train.config``); this module only parses and prints.
-User mistakes (an unknown name, a bad value, a missing file) print one line and exit 2, never a traceback.
+This module only parses and prints. The run options are generated from the run description
+(``train/config.py``) and the registries: a new model, optimizer, data set or schedule brings its options and
+choices here by itself. A user's mistake (``dlbasics.errors.DLBasicsError``) prints one line and exits 2; any
+other exception is a bug in dlbasics and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from dlbasics.train.config import DEFAULT_LR, DEFAULTS, LOSSES, OPTIMIZERS, ConfigError
+from dlbasics.errors import ConfigError, DLBasicsError
 
 EXIT_USAGE = 2
 
@@ -31,48 +30,57 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options that describe a run (shared by train and the commands that train many runs)."""
-    from dlbasics.data import datasets
-    from dlbasics.models import available
-    from dlbasics.models.mlp import ACTIVATIONS
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
-    p.add_argument("--config", metavar="TOML", help="a TOML file whose keys are these options (dashes or underscores)")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", metavar="NAME", help=f"one of: {', '.join(available())} (default mlp)")
-    g.add_argument("--hidden", type=int, nargs="+", metavar="N", help="mlp: hidden layer sizes (default 128 64)")
-    g.add_argument("--activation", metavar="NAME",
-                   help=f"mlp: one of {', '.join(ACTIVATIONS)} (default relu); lenet5: tanh or relu")
-    g.add_argument("--dropout", type=float, metavar="P", help="mlp: after each hidden layer (default 0); "
-                   "alexnet: in the classifier (default 0.5)")
-    g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
-                   help="mlp: BatchNorm1d after each hidden Linear (default on); alexnet: BatchNorm2d instead "
-                        "of local response normalization (default off)")
-    g = p.add_argument_group("data")
-    g.add_argument("--data", metavar="NAME", help=f"one of: {', '.join(datasets.available())} (default digits)")
-    g.add_argument("--data-dir", metavar="DIR", help="folder with the files of a file-based dataset")
-    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="cifar10: random crop (padding 4) + horizontal flip of the training images")
-    g.add_argument("--batch-size", type=int, metavar="N", help=f"default {DEFAULTS['batch_size']}")
-    g.add_argument("--mixup", type=float, metavar="ALPHA", help="MixUp training batches, lambda ~ Beta(ALPHA, ALPHA)")
-    g = p.add_argument_group("loss")
-    g.add_argument("--loss", metavar="NAME", help=f"one of: {', '.join(LOSSES)} (default: cross_entropy for "
-                   "classification, mse for regression)")
-    g.add_argument("--label-smoothing", type=float, metavar="EPS", help="for cross_entropy (default 0)")
-    g = p.add_argument_group("algorithm")
-    g.add_argument("--optimizer", metavar="NAME", help=f"one of: {', '.join(OPTIMIZERS)} (default adam)")
-    g.add_argument("--lr", type=float, help="learning rate (default: " +
-                   ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
-    g.add_argument("--momentum", type=float, help="for sgd and rmsprop (default 0)")
-    g.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd)")
-    g.add_argument("--weight-decay", type=float, metavar="WD",
-                   help="L2 penalty (decoupled for adamw) on weights; biases and norm parameters are not decayed")
-    g.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
-    g.add_argument("--patience", type=int, help="early stopping on val_loss after N epochs without improvement")
-    g.add_argument("--seed", type=int, help="seeds weights, shuffling and dropout (default 0)")
+
+def _argument(group: Any, name: str, kind: Any, help: str) -> None:
+    """One run option as an argparse argument of ``kind`` (``train.options.Kind``); its default is None, so
+    that only the options given on the command line override the config file and the defaults."""
+    if kind.base == "bool" and kind.count is None:
+        group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help)
+        return
+    convert = {"int": int, "float": float}.get(kind.base, str)
+    nargs = None if kind.count is None else "+" if kind.count < 0 else kind.count
+    metavar = name.upper() if kind.choices is None else None
+    group.add_argument(_flag(name), type=convert, nargs=nargs, default=None, metavar=metavar,
+                       choices=kind.choices, help=help)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options that describe a run: the description's own, then each model's, optimizer's, schedule's and
+    data set's, read from their registries."""
+    from dlbasics.data.datasets import DATASETS
+    from dlbasics.models.registry import MODELS
+    from dlbasics.nn.losses import LOSSES
+    from dlbasics.optim import OPTIMIZERS
+    from dlbasics.optim.schedules import SCHEDULES
+    from dlbasics.train.config import FIELDS, component_options
+    from dlbasics.train.task import TASKS
+
+    choices = {"task": TASKS, "data": DATASETS, "model": MODELS, "loss": LOSSES, "optimizer": OPTIMIZERS,
+               "scheduler": SCHEDULES}
+    p.add_argument("--config", metavar="TOML", help="a TOML file of these options: flat keys (lr = 0.1, dashes or "
+                   "underscores) or sections ([algorithm] lr = 0.1); the options given here win")
+    groups: dict[str, Any] = {}
+    for name, f in FIELDS.items():
+        section = "run" if f.section == "run" else f.section
+        g = groups.setdefault(section, p.add_argument_group(section))
+        help = f.help
+        if name in choices:
+            help += f"; one of: {', '.join(choices[name].available())}"
+        _argument(g, name, f.kind, help)
+    for name, (comp, kind, help) in component_options().items():
+        title = f"{comp.chooser} options (each model, optimizer, schedule or data set takes its own; defaults "\
+                "are its own)" if comp.chooser == "model" else f"{comp.chooser} options"
+        g = groups.setdefault(f"opts-{comp.chooser}", p.add_argument_group(title))
+        _argument(g, name, kind, help)
     g = p.add_argument_group("output")
-    g.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATA-TIME)")
-    g.add_argument("--quiet", action="store_true", default=None, help="no progress bar or per-epoch lines")
+    g.add_argument("--out", metavar="DIR", help="the run folder (default runs/NAME-TIME; an existing run is never "
+                                                "overwritten)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    g.add_argument("--threads", type=int, metavar="N", help="BLAS threads (default: all cores); 1 when the machine "
+                   "is busy with other work")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,12 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train a model and save the run (defaults: MLP on digits with Adam)",
-                       description="Train a model. Options not given come from --config, then the defaults.")
+                       description="Train a model. Options not given come from --config, then the defaults. The run "
+                                   "folder keeps a checkpoint, so a stopped run continues with --resume RUN_DIR.")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint (its "
+                   "options are the run's own: give none but --quiet, --threads, --data-dir)")
     add_run_options(t)
-    e = sub.add_parser("evaluate", help="re-evaluate a saved run on its test split")
+    e = sub.add_parser("evaluate", help="evaluate a saved run (any kind) on a split of its data")
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--data-dir", metavar="DIR", help="where the run's data files are now, if they moved")
     e.add_argument("--split", default="test", help="train, val or test (default test)")
+    e.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
+    r = sub.add_parser("predict", help="a saved run's predictions for new inputs",
+                       description="Predict with a run's model: INPUT is a .npy array (N, *input) or one sample, a "
+                                   ".csv of features (one sample a row), or image files (a file or a folder of "
+                                   ".png/.jpg) for image models, prepared as the run's data was.")
+    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("input", metavar="INPUT")
+    r.add_argument("--out", metavar="FILE", help="write the predictions to FILE (.csv or .npy) instead of printing")
+    r.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
     sub.add_parser("zoo", help="list the models with their papers")
 
     from dlbasics.lab import EXPERIMENTS
@@ -97,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--out", metavar="DIR", help="output folder (default report/NAME, or report/ for all)")
     lab.add_argument("--quick", action="store_true", help="the small size used by the tests (seconds)")
     lab.add_argument("--seed", type=int, default=0, help="default 0")
+    lab.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
 
     z = sub.add_parser("compress", help="low-rank (SVD) compression of a trained run's Linear layers",
                        description="Replace each Linear weight W by its rank-k truncation U_k S_k V_k^T (two smaller "
@@ -146,255 +167,199 @@ def _version() -> str:
     return f"dlbasics {__version__}"
 
 
-def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Defaults, then the TOML file, then the options given on the command line; validated in one place."""
-    from dlbasics.train.config import read_toml, validate
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options given on the command line (flat names)."""
+    from dlbasics.train.config import option_names
 
-    cfg = dict(DEFAULTS)
+    return {k: getattr(args, k) for k in option_names() if getattr(args, k, None) is not None}
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """Defaults, then the TOML file, then the options given on the command line; checked in one place."""
+    from dlbasics.train.config import CLI, RunConfig
+
+    given = run_options(args)
     if args.config:
-        cfg.update(read_toml(args.config))
-    cfg.update({k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None})
-    return validate(cfg)
+        return RunConfig.from_toml(args.config, given)
+    return RunConfig.from_options(given, CLI)
 
 
-def run_dir(cfg: dict[str, Any], command: str = "") -> Path:
-    name = "-".join(x for x in (command, cfg["model"], cfg["data"], time.strftime("%Y%m%d-%H%M%S")) if x)
-    out = Path(cfg["out"] or f"runs/{name}")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def set_threads(n: int | None) -> None:
+    """At most ``n`` BLAS/OpenMP threads in this process and the processes it starts (the environment for
+    libraries not loaded yet, threadpoolctl for those already loaded)."""
+    if n is None:
+        return
+    if n < 1:
+        raise ConfigError(f"--threads: must be an integer >= 1, got {n}")
+    from dlbasics.train.kfold import _THREAD_ENV
+
+    for var in _THREAD_ENV:
+        os.environ[var] = str(n)
+    from threadpoolctl import threadpool_limits
+
+    global _thread_limits
+    _thread_limits = threadpool_limits(limits=n)  # kept: the limit holds while the object lives
 
 
-# ---- train -----------------------------------------------------------------------------------------
-def run_train(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Train as ``cfg`` says, write the run folder, and return the summary."""
-    from dlbasics.data import DataLoader
-    from dlbasics.io import atomic_write_text, save
-    from dlbasics.train import evaluate, train_run
-    from dlbasics.train.config import RunBuilder, load_data, model_options
-
-    splits = load_data(cfg)
-    builder = RunBuilder(cfg, splits.info)  # checks the config against the data before a folder is made
-    out_dir = run_dir(cfg)
-    resolved = {**cfg, "out": str(out_dir), "model_options": model_options(cfg, splits.info),
-                "task": splits.info.task}
-    atomic_write_text(out_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
-    start = time.perf_counter()
-    run, history = train_run(builder, splits.train, splits.val, seed=cfg["seed"],
-                             verbose=0 if cfg["quiet"] else 1)
-    seconds = time.perf_counter() - start
-    test = evaluate(run.model, DataLoader(splits.test, batch_size=512), run.loss_fn, run.metrics)
-    save(run.model, out_dir / "model.safetensors")
-    atomic_write_text(out_dir / "metrics.csv", history.to_csv())
-    summary = {f"test_{k}": v for k, v in test.items()} | {
-        "epochs": len(history), "stopped_early": history.stopped_early, "seconds": round(seconds, 3),
-        "parameters": int(sum(p.numel() for p in run.model.parameters())), "run_dir": str(out_dir)}
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    plot_curves(history, out_dir / "curves.png", run.metrics[0], f"{cfg['model']} on {cfg['data']}")
-    return summary
+_thread_limits: Any = None
 
 
-def plot_curves(history: Any, path: Path, metric: str, title: str = "") -> None:
-    """Loss and ``metric``, train vs val, per epoch (matplotlib, Agg backend: no display needed)."""
-    import matplotlib
+# ---- the commands ---------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> list[str]:
+    from dlbasics.train import commands
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = history["epoch"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("loss", metric)):
-        for split in ("train", "val"):
-            name = f"{split}_{key}"
-            if name in history:
-                ax.plot(epochs, history[name], marker="o", markersize=3, label=split)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    axes[0].set_yscale("log")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    verbose = 0 if args.quiet else 1
+    if args.resume:
+        extra = [k for k in run_options(args) if k != "data_dir"]
+        if extra or args.config or args.out:
+            given = [_flag(k) for k in extra] + (["--config"] if args.config else []) + (["--out"] if args.out else [])
+            raise ConfigError(f"--resume: continues the run as it was described; {', '.join(given)} cannot change "
+                              "it (start a new run instead)")
+        result = commands.resume(args.resume, verbose, getattr(args, "data_dir", None))
+    else:
+        result = commands.train(config_from_args(args), args.out, verbose)
+    s = result.summary
+    score = ", ".join(f"{k} {v:.4f}" for k, v in s.items() if k.startswith("test_") and v is not None)
+    done = f"{s['epochs']} epochs" if "epochs" in s else f"{s['steps']} steps"
+    stopped = ", stopped early" if s["stopped_early"] else ""
+    return [f"{score}  ({done}{stopped}, {result.seconds:.1f} s)", f"saved to {result.run_dir}"]
 
 
-# ---- evaluate / zoo --------------------------------------------------------------------------------
-def run_evaluate(run_dir: str, data_dir: str | None, split: str) -> dict[str, float]:
-    from dlbasics import models
-    from dlbasics.data import DataLoader
-    from dlbasics.io import load
-    from dlbasics.train import evaluate
-    from dlbasics.train.config import check_choice, load_data, make_loss, metrics_for
+def cmd_evaluate(args: argparse.Namespace) -> list[str]:
+    from dlbasics.train.rundir import evaluate_run
 
-    d = Path(run_dir)
-    for f in ("config.json", "model.safetensors"):
-        if not (d / f).is_file():
-            raise ConfigError(f"evaluate: {d} is not a run folder (no {f})")
-    cfg = json.loads((d / "config.json").read_text())
-    if data_dir:
-        cfg["data_dir"] = data_dir
-    check_choice("split", split, ("train", "val", "test"))
-    splits = load_data(cfg)
-    model = models.create(cfg["model"], **cfg["model_options"])
-    model.load_state_dict(load(d / "model.safetensors"))
-    loader = DataLoader(getattr(splits, split), batch_size=512)
-    return evaluate(model, loader, make_loss(cfg, cfg["task"]), metrics_for(cfg["task"]))
+    rows = evaluate_run(args.run_dir, args.split, args.data_dir)
+    if len(rows) == 1:
+        return [", ".join(f"{args.split}_{k} {v:.4f}" for k, v in rows[0][1].items())]
+    width = max(len(name) for name, _ in rows) + 1
+    return [f"{name + ':':<{width}} " + ", ".join(f"{args.split}_{k} {v:.4f}" for k, v in r.items())
+            for name, r in rows]
 
 
-def run_zoo() -> list[str]:
+def cmd_predict(args: argparse.Namespace) -> list[str]:
+    from dlbasics.train.predict import predict_files
+
+    return predict_files(args.run_dir, args.input, args.out)
+
+
+def cmd_zoo(args: argparse.Namespace) -> list[str]:
     """One line per model: name, default data, parameters (built for that data), paper."""
     from dlbasics import models
     from dlbasics.data import datasets
-    from dlbasics.train.config import DEFAULTS, model_options
+    from dlbasics.train.config import model_options
 
     lines = [f"{'model':<10} {'default data':<14} {'parameters':>10}  paper"]
     for name in models.available():
         i = models.info(name)
-        model = models.create(name, **model_options({**DEFAULTS, "model": name}, datasets.describe(i.default_data)))
-        count = sum(p.numel() for p in model.parameters())
+        options = model_options(name, datasets.describe(i.default_data))
+        count = sum(p.numel() for p in models.create(name, **options).parameters())
         lines.append(f"{name:<10} {i.default_data:<14} {count:>10,}  {i.paper}")
     return lines
 
 
-# ---- cv / tune -------------------------------------------------------------------------------------
-def run_cv(cfg: dict[str, Any], k: int, workers: int, stratified: bool) -> Any:
-    """K-fold cross-validation on train + val (the test split is kept for the final word)."""
-    from dlbasics.data import ConcatDataset
-    from dlbasics.io import atomic_write_text
-    from dlbasics.train.config import RunBuilder, load_data
-    from dlbasics.train.kfold import cross_validate
+def cmd_lab(args: argparse.Namespace) -> tuple[list[str], int]:
+    from pathlib import Path
 
-    splits = load_data(cfg)
-    out_dir = run_dir(cfg, "cv")
-    data = ConcatDataset([splits.train, splits.val])
-    result = cross_validate(RunBuilder(cfg, splits.info), data, k, stratified=stratified, seed=cfg["seed"],
-                            workers=workers, verbose=0 if cfg["quiet"] else 1)
-    atomic_write_text(out_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
-    atomic_write_text(out_dir / "cv.json", json.dumps(result.to_dict(), indent=2) + "\n")
-    result.out_dir = out_dir
-    return result
+    from dlbasics import lab
 
-
-def run_ensemble(cfg: dict[str, Any], members: int, bootstrap: bool, average: str) -> dict[str, Any]:
-    """Train the members, then evaluate each and the ensemble on the test split."""
-    from dlbasics.data import DataLoader
-    from dlbasics.io import atomic_write_text, save
-    from dlbasics.train import evaluate
-    from dlbasics.train.config import RunBuilder, check_choice, load_data, make_loss, metrics_for
-    from dlbasics.train.ensemble import train_ensemble
-
-    if members < 2:
-        raise ConfigError(f"--members: an ensemble needs at least 2 members, got {members}")
-    check_choice("average", average, ("prob", "logits"))
-    splits = load_data(cfg)
-    if splits.info.task != "classification":
-        raise ConfigError(f"ensemble: averages class probabilities; the data set {cfg['data']!r} is a regression task")
-    builder = RunBuilder(cfg, splits.info)
-    out_dir = run_dir(cfg, "ensemble")
-    ensemble, _ = train_ensemble(builder, splits.train, splits.val, n=members, seed=cfg["seed"], bootstrap=bootstrap,
-                                 mode=average, verbose=0)
-    test = DataLoader(splits.test, batch_size=512)
-    loss_fn, metrics = make_loss(cfg, "classification"), metrics_for("classification")
-    per_member = [evaluate(m, test, loss_fn, metrics) for m in ensemble.members]
-    whole = evaluate(ensemble, test, loss_fn, metrics)
-    summary = {"members": per_member, "member_mean": {k: sum(r[k] for r in per_member) / members for k in whole},
-               "ensemble": whole, "bootstrap": bootstrap, "average": average, "run_dir": str(out_dir)}
-    atomic_write_text(out_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    save(ensemble, out_dir / "model.safetensors")
-    return summary
+    name = args.experiment
+    if name == "list":
+        return [f"{n:<24} {lab.get(n).CLAIM}" for n in lab.available()], 0
+    if name == "all":
+        out_dir = Path(args.out or "report")
+        outcomes = lab.run_all(out_dir, quick=args.quick, seed=args.seed)
+        lines = []
+        for o in outcomes:
+            where = out_dir / o.name / "finding.md" if o.status == "ok" else o.reason
+            lines.append(f"{o.name:<24} {o.status:<8} {o.seconds:6.1f} s  {where}")
+        return [*lines, f"report: {out_dir / 'index.html'}"], lab.exit_status(outcomes)
+    canonical = lab.canonical(name)
+    out = args.out or f"report/{canonical}"
+    finding = lab.run(canonical, Path(out), quick=args.quick, seed=args.seed)
+    numbers = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in finding.numbers.items())
+    return [f"{finding.title}: {numbers}", f"({finding.seconds:.1f} s) saved to {out}"], 0
 
 
-def run_tune(cfg: dict[str, Any], args: argparse.Namespace) -> Any:
+def cmd_compress(args: argparse.Namespace) -> list[str]:
+    from dlbasics.compress import compress_run
+
+    s = compress_run(args.run_dir, energy=args.energy, rank=args.rank, out_dir=args.out, data_dir=args.data_dir,
+                     recalibrate_bn=args.recalibrate_bn)
+    metric = next(iter(k for k in s["test_before"] if k != "loss"))
+    return [f"ranks {s['ranks']}",
+            f"parameters {s['params_before']:,} -> {s['params_after']:,}; test {metric} "
+            f"{s['test_before'][metric]:.4f} -> {s['test_after'][metric]:.4f}",
+            f"saved to {s['out_dir']}"]
+
+
+def cmd_cv(args: argparse.Namespace) -> list[str]:
+    from dlbasics.train import commands
+
+    result, out_dir = commands.cross_validate(config_from_args(args), args.k, args.workers, not args.no_stratify,
+                                              args.out, verbose=0 if args.quiet else 1)
+    return [result.table(), f"saved to {out_dir}"]
+
+
+def cmd_ensemble(args: argparse.Namespace) -> list[str]:
+    from dlbasics.train import commands
+
+    s, out_dir = commands.ensemble(config_from_args(args), args.members, args.bootstrap, args.average, args.out)
+    metric = next(k for k in s["ensemble"] if k != "loss")
+    lines = [f"member {i + 1}: test_loss {r['loss']:.4f}  test_{metric} {r[metric]:.4f}"
+             for i, r in enumerate(s["members"])]
+    m, e = s["member_mean"], s["ensemble"]
+    lines.append(f"member mean: test_loss {m['loss']:.4f}  test_{metric} {m[metric]:.4f}")
+    lines.append(f"ensemble: test_loss {e['loss']:.4f}  test_{metric} {e[metric]:.4f}")
+    return [*lines, f"saved to {out_dir}"]
+
+
+def cmd_tune(args: argparse.Namespace) -> list[str]:
+    import json
+
     from dlbasics.train.tuning import parse_space, tune_config
 
     if not args.space:
         raise ConfigError("tune: give at least one --space NAME=SPEC, e.g. --space lr=1e-4:1e-1:log")
     if args.trials < 1:
         raise ConfigError(f"--trials: must be an integer >= 1, got {args.trials}")
-    space = parse_space(args.space)
-    out_dir = run_dir(cfg, "tune")
-    result = tune_config(cfg, space, args.trials, sampler=args.sampler, seed=cfg["seed"], storage=args.storage,
-                         study_name=args.study or f"tune-{cfg['model']}-{cfg['data']}", out_dir=out_dir,
-                         verbose=0 if cfg["quiet"] else 1, pruner="none" if args.no_prune else "median")
-    result.out_dir = out_dir
-    return result
+    cfg = config_from_args(args)
+    result, out_dir = tune_config(cfg, parse_space(args.space), args.trials, sampler=args.sampler, seed=cfg.seed,
+                                  storage=args.storage, study_name=args.study, out_dir=args.out,
+                                  verbose=0 if args.quiet else 1, pruner="none" if args.no_prune else "median")
+    done = result.count("COMPLETE")
+    return [f"{done} complete trials in study {result.study_name!r}; best val_loss {result.best_value:.4f} with "
+            f"{json.dumps(result.best_params)}",
+            f"saved to {out_dir} (trials.csv, best.json, history.png; the best run's model, trained again)"]
 
 
-def run_lab(name: str, out: str | None, quick: bool, seed: int) -> list[str]:
-    """Run one experiment, or all of them with an index.html; returns the lines to print."""
-    from dlbasics import lab
-
-    if name == "list":
-        return [f"{n:<24} {lab.get(n).CLAIM}" for n in lab.available()]
-    if name == "all":
-        out_dir = Path(out or "report")
-        findings = lab.run_all(out_dir, quick=quick, seed=seed)
-        lines = [f"{f.name:<24} {f.seconds:6.1f} s  {out_dir / f.name / 'finding.md'}" for f in findings]
-        return [*lines, f"report: {out_dir / 'index.html'}"]
-    canonical = lab.canonical(name)
-    finding = lab.run(canonical, Path(out or f"report/{canonical}"), quick=quick, seed=seed)
-    numbers = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in finding.numbers.items())
-    return [f"{finding.title}: {numbers}", f"({finding.seconds:.1f} s) saved to {out or f'report/{canonical}'}"]
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "zoo": cmd_zoo,
+            "compress": cmd_compress, "cv": cmd_cv, "ensemble": cmd_ensemble, "tune": cmd_tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0 on success, 2 for a user's mistake (one line on stderr), 130 on Ctrl-C."""
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        if args.command == "train":
-            summary = run_train(config_from_args(args))
-            score = ", ".join(f"{k} {v:.4f}" for k, v in summary.items() if k.startswith("test_"))
-            print(f"{score}  ({summary['epochs']} epochs, {summary['seconds']:.1f} s)")
-            print(f"saved to {summary['run_dir']}")
-        elif args.command == "evaluate":
-            result = run_evaluate(args.run_dir, args.data_dir, args.split)
-            print(", ".join(f"{args.split}_{k} {v:.4f}" for k, v in result.items()))
-        elif args.command == "zoo":
-            print("\n".join(run_zoo()))
-        elif args.command == "lab":
-            print("\n".join(run_lab(args.experiment, args.out, args.quick, args.seed)))
-        elif args.command == "compress":
-            from dlbasics.compress import compress_run
-
-            if (args.energy is None) == (args.rank is None):
-                raise ConfigError("compress: give exactly one of --energy E (e.g. 0.9) or --rank K")
-            s = compress_run(args.run_dir, energy=args.energy, rank=args.rank, out_dir=args.out,
-                             data_dir=args.data_dir, recalibrate_bn=args.recalibrate_bn)
-            print(f"ranks {s['ranks']}")
-            print(f"parameters {s['params_before']:,} -> {s['params_after']:,}; test accuracy "
-                  f"{s['test_before']['accuracy']:.4f} -> {s['test_after']['accuracy']:.4f}")
-            print(f"saved to {s['out_dir']}")
-        elif args.command == "cv":
-            result = run_cv(config_from_args(args), args.k, args.workers, not args.no_stratify)
-            print(result.table())
-            print(f"saved to {result.out_dir}")
-        elif args.command == "ensemble":
-            s = run_ensemble(config_from_args(args), args.members, args.bootstrap, args.average)
-            for i, r in enumerate(s["members"]):
-                print(f"member {i + 1}: test_loss {r['loss']:.4f}  test_accuracy {r['accuracy']:.4f}")
-            m, e = s["member_mean"], s["ensemble"]
-            print(f"member mean: test_loss {m['loss']:.4f}  test_accuracy {m['accuracy']:.4f}")
-            print(f"ensemble: test_loss {e['loss']:.4f}  test_accuracy {e['accuracy']:.4f}")
-            print(f"saved to {s['run_dir']}")
-        elif args.command == "tune":
-            result = run_tune(config_from_args(args), args)
-            done = result.count("COMPLETE")
-            print(f"{done} complete trials in study {result.study_name!r}; best val_loss {result.best_value:.4f} "
-                  f"with {json.dumps(result.best_params)}")
-            print(f"saved to {result.out_dir} (trials.csv, best.json, history.png)")
-        else:
+        if args.command is None:
             parser.print_help()
-        return 0
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        # ConfigError is a ValueError; cross_validate and tune raise ValueError / TypeError for bad settings
+            return 0
+        set_threads(getattr(args, "threads", None))
+        status = 0
+        if args.command == "lab":
+            lines, status = cmd_lab(args)
+        else:
+            lines = COMMANDS[args.command](args)
+        print("\n".join(lines), flush=True)
+        return status
+    except DLBasicsError as e:
         print(f"dlbasics: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("dlbasics: interrupted", file=sys.stderr)
+        hint = ""
+        if "args" in locals() and getattr(args, "command", None) == "train":
+            hint = " (continue a run with: dlbasics train --resume RUN_DIR)"
+        print(f"dlbasics: interrupted{hint}", file=sys.stderr)
         return 130
 
 

@@ -20,6 +20,7 @@ from dlbasics.compress import (
 from dlbasics.compress.low_rank import _energy_rank
 from dlbasics.data import DataLoader, datasets
 from dlbasics.train import evaluate, fit
+from dlbasics.errors import RunFolderError
 from dlbasics.train.config import ConfigError
 
 
@@ -297,7 +298,10 @@ def test_compress_run_writes_the_compressed_run(run_folder, tmp_path):
     assert saved["ranks"] == summary["ranks"] == {"layers.0": 8, "layers.3": 8, "layers.6": 8}
     assert saved["params_after"] < saved["params_before"] == 17610
     assert set(saved["test_before"]) == {"loss", "accuracy"} and set(saved["test_after"]) == {"loss", "accuracy"}
-    assert saved["config"]["model"] == "mlp" and saved["rank"] == 8 and saved["energy"] is None
+    assert saved["rank"] == 8 and saved["energy"] is None
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["kind"] == "compress" and config["run"]["model"]["name"] == "mlp"
+    assert config["compress"]["ranks"] == summary["ranks"]
     model = load_compressed(tmp_path / "c")
     splits = datasets.digits()
     assert evaluate(model, DataLoader(splits.test, batch_size=512))["accuracy"] == saved["test_after"]["accuracy"]
@@ -313,15 +317,17 @@ def test_compress_run_default_folder_and_recalibration(run_folder):
 
 
 def test_compress_run_errors(run_folder, tmp_path):
-    with pytest.raises(ConfigError, match="not a run folder"):
+    with pytest.raises(RunFolderError, match="not a run folder"):
         compress_run(tmp_path, energy=0.9)
     with pytest.raises(ConfigError, match="exactly one of --energy"):
         compress_run(run_folder)
     with pytest.raises(ConfigError, match="exactly one of --energy"):
         compress_run(run_folder, energy=0.9, rank=3)
-    with pytest.raises(ValueError, match="energy must be"):
+    with pytest.raises(ConfigError, match=r"--energy: must be in \(0, 1\]"):
         compress_run(run_folder, energy=2.0)
     with pytest.raises(ConfigError, match=r"would replace the run's own model\.safetensors"):
         compress_run(run_folder, energy=0.9, out_dir=run_folder)
-    with pytest.raises(ConfigError, match="not a compressed run folder"):
+    with pytest.raises(RunFolderError, match="not a run folder"):
         load_compressed(tmp_path)
+    with pytest.raises(RunFolderError, match="not a compressed run folder"):
+        load_compressed(run_folder)

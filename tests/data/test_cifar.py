@@ -8,6 +8,7 @@ import pytest
 from dlbasics.data import DataLoader
 from dlbasics.data import datasets as D
 from dlbasics.data.datasets.cifar import CIFAR10_FOLDER, RECORD_BYTES
+from dlbasics.errors import ConfigError, DataError, DataNotFoundError
 
 N = 30  # records per file: 3 of each class, so 5 training files hold 15 of each
 TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
@@ -92,15 +93,15 @@ def one_line_error(excinfo):
 def test_read_batch_truncated_or_wrong_size(tmp_path):
     path = write_batch(tmp_path / "data_batch_1.bin", 1, n=3)
     path.write_bytes(path.read_bytes()[:-5])
-    with pytest.raises(ValueError, match=r"data_batch_1\.bin: 9214 bytes .* 3073-byte .* 2 records and 3068 bytes "
+    with pytest.raises(DataError, match=r"data_batch_1\.bin: 9214 bytes .* 3073-byte .* 2 records and 3068 bytes "
                        "over") as e:
         D.read_cifar_batch(path)
     one_line_error(e)
     path.write_bytes(b"")
-    with pytest.raises(ValueError, match=r"data_batch_1\.bin: 0 bytes"):
+    with pytest.raises(DataError, match=r"data_batch_1\.bin: 0 bytes"):
         D.read_cifar_batch(path)
     path.write_bytes(bytes(3074 * 3))  # CIFAR-100's records: a coarse and a fine label byte
-    with pytest.raises(ValueError, match="CIFAR-100"):
+    with pytest.raises(DataError, match="CIFAR-100"):
         D.read_cifar_batch(path)
 
 
@@ -110,10 +111,10 @@ def test_read_batch_bad_label(tmp_path):
     raw[7 * RECORD_BYTES] = 10
     raw[9 * RECORD_BYTES] = 255
     path.write_bytes(bytes(raw))
-    with pytest.raises(ValueError, match=r"test_batch\.bin: record 7 has label 10, outside 0\.\.9 \(2 of 10") as e:
+    with pytest.raises(DataError, match=r"test_batch\.bin: record 7 has label 10, outside 0\.\.9 \(2 of 10") as e:
         D.read_cifar_batch(path)
     one_line_error(e)
-    with pytest.raises(FileNotFoundError, match=r"nothing\.bin"):
+    with pytest.raises(DataNotFoundError, match=r"nothing\.bin"):
         D.read_cifar_batch(tmp_path / "nothing.bin")
 
 
@@ -149,7 +150,7 @@ def test_cifar10_splits_sizes_and_stratification(cifar_dir):
     np.testing.assert_array_equal(again.val.arrays[0], splits.val.arrays[0])
     assert rows(other.val.arrays[0]) != rows(splits.val.arrays[0])
     assert [len(ds) for ds in D.cifar10(cifar_dir, val_size=0.2)] == [120, 30, 30]
-    with pytest.raises(ValueError, match="no training samples"):
+    with pytest.raises(ConfigError, match="no training samples"):
         D.cifar10(cifar_dir)
 
 
@@ -231,12 +232,12 @@ def test_cifar10_accepts_the_parent_folder_and_reads_class_names(tmp_path, cifar
     folder = write_cifar_folder(tmp_path / "c", meta="\n".join(names) + "\n\n")  # the real file ends blank
     assert D.cifar10(folder, val_size=50).info.classes == tuple(names)
     (folder / "batches.meta.txt").write_text("a\nb\nc\n")
-    with pytest.raises(ValueError, match=r"batches\.meta\.txt: expected 10 class names.*found 3"):
+    with pytest.raises(DataError, match=r"batches\.meta\.txt: expected 10 class names.*found 3"):
         D.cifar10(folder, val_size=50)
 
 
 def test_cifar10_missing_folder_and_files(tmp_path):
-    with pytest.raises(FileNotFoundError) as e:
+    with pytest.raises(DataNotFoundError) as e:
         D.cifar10(tmp_path / "nowhere")
     message = str(e.value)
     assert str(tmp_path / "nowhere") in message
@@ -246,9 +247,9 @@ def test_cifar10_missing_folder_and_files(tmp_path):
     folder = write_cifar_folder(tmp_path / "c")
     (folder / "data_batch_4.bin").unlink()
     (folder / "test_batch.bin").unlink()
-    with pytest.raises(FileNotFoundError, match=r"data_batch_4\.bin, test_batch\.bin not found in .*c;"):
+    with pytest.raises(DataNotFoundError, match=r"data_batch_4\.bin, test_batch\.bin not found in .*c;"):
         D.cifar10(folder)
-    with pytest.raises(FileNotFoundError, match="not found in"):
+    with pytest.raises(DataNotFoundError, match="not found in"):
         D.cifar10(tmp_path)  # a folder with neither the files nor cifar-10-batches-bin/
 
 
@@ -256,7 +257,7 @@ def test_cifar10_names_the_bad_file(tmp_path):
     folder = write_cifar_folder(tmp_path / "c")
     path = folder / "data_batch_3.bin"
     path.write_bytes(path.read_bytes()[:-1])
-    with pytest.raises(ValueError, match=r"data_batch_3\.bin: .*truncated"):
+    with pytest.raises(DataError, match=r"data_batch_3\.bin: .*truncated"):
         D.cifar10(folder, val_size=50)
 
 

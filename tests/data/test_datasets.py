@@ -9,6 +9,8 @@ import pytest
 
 from dlbasics.data import DataLoader, TensorDataset
 from dlbasics.data import datasets as D
+from dlbasics.data.datasets.idx import load_idx_splits
+from dlbasics.errors import ConfigError, DataError, DataNotFoundError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -118,7 +120,7 @@ def test_function_regression_values():
     _, noisy = D.function_regression("abs", n_samples=100, noise=0.5).train.arrays
     _, clean = D.function_regression("abs", n_samples=100).train.arrays
     assert 0.3 < np.std(noisy - clean) < 0.7
-    with pytest.raises(ValueError, match="sawtooth"):
+    with pytest.raises(ConfigError, match="sawtooth"):
         D.function_regression("cos")
 
 
@@ -130,7 +132,7 @@ def test_load_by_name():
         assert name in names
     assert len(D.load("moons", n_samples=100).train) == 60
     assert D.load("SIN").info.name == "sin"
-    with pytest.raises(ValueError, match="available: digits, moons"):
+    with pytest.raises(ConfigError, match="available: digits, moons"):
         D.load("cifar100")
 
 
@@ -170,27 +172,27 @@ def test_idx_known_bytes(tmp_path):
 def test_idx_truncated_file(tmp_path):
     path = write_idx(tmp_path / "x.idx", np.zeros((4, 3, 3), np.uint8))
     path.write_bytes(path.read_bytes()[:-5])
-    with pytest.raises(ValueError, match=r"x\.idx: truncated.*\(4, 3, 3\)"):
+    with pytest.raises(DataError, match=r"x\.idx: truncated.*\(4, 3, 3\)"):
         D.read_idx(path)
     path.write_bytes(path.read_bytes()[:10])  # not even the whole header
-    with pytest.raises(ValueError, match="truncated IDX header"):
+    with pytest.raises(DataError, match="truncated IDX header"):
         D.read_idx(path)
     gz = write_idx(tmp_path / "y.gz", np.zeros((400, 3), np.float32), gz=True)
     gz.write_bytes(gz.read_bytes()[:-12])
-    with pytest.raises(ValueError, match=r"y\.gz"):
+    with pytest.raises(DataError, match=r"y\.gz"):
         D.read_idx(gz)
 
 
 def test_idx_extra_bytes_and_bad_magic(tmp_path):
     path = write_idx(tmp_path / "x.idx", np.zeros((2, 2), np.uint8))
     path.write_bytes(path.read_bytes() + b"\0")
-    with pytest.raises(ValueError, match="extra bytes"):
+    with pytest.raises(DataError, match="extra bytes"):
         D.read_idx(path)
     for magic in ("01000801", "00000701", "00000800", "0000"):
         path.write_bytes(bytes.fromhex(magic + "00000001 05"))
-        with pytest.raises(ValueError, match=r"x\.idx: not an IDX file"):
+        with pytest.raises(DataError, match=r"x\.idx: not an IDX file"):
             D.read_idx(path)
-    with pytest.raises(FileNotFoundError, match=r"nothing\.idx"):
+    with pytest.raises(DataNotFoundError, match=r"nothing\.idx"):
         D.read_idx(tmp_path / "nothing.idx")
 
 
@@ -228,21 +230,102 @@ def test_mnist_from_a_folder(tmp_path, gz):
 
 
 def test_mnist_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(DataNotFoundError, match="nowhere"):
         D.mnist(tmp_path / "nowhere")
     write_mnist_folder(tmp_path / "m")
     (tmp_path / "m" / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(FileNotFoundError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found"):
+    with pytest.raises(DataNotFoundError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found"):
         D.mnist(tmp_path / "m")
-    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+    with pytest.raises(DataNotFoundError, match="dataset-fashion-mnist"):
         D.fashion_mnist(tmp_path / "nowhere")
 
 
 def test_mnist_mismatched_files(tmp_path):
     write_mnist_folder(tmp_path / "m")
     write_idx(tmp_path / "m" / "train-labels-idx1-ubyte.gz", np.zeros(7, np.uint8), gz=True)
-    with pytest.raises(ValueError, match=r"\(200, 28, 28\).*\(7,\)"):
+    with pytest.raises(DataError, match=r"\(200, 28, 28\).*\(7,\)"):
         D.mnist(tmp_path / "m")
+
+
+def test_idx_labels_out_of_range_name_the_file(tmp_path):
+    # 40 labels of a 60000-sample file set to 200 used to train a 201-class model without a word
+    data = write_mnist_folder(tmp_path / "m", n_train=600)
+    y = data["train"][1].copy()
+    y[[17, *range(100, 139)]] = 200
+    write_idx(tmp_path / "m" / "train-labels-idx1-ubyte.gz", y, gz=True)
+    with pytest.raises(DataError) as e:
+        D.mnist(tmp_path / "m")
+    assert str(e.value) == (f"{tmp_path / 'm' / 'train-labels-idx1-ubyte.gz'}: 40 of 600 labels lie outside 0..9 "
+                            "(first: 200 at index 17)")
+    write_mnist_folder(tmp_path / "f", n_train=200)
+    y = np.zeros(30, np.int8)
+    y[5] = -1  # int8 labels can be negative
+    write_idx(tmp_path / "f" / "t10k-labels-idx1-ubyte.gz", y, gz=True)
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: 1 of 30 labels lie outside 0\.\.9 "
+                       r"\(first: -1 at index 5\)"):
+        D.fashion_mnist(tmp_path / "f", val_size=50)
+    write_idx(tmp_path / "f" / "t10k-labels-idx1-ubyte.gz", np.zeros(30, np.float32), gz=True)
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: labels are float32, not integers"):
+        D.fashion_mnist(tmp_path / "f", val_size=50)
+
+
+def test_idx_classes_come_from_the_class_names(tmp_path):
+    # a folder whose labels use only 0..4 is still 10-class MNIST: the model needs 10 outputs
+    data = write_mnist_folder(tmp_path / "m")
+    for part in ("train", "t10k"):
+        write_idx(tmp_path / "m" / f"{part}-labels-idx1-ubyte.gz", data[part][1] % 5, gz=True)
+    assert D.mnist(tmp_path / "m", val_size=50).info.num_classes == 10
+    assert load_idx_splits(tmp_path / "m", "five", val_size=50).info.num_classes == 5  # no names: from labels
+
+
+def test_idx_empty_file(tmp_path):
+    write_mnist_folder(tmp_path / "m")
+    write_idx(tmp_path / "m" / "train-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8), gz=True)
+    write_idx(tmp_path / "m" / "train-labels-idx1-ubyte.gz", np.zeros(0, np.uint8), gz=True)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz and .*train-labels-idx1-ubyte\.gz hold no "
+                       "samples"):
+        D.mnist(tmp_path / "m")
+
+
+# ---- availability ----------------------------------------------------------------------------------
+def test_availability_of_bundled_and_unknown():
+    for name in ("digits", "moons", "sin", "2d"):
+        assert D.availability(name) is None
+    with pytest.raises(ConfigError, match="unknown data set 'nope'; available: digits"):
+        D.availability("nope")
+
+
+def test_availability_of_file_based_sets(tmp_path):
+    reason = D.availability("fashion-mnist", tmp_path / "nowhere")
+    assert reason.startswith(f"fashion-mnist folder not found: {tmp_path / 'nowhere'}; ")
+    assert "apt-get install dataset-fashion-mnist" in reason and "\n" not in reason
+    for name in ("mnist", "cifar10"):
+        reason = D.availability(name)
+        assert reason.startswith(f"{name} is read from files this library does not download: pass root= ")
+        assert "--data-dir" in reason
+    reason = D.availability("mnist", tmp_path)  # the folder is there, the files are not
+    assert reason.startswith(f"{tmp_path / 'train-images-idx3-ubyte'}[.gz] not found; ")
+    assert reason.endswith("in that folder")
+    # cheap: the files are looked for, not read - empty files count as there
+    for part in ("train", "t10k"):
+        for kind in ("images-idx3", "labels-idx1"):
+            (tmp_path / f"{part}-{kind}-ubyte").touch()
+    assert D.availability("mnist", tmp_path) is None and D.availability("MNIST", str(tmp_path)) is None
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    assert D.availability("fashion-mnist", tmp_path).startswith(f"{tmp_path / 't10k-labels-idx1-ubyte'}[.gz] not "
+                                                                "found; Debian's package dataset-fashion-mnist")
+    assert "test_batch.bin not found in" in D.availability("cifar10", tmp_path)
+    for name in ("data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin",
+                 "test_batch.bin"):
+        (tmp_path / name).touch()
+    assert D.availability("cifar10", tmp_path) is None
+
+
+def test_availability_matches_what_load_raises(tmp_path):
+    with pytest.raises(DataNotFoundError) as e:
+        D.fashion_mnist(tmp_path / "nowhere")
+    assert str(e.value) == D.availability("fashion-mnist", tmp_path / "nowhere")
+    assert (D.availability("fashion-mnist") is None) == FASHION.is_dir()
 
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason=f"real Fashion-MNIST not installed at {FASHION} "

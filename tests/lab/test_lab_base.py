@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from dlbasics import lab
+from dlbasics.errors import ConfigError, DataNotFoundError
 from dlbasics.lab import base, report
-from dlbasics.lab.base import Finding
+from dlbasics.lab.base import Finding, Outcome
 
 MINE = ("linear-regression", "linear-collapse", "activations", "universal-approximation")
 
@@ -45,7 +46,7 @@ def test_get_accepts_underscores_and_case():
                                   lambda: lab.run_all("x", names=["linear-regression", "nope"])])
 def test_unknown_name_lists_the_valid_ones(call, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=r"unknown experiment 'nope'.*linear-regression, linear-collapse"):
+    with pytest.raises(ConfigError, match=r"unknown experiment 'nope'.*linear-regression, linear-collapse"):
         call()
     assert not any(tmp_path.iterdir())  # nothing ran, nothing was written
 
@@ -126,16 +127,97 @@ def fake_experiment(name):
 
 def test_run_all_writes_each_folder_and_the_index(tmp_path, monkeypatch):
     monkeypatch.setattr(lab, "get", lambda name: fake_experiment(lab.canonical(name)))
-    findings = lab.run_all(tmp_path / "report", quick=True, seed=5, names=["activations", "linear_regression"])
-    assert [f.name for f in findings] == ["activations", "linear-regression"]
-    for f in findings:
-        folder = tmp_path / "report" / f.name
+    outcomes = lab.run_all(tmp_path / "report", quick=True, seed=5, names=["activations", "linear_regression"])
+    assert [(o.name, o.status, o.reason) for o in outcomes] == [("activations", "ok", ""),
+                                                                ("linear-regression", "ok", "")]
+    for o in outcomes:
+        folder = tmp_path / "report" / o.name
         assert {p.name for p in folder.iterdir()} == {"plot.png", "finding.md", "finding.json"}
         assert json.loads((folder / "finding.json").read_text())["numbers"] == {"seed": 5, "quick": 1}
-        assert f.seconds > 0
+        assert o.seconds > 0 and o.seconds == o.finding.seconds and o.finding.name == o.name
+    assert lab.exit_status(outcomes) == 0
     page = (tmp_path / "report" / "index.html").read_text()
     assert page.index('id="activations"') < page.index('id="linear-regression"')
     assert 'src="linear-regression/plot.png"' in page
+
+
+def missing_fashion_mnist(monkeypatch, tmp_path):
+    """Make ``datasets.availability`` answer as on a machine without Fashion-MNIST installed."""
+    from dlbasics.data import datasets
+
+    real = datasets.availability
+    monkeypatch.setattr(datasets, "availability", lambda name, root=None: real(
+        name, tmp_path / "no-fashion-mnist" if name == "fashion-mnist" else root))
+
+
+def test_run_all_skips_an_experiment_whose_data_is_missing(tmp_path, monkeypatch):
+    missing_fashion_mnist(monkeypatch, tmp_path)
+    assert lab.availability("linear-regression") is None
+    assert "apt-get install dataset-fashion-mnist" in lab.availability("resnet-depth")
+    outcomes = lab.run_all(tmp_path / "report", quick=True, names=["linear-regression", "resnet-depth"])
+    ok, skipped = outcomes
+    assert (ok.name, ok.status, ok.finding.name) == ("linear-regression", "ok", "linear-regression")
+    assert (skipped.name, skipped.status, skipped.finding) == ("resnet-depth", "skipped", None)
+    assert skipped.reason.startswith("fashion-mnist folder not found: ") and "\n" not in skipped.reason
+    assert "apt-get install dataset-fashion-mnist" in skipped.reason
+    assert not (tmp_path / "report" / "resnet-depth").exists()  # nothing of it ran
+    assert lab.exit_status(outcomes) == 0  # missing data is reported, not a failure of the lab
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert '<section id="resnet-depth">' in page and "<strong>Skipped.</strong>" in page
+    assert "apt-get install dataset-fashion-mnist" in page and lab.get("resnet-depth").CLAIM in page
+    assert "1 skipped" in page and 'src="linear-regression/' in page
+
+
+def test_run_refuses_an_experiment_whose_data_is_missing(tmp_path, monkeypatch):
+    missing_fashion_mnist(monkeypatch, tmp_path)
+    with pytest.raises(DataNotFoundError, match=r"^lab resnet-depth: fashion-mnist folder not found: .*apt-get "
+                       "install dataset-fashion-mnist"):
+        lab.run("resnet-depth", tmp_path / "out", quick=True)
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_run_all_goes_on_after_a_failing_experiment(tmp_path, monkeypatch):
+    modules = {n: fake_experiment(n) for n in ("linear-regression", "activations", "losses")}
+
+    def boom(out_dir, quick=False, seed=0):
+        raise ZeroDivisionError("the loss\nwent to zero")
+
+    modules["activations"].run = boom
+    monkeypatch.setattr(lab, "get", lambda name: modules[lab.canonical(name)])
+    outcomes = lab.run_all(tmp_path / "report", quick=True, names=list(modules))
+    assert [o.status for o in outcomes] == ["ok", "failed", "ok"]
+    failed = outcomes[1]
+    assert failed.reason == "ZeroDivisionError: the loss went to zero" and failed.finding is None
+    error = (tmp_path / "report" / "activations" / "error.txt").read_text()
+    assert error.startswith("Traceback") and "in boom" in error and "ZeroDivisionError" in error
+    assert lab.exit_status(outcomes) == 1
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<strong>Failed.</strong> ZeroDivisionError: the loss went to zero" in page
+    assert 'href="activations/error.txt"' in page and 'src="losses/plot.png"' in page and "1 failed" in page
+    # the next run of it succeeds: its stale error.txt goes
+    modules["activations"] = fake_experiment("activations")
+    assert [o.status for o in lab.run_all(tmp_path / "report", names=["activations"])] == ["ok"]
+    assert not (tmp_path / "report" / "activations" / "error.txt").exists()
+
+
+def test_run_all_keeps_the_report_when_stopped(tmp_path, monkeypatch):
+    modules = {n: fake_experiment(n) for n in ("linear-regression", "activations")}
+
+    def interrupted(out_dir, quick=False, seed=0):
+        raise KeyboardInterrupt
+
+    modules["activations"].run = interrupted
+    monkeypatch.setattr(lab, "get", lambda name: modules[lab.canonical(name)])
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C is not an experiment's failure: it stops the run
+        lab.run_all(tmp_path / "report", names=list(modules))
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert '<section id="linear-regression">' in page and 'id="activations"' not in page
+
+
+def test_exit_status():
+    assert lab.exit_status([]) == 0
+    assert lab.exit_status([Outcome("a", "ok"), Outcome("b", "skipped", reason="no data")]) == 0
+    assert lab.exit_status([Outcome("a", "ok"), Outcome("b", "failed", reason="ValueError: x")]) == 1
 
 
 def test_run_a_real_experiment(tmp_path):

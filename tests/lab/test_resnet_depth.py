@@ -14,13 +14,11 @@ import numpy as np
 import pytest
 
 from dlbasics import lab
-from dlbasics.data.datasets.idx import FASHION_MNIST_ROOT
+from dlbasics.data.datasets import availability
 from dlbasics.lab import resnet_depth
 
-FILES = [f"{part}-{kind}-ubyte" for part in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")]
-HAVE_DATA = all((FASHION_MNIST_ROOT / f).is_file() or (FASHION_MNIST_ROOT / f"{f}.gz").is_file() for f in FILES)
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason=f"Fashion-MNIST not found in {FASHION_MNIST_ROOT} "
-                                "(apt-get install dataset-fashion-mnist)")
+MISSING = availability("fashion-mnist")  # None, or why not and the command that installs it
+needs_data = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 
 def test_module_contract():
@@ -30,6 +28,7 @@ def test_module_contract():
     assert resnet_depth.TITLE and resnet_depth.CLAIM.endswith(".")
     doc = resnet_depth.__doc__
     assert "Claim:" in doc and "Method:" in doc
+    assert resnet_depth.DATA == ("fashion-mnist",)  # so lab all skips it where the data is not installed
 
 
 def test_downsample_averages_2x2_patches():

@@ -147,5 +147,5 @@ def test_bad_batches_are_clear_errors():
     with pytest.raises(ValueError, match=r"batches of \(inputs, targets\)"):
         fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), [dl.zeros(2, 2)], epochs=1,
             verbose=0)
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), [], epochs=0, verbose=0)

@@ -10,7 +10,7 @@ from sklearn.model_selection import KFold
 from dlbasics import nn, optim
 from dlbasics.data import ConcatDataset, Dataset, Subset, TensorDataset, datasets
 from dlbasics.tensor import Tensor
-from dlbasics.train.config import RunBuilder, validate
+from dlbasics.train.config import RunBuilder, RunConfig
 from dlbasics.train.kfold import CVResult, cross_validate, fold_indices, targets_of
 from dlbasics.train.run import Run
 
@@ -102,7 +102,8 @@ def test_targets_of_reads_each_kind_of_dataset():
 # ---- training the folds ------------------------------------------------------------------------------------
 def test_parallel_folds_equal_serial_folds_exactly(digits):
     ds = Subset(digits.train, np.arange(360))
-    builder = RunBuilder(validate({"epochs": 3, "hidden": [32], "batch_size": 32, "lr": 0.01}), digits.info)
+    cfg = RunConfig.from_options({"epochs": 3, "hidden": [32], "batch_size": 32, "lr": 0.01})
+    builder = RunBuilder(cfg.resolve(digits))
     serial = cross_validate(builder, ds, k=3, seed=5, workers=1)
     parallel = cross_validate(builder, ds, k=3, seed=5, workers=2)
     assert serial.splitter == parallel.splitter == "StratifiedKFold"
@@ -144,7 +145,7 @@ def test_mean_and_std_across_folds():
 
 def test_regression_falls_back_to_kfold_and_reports_mae(capsys):
     sp = datasets.function_regression("sin", n_samples=200)
-    builder = RunBuilder(validate({"data": "sin", "epochs": 3, "hidden": [16]}), sp.info)
+    builder = RunBuilder(RunConfig.from_options({"data": "sin", "epochs": 3, "hidden": [16]}).resolve(sp))
     r = cross_validate(builder, sp.train, k=3, stratified=True, seed=1, verbose=1)  # float targets: no classes
     assert r.splitter == "KFold"
     expected = KFold(3, shuffle=True, random_state=1).split(np.zeros(len(sp.train)))

@@ -18,7 +18,8 @@ from dlbasics import nn, optim  # noqa: E402
 from dlbasics.data import DataLoader, datasets  # noqa: E402
 from dlbasics.train import fit  # noqa: E402
 from dlbasics.train import tuning as tune_module  # noqa: E402
-from dlbasics.train.config import ConfigError  # noqa: E402
+from dlbasics.errors import DLBasicsError  # noqa: E402
+from dlbasics.train.config import ConfigError, RunConfig  # noqa: E402
 from dlbasics.train.tuning import (  # noqa: E402
     Choice,
     Float,
@@ -142,7 +143,7 @@ def test_missing_optuna_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # makes `import optuna` raise ImportError
     with pytest.raises(ImportError, match=r"pip install 'dlbasics\[tune\]'") as e:
         tune(bowl, BOWL, 1)
-    assert isinstance(e.value, ValueError)  # so the CLI prints it as one line
+    assert isinstance(e.value, DLBasicsError)  # so the CLI prints it as one line
 
 
 def test_importing_dlbasics_does_not_import_optuna():
@@ -298,20 +299,22 @@ def test_maximize():
 # ---- tune_config: the CLI's entry point ----------------------------------------------------------------------
 def test_tune_config_end_to_end_on_digits(tmp_path, capsys):
     space = parse_space(["lr=1e-3:1e-1:log", "hidden=16,16x8"])
-    result = tune_config({"epochs": 2, "hidden": [16], "quiet": True}, space, 3, sampler="tpe", seed=0,
-                         storage=None, study_name=None, out_dir=tmp_path / "search", verbose=1)
+    result, _ = tune_config(RunConfig.from_options(epochs=2, hidden=[16]), space, 3, sampler="tpe", seed=0,
+                            storage=None, study_name=None, out_dir=tmp_path / "search", verbose=1)
     assert len(result.trials) == 3 and result.count("COMPLETE") == 3
     assert all(0 < t["value"] < math.log(10) for t in result.trials)  # val losses below chance (ln 10)
     assert result.best_value == min(t["value"] for t in result.trials)
     assert result.best_params["hidden"] in ([16], [16, 8])  # as config values: hidden=16 means [16]
     assert all(t["params"]["hidden"] in ([16], [16, 8]) for t in result.trials)
     out = tmp_path / "search"
-    assert sorted(p.name for p in out.iterdir()) == ["best.json", "history.png", "trials.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.json", "config.json", "history.png", "metrics.csv",
+                                                     "model.safetensors", "trials.csv"]
     rows = list(csv.DictReader(io.StringIO((out / "trials.csv").read_text())))
     assert len(rows) == 3 and {"params_lr", "params_hidden"} <= set(rows[0])
     best = json.loads((out / "best.json").read_text())
     assert best["best_value"] == pytest.approx(result.best_value) and best["best_params"] == result.best_params
-    assert best["config"]["hidden"] == result.best_params["hidden"] and best["config"]["epochs"] == 2
+    assert best["config"]["model"]["hidden"] == result.best_params["hidden"]
+    assert best["config"]["budget"]["epochs"] == 2
     assert (out / "history.png").read_bytes()[:8] == PNG
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("trial")]
     assert len(lines) == 3 and "lr=" in lines[0]
@@ -319,14 +322,15 @@ def test_tune_config_end_to_end_on_digits(tmp_path, capsys):
 
 def test_tune_config_trains_what_the_trial_says(tmp_path):
     # The objective is the best val_loss of a train_run with the trial's params: rerun the best by hand.
-    from dlbasics.train.config import RunBuilder, load_data, validate
+    from dlbasics.train.config import RunBuilder, load_data
     from dlbasics.train.run import train_run
 
-    base = {"epochs": 5, "hidden": [16], "quiet": True, "seed": 3}
-    result = tune_config(base, parse_space(["lr=0.05"]), 1, out_dir=tmp_path, pruner="none")
-    cfg = validate({**base, **result.best_params})
+    base = {"epochs": 5, "hidden": [16], "seed": 3}
+    result, _ = tune_config(RunConfig.from_options(base), parse_space(["lr=0.05"]), 1, out_dir=tmp_path / "t",
+                            pruner="none")
+    cfg = RunConfig.from_options({**base, **result.best_params})
     splits = load_data(cfg)
-    _, history = train_run(RunBuilder(cfg, splits.info), splits.train, splits.val, seed=3)
+    _, history = train_run(RunBuilder(cfg.resolve(splits)), splits.train, splits.val, seed=3)
     assert result.best_value == pytest.approx(min(history["val_loss"]), rel=1e-6)
     assert result.best_value < history["val_loss"][-1]  # the best epoch's loss, not the last one's
 
@@ -334,12 +338,12 @@ def test_tune_config_trains_what_the_trial_says(tmp_path):
 @pytest.mark.parametrize(("entry", "says"), [
     ("hiden=16,32", "'hiden' is not a run option"),
     ("seed=0,1", "'seed' cannot be searched over"),
-    ("dropout=0:1", "dropout=1.0 in the search space is not a valid run: --dropout: must be in [0, 1)"),
+    ("dropout=0:1", "dropout=1.0 in the search space is not a valid run: dropout: must be in [0, 1)"),
     ("optimizer=adam,lbfgs", "optimizer=lbfgs in the search space is not a valid run"),
 ])
 def test_tune_config_rejects_a_bad_space_before_training(tmp_path, entry, says):
     with pytest.raises(ConfigError) as e:
-        tune_config({"epochs": 1}, parse_space([entry]), 1, out_dir=tmp_path / "out")
+        tune_config(RunConfig.from_options(epochs=1), parse_space([entry]), 1, out_dir=tmp_path / "out")
     assert says in str(e.value)
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
 
@@ -366,11 +370,11 @@ def test_interrupted_tune_config_keeps_the_finished_trials(tmp_path, monkeypatch
     monkeypatch.setattr(run_module, "train_run", interrupted)
     db = tmp_path / "s.db"
     with pytest.raises(KeyboardInterrupt):
-        tune_config({"epochs": 1, "hidden": [8]}, parse_space(["lr=1e-3:1e-1:log"]), 5, storage=db,
+        tune_config(RunConfig.from_options(epochs=1, hidden=[8]), parse_space(["lr=1e-3:1e-1:log"]), 5, storage=db,
                     study_name="cut", out_dir=tmp_path / "out")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "trials.csv").read_text())))
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
     monkeypatch.setattr(run_module, "train_run", real)
-    result = tune_config({"epochs": 1, "hidden": [8]}, parse_space(["lr=1e-3:1e-1:log"]), 2, storage=db,
-                         study_name="cut", out_dir=tmp_path / "out")
+    result, _ = tune_config(RunConfig.from_options(epochs=1, hidden=[8]), parse_space(["lr=1e-3:1e-1:log"]), 2,
+                            storage=db, study_name="cut", out_dir=tmp_path / "out")
     assert [t["state"] for t in result.trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]

@@ -23,7 +23,6 @@ parameter counts and the measured relative error next to the one Eckart-Young pr
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -300,79 +299,65 @@ def recalibrate_batch_norm(model: Module, loader: Iterable) -> Module:
 
 
 # ---- run folders (``dlbasics compress RUN_DIR``) ----------------------------------------------------------
-def _read_run(run_dir: Path) -> dict[str, Any]:
-    from dlbasics.train.config import ConfigError
-
-    for f in ("config.json", "model.safetensors"):
-        if not (run_dir / f).is_file():
-            raise ConfigError(f"compress: {run_dir} is not a run folder (no {f})")
-    return json.loads((run_dir / "config.json").read_text())
-
-
-def _build(cfg: dict[str, Any]) -> Module:
-    from dlbasics import models
-
-    return models.create(cfg["model"], **cfg["model_options"])
-
-
 def compress_run(run_dir: str | Path, energy: float | None = None, rank: int | None = None,
                  out_dir: str | Path | None = None, data_dir: str | None = None,
                  recalibrate_bn: bool = False) -> dict[str, Any]:
-    """Compress the model of a ``dlbasics train`` run folder and measure what it costs on the test split.
+    """Compress the model of a run folder and measure what it costs on the test split.
 
-    Reads RUN_DIR/config.json and model.safetensors, applies ``low_rank(model, energy=..., rank=...)``,
-    evaluates the test loss and metric before and after, and writes OUT_DIR (default RUN_DIR/compressed/):
-    ``model.safetensors`` (the compressed weights) and ``compress.json`` (the run's config, the ranks per
-    layer, parameter counts, test results and the per-layer report). Returns the summary that is written.
-    With ``recalibrate_bn``, the batch-norm statistics of the compressed model are re-estimated on the run's
+    Reads the run (``dlbasics.train.rundir``), applies ``low_rank(model, energy=..., rank=...)``, evaluates the
+    test loss and metric before and after, and writes a compress folder OUT_DIR (default RUN_DIR/compressed/):
+    ``model.safetensors`` (the compressed weights), ``config.json`` (the run's description and the ranks per
+    layer, so ``dlbasics evaluate`` and ``load_model`` rebuild it) and ``compress.json`` (ranks, parameter
+    counts, test results and the per-layer report). Returns the summary that is written. With
+    ``recalibrate_bn``, the batch-norm statistics of the compressed model are re-estimated on the run's
     training split before it is evaluated and saved (``recalibrate_batch_norm``).
-    ``load_compressed(OUT_DIR)`` rebuilds the compressed model.
     """
     from dlbasics.data import DataLoader
-    from dlbasics.io import atomic_write_text, load, save
-    from dlbasics.train import evaluate
-    from dlbasics.train.config import ConfigError, load_data, make_loss, metrics_for
+    from dlbasics.errors import ConfigError, RunFolderError
+    from dlbasics.train import rundir
+    from dlbasics.train.config import build_loss, load_data
+    from dlbasics.train.task import evaluate
 
     if (energy is None) == (rank is None):
         raise ConfigError("compress: give exactly one of --energy (share of Σσ² to keep, in (0, 1]) or --rank K")
-    run_dir = Path(run_dir)
-    cfg = _read_run(run_dir)
-    if data_dir:
-        cfg["data_dir"] = data_dir
-    model = _build(cfg)
-    model.load_state_dict(load(run_dir / "model.safetensors"))
-    model.eval()
+    if energy is not None and not (isinstance(energy, int | float) and 0 < energy <= 1):
+        raise ConfigError(f"--energy: must be in (0, 1], got {energy!r}")
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
+        raise ConfigError(f"--rank: must be an integer >= 1, got {rank!r}")
+    run = rundir.open_run(run_dir, data_dir)
+    if run.kind not in ("train", "tune"):
+        raise RunFolderError(f"compress: {run.path} is a {run.kind} folder; compress a train or tune run")
+    cfg = run.config
+    model = rundir.load_model(run)
     small, report = low_rank(model, rank=rank, energy=energy)
     splits = load_data(cfg)
     if recalibrate_bn:
         recalibrate_batch_norm(small, DataLoader(splits.train, batch_size=512))
     loader = DataLoader(splits.test, batch_size=512)
-    loss_fn, metrics = make_loss(cfg, cfg["task"]), metrics_for(cfg["task"])
-    before = evaluate(model, loader, loss_fn, metrics)
-    after = evaluate(small, loader, loss_fn, metrics)
-    out = Path(out_dir) if out_dir is not None else run_dir / "compressed"
-    if out.resolve() == run_dir.resolve():
-        raise ConfigError(f"compress: the output folder is the run folder {run_dir}; writing there would replace "
+    loss_fn = build_loss(cfg)
+    before = evaluate(model, loader, loss_fn, cfg.metrics)
+    after = evaluate(small, loader, loss_fn, cfg.metrics)
+    out = Path(out_dir) if out_dir is not None else run.path / "compressed"
+    if out.resolve() == run.path.resolve():
+        raise ConfigError(f"compress: the output folder is the run folder {run.path}; writing there would replace "
                           "the run's own model.safetensors (choose another --out)")
-    out.mkdir(parents=True, exist_ok=True)
-    save(small, out / "model.safetensors")
-    summary = {"run_dir": str(run_dir), "out_dir": str(out), "energy": energy, "rank": rank,
+    out = rundir.new_run_dir(out, "compressed")
+    rundir.save_model(out, small)
+    summary = {"run_dir": str(run.path), "out_dir": str(out), "energy": energy, "rank": rank,
                "recalibrated_bn": bool(recalibrate_bn), **report.to_dict(), "test_before": before,
-               "test_after": after, "config": cfg}
-    atomic_write_text(out / "compress.json", json.dumps(summary, indent=2) + "\n")
+               "test_after": after}
+    rundir.write_config(out, "compress", cfg, compress={"source": str(run.path), "energy": energy, "rank": rank,
+                                                        "ranks": report.ranks, "recalibrated_bn": bool(recalibrate_bn)})
+    rundir.write_json(out / "compress.json", summary)
     return summary
 
 
 def load_compressed(out_dir: str | Path) -> Module:
-    """The compressed model ``compress_run`` wrote to ``out_dir`` (compress.json + model.safetensors)."""
-    from dlbasics.io import load
-    from dlbasics.train.config import ConfigError
+    """The compressed model ``compress_run`` wrote to ``out_dir`` (``dlbasics.train.rundir.load_model``)."""
+    from dlbasics.errors import RunFolderError
+    from dlbasics.train import rundir
 
-    out_dir = Path(out_dir)
-    for f in ("compress.json", "model.safetensors"):
-        if not (out_dir / f).is_file():
-            raise ConfigError(f"compress: {out_dir} is not a compressed run folder (no {f})")
-    summary = json.loads((out_dir / "compress.json").read_text())
-    model, _ = low_rank(_build(summary["config"]), ranks={k: int(v) for k, v in summary["ranks"].items()})
-    model.load_state_dict(load(out_dir / "model.safetensors"))
-    return model.eval()
+    run = rundir.open_run(out_dir)
+    if run.kind != "compress":
+        raise RunFolderError(f"compress: {out_dir} is not a compressed run folder (it is a {run.kind} folder)")
+    return rundir.load_model(run)

@@ -7,6 +7,7 @@
 """
 
 from dlbasics.data import datasets, transforms
+from dlbasics.data.checks import check_batch_size, check_splits
 from dlbasics.data.dataloader import DataLoader, default_collate
 from dlbasics.data.dataset import (
     ConcatDataset,
@@ -22,5 +23,5 @@ from dlbasics.data.mixup import MixUp
 
 __all__ = [
     "ConcatDataset", "DataLoader", "Dataset", "DatasetInfo", "MixUp", "Splits", "StackedItems", "Subset",
-    "TensorDataset", "datasets", "default_collate", "random_split", "transforms",
+    "TensorDataset", "check_batch_size", "check_splits", "datasets", "default_collate", "random_split", "transforms",
 ]

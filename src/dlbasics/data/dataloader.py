@@ -104,6 +104,9 @@ class DataLoader:
         self.collate_fn: Collate = default_collate if collate_fn is None else collate_fn
         # an int seed becomes one generator for the loader's life: each epoch's permutation is its next draw
         self._generator = None if seed is None else get_generator(seed)
+        self._epoch_state: dict[str, Any] | None = None  # the shuffling generator's state when this epoch began
+        self._yielded = 0  # batches of this epoch handed out so far
+        self._resume: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -111,14 +114,43 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[Any]:
         n = len(self.dataset)
-        # the permutation is drawn here, when the epoch starts, not at the first batch
-        order = get_generator(self._generator).permutation(n) if self.shuffle else np.arange(n)
+        start, resume, self._resume = 0, self._resume, None
+        if not self.shuffle:
+            order = np.arange(n)
+        elif resume is None:
+            # the permutation is drawn here, when the epoch starts, not at the first batch
+            g = get_generator(self._generator)
+            self._epoch_state = g.bit_generator.state
+            order = g.permutation(n)
+        else:  # the epoch a checkpoint was taken in: the same permutation, from the state it was drawn with
+            g = np.random.Generator(type(get_generator(self._generator).bit_generator)())
+            g.bit_generator.state = self._epoch_state = resume["epoch_state"]
+            order = g.permutation(n)
+            if self._generator is not None:  # our own generator goes on from where that draw left it
+                self._generator.bit_generator.state = g.bit_generator.state
+        if resume is not None:
+            start = int(resume["batches"])
         stop = n - n % self.batch_size if self.drop_last else n
-        return self._batches(order, stop)
+        self._yielded = start
+        return self._batches(order, start * self.batch_size, stop)
 
-    def _batches(self, order: np.ndarray, stop: int) -> Iterator[Any]:
-        for start in range(0, stop, self.batch_size):
-            yield self.collate_fn(_fetch(self.dataset, order[start:start + self.batch_size]))
+    def _batches(self, order: np.ndarray, first: int, stop: int) -> Iterator[Any]:
+        for start in range(first, stop, self.batch_size):
+            batch = self.collate_fn(_fetch(self.dataset, order[start:start + self.batch_size]))
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this epoch is: the shuffling generator's state when it began and the batches handed out, so
+        that ``load_state_dict`` makes the next ``iter()`` continue the same epoch with the next batch (as
+        torchdata's ``StatefulDataLoader``). Other random state (a ``collate_fn``'s, the dataset's transforms')
+        is the caller's to save."""
+        return {"epoch_state": self._epoch_state, "batches": self._yielded}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.shuffle and state.get("epoch_state") is None and state.get("batches"):
+            raise ValueError("DataLoader.load_state_dict: a shuffled epoch needs the generator state it began with")
+        self._resume = {"epoch_state": state.get("epoch_state"), "batches": int(state.get("batches", 0))}
 
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.dataset)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "

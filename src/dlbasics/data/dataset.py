@@ -267,6 +267,9 @@ class DatasetInfo:
     num_classes: int | None = None
     target_shape: tuple[int, ...] = ()
     classes: tuple[str, ...] | None = None
+    # images: the per-channel (mean, std) the inputs were standardized with after scaling pixels to [0, 1], so
+    # that new images (``dlbasics predict``) can be prepared the same way; None if they were not
+    pixel_normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def in_features(self) -> int:

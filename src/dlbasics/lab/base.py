@@ -2,8 +2,10 @@
 (PNG), ``finding.md`` and ``finding.json``.
 
 An experiment module defines ``NAME`` (dash-case), ``TITLE``, ``CLAIM`` and
-``run(out_dir, quick=False, seed=0) -> Finding``; it writes its figures with ``save_figure`` and returns
-the Finding; the runner (``dlbasics.lab.run``) times it and writes it with ``write_finding``.
+``run(out_dir, quick=False, seed=0) -> Finding``, and optionally ``DATA``, the names of the data sets it reads
+that may not be installed (checked with ``datasets.availability`` before it runs); it writes its figures
+with ``save_figure`` and returns the Finding; the runner (``dlbasics.lab.run``) times it and writes it with
+``write_finding``. ``run_all`` returns an ``Outcome`` per experiment: ok, skipped or failed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -40,6 +42,22 @@ class Finding:
     summary: str = ""
     command: str = ""
     seconds: float = 0.0
+
+
+@dataclass
+class Outcome:
+    """What became of one experiment in ``run_all``: ``"ok"`` with its ``finding``; ``"skipped"`` because its
+    data is not installed (``reason`` says what is missing and the command that installs it); or
+    ``"failed"`` with ``reason`` = ``"ExcType: message"`` on one line (the traceback is in NAME/error.txt).
+    ``title`` and ``claim`` are the experiment's, so the report can name what was not reproduced."""
+
+    name: str
+    status: Literal["ok", "skipped", "failed"]
+    finding: Finding | None = None
+    reason: str = ""
+    seconds: float = 0.0
+    title: str = ""
+    claim: str = ""
 
 
 # ---- figures ----------------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """The lab's report: one self-contained HTML page, ``index.html``, over the experiments' folders.
 
+An experiment that was skipped (its data is not installed) or failed appears as a section with the reason -
+the install command, or the error and where its traceback is - instead of figures.
+
 Inline CSS, no scripts, no network; figures are referenced by relative path (``NAME/figure.png``), not
 embedded, so the report folder can be moved or zipped as a whole. Every piece of text is HTML-escaped;
 the summaries' Markdown is turned into minimal HTML (paragraphs, bullet lists, **bold**, `code`).
@@ -14,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from dlbasics.io import atomic_write_text
-from dlbasics.lab.base import Finding, format_number
+from dlbasics.lab.base import Finding, Outcome, format_number
 
 CSS = """
 body { font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; margin: 0;
@@ -37,6 +40,9 @@ code { background: #f0f0f0; padding: 0 .25rem; border-radius: 3px; font-size: 90
 pre { background: #1e1e1e; color: #eee; padding: .7rem 1rem; border-radius: 4px; overflow-x: auto; }
 pre code { background: none; color: inherit; padding: 0; }
 .meta { color: #666; font-size: 14px; }
+.skipped, .failed { padding: .6rem 1rem; margin: 1rem 0; }
+.skipped { border-left: 4px solid #b8860b; background: #fdf6e3; }
+.failed { border-left: 4px solid #c62828; background: #fdecea; }
 """
 
 _CODE = re.compile(r"`([^`\n]+)`")
@@ -110,15 +116,46 @@ def _section(finding: Finding) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def render_index(findings: Sequence[Finding], title: str = "dlbasics lab") -> str:
+def _unfinished_section(outcome: Outcome) -> str:
+    """A skipped or failed experiment: its claim and why there is nothing to show."""
+    anchor = html.escape(outcome.name, quote=True)
+    parts = [f"<section id=\"{anchor}\">", f"<h2>{html.escape(outcome.title or outcome.name)}</h2>"]
+    if outcome.claim:
+        parts.append(f"<p class=\"claim\"><strong>Claim.</strong> {html.escape(outcome.claim)}</p>")
+    parts.append(f"<p class=\"{outcome.status}\"><strong>{outcome.status.capitalize()}.</strong> "
+                 f"{html.escape(outcome.reason)}</p>")
+    if outcome.status == "failed":
+        src = html.escape(quote(f"{outcome.name}/error.txt", safe="/"), quote=True)
+        parts.append(f"<p class=\"meta\">The traceback is in <a href=\"{src}\">{html.escape(outcome.name)}"
+                     "/error.txt</a>.</p>")
+    parts += [f"<p class=\"meta\">{html.escape(outcome.name)}: {outcome.status}</p>", "</section>"]
+    return "\n".join(parts)
+
+
+def _as_outcome(item: Finding | Outcome) -> Outcome:
+    if isinstance(item, Outcome):
+        return item
+    return Outcome(item.name, "ok", item, seconds=item.seconds, title=item.title, claim=item.claim)
+
+
+def render_index(items: Sequence[Finding | Outcome], title: str = "dlbasics lab") -> str:
     """The report page as a string (see ``write_index``)."""
-    toc = "".join(f"<li><a href=\"#{html.escape(f.name, quote=True)}\">{html.escape(f.title)}</a> "
-                  f"<span class=\"meta\">- {html.escape(f.claim)}</span></li>" for f in findings)
-    total = sum(f.seconds for f in findings)
-    lead = (f"{len(findings)} claim{'s' if len(findings) != 1 else ''} of the lecture, each reproduced by an "
-            f"experiment that trains and measures ({total:.0f} s in all). Each section names the command that "
-            "reproduces it.")
-    body = "\n".join(_section(f) for f in findings)
+    outcomes = [_as_outcome(item) for item in items]
+    items_html = []
+    for o in outcomes:
+        heading, claim = (o.finding.title, o.finding.claim) if o.finding else (o.title or o.name, o.claim)
+        status = "" if o.status == "ok" else f" <strong>({o.status})</strong>"
+        items_html.append(f"<li><a href=\"#{html.escape(o.name, quote=True)}\">{html.escape(heading)}</a>{status} "
+                          f"<span class=\"meta\">- {html.escape(claim)}</span></li>")
+    toc = "".join(items_html)
+    total = sum(o.seconds for o in outcomes)
+    n_ok = sum(o.status == "ok" for o in outcomes)
+    not_ok = ", ".join(f"{n} {status}" for status in ("skipped", "failed")
+                       if (n := sum(o.status == status for o in outcomes)))
+    lead = (f"{n_ok} claim{'s' if n_ok != 1 else ''} of the lecture, each reproduced by an experiment that trains "
+            f"and measures ({total:.0f} s in all){f'; {not_ok}' if not_ok else ''}. Each section names the "
+            "command that reproduces it.")
+    body = "\n".join(_section(o.finding) if o.finding else _unfinished_section(o) for o in outcomes)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -139,9 +176,10 @@ def render_index(findings: Sequence[Finding], title: str = "dlbasics lab") -> st
 """
 
 
-def write_index(out_dir: str | Path, findings: Sequence[Finding]) -> Path:
+def write_index(out_dir: str | Path, items: Sequence[Finding | Outcome]) -> Path:
     """Write ``out_dir/index.html``: a table of contents, then one section per finding (claim, summary,
-    numbers, figures from ``NAME/...``, the command that reproduces it). Returns the page's path."""
+    numbers, figures from ``NAME/...``, the command that reproduces it) or per skipped or failed ``Outcome``
+    (claim and reason). Returns the page's path."""
     path = Path(out_dir) / "index.html"
-    atomic_write_text(path, render_index(findings))
+    atomic_write_text(path, render_index(items))
     return path

@@ -38,6 +38,7 @@ TITLE = "ResNet depth: deeper plain networks train worse, deeper residual networ
 CLAIM = ("With the same training budget a deeper plain network reaches a higher training loss than a shallower "
          "one (the degradation problem), while the deeper residual network trains at least as well as the "
          "shallower one.")
+DATA = ("fashion-mnist",)  # not bundled: apt-get install dataset-fashion-mnist; lab all skips it when absent
 
 DEPTHS = (8, 32)  # 6n + 2 with n = 1 and 5
 WIDTH, BATCH, LR, MOMENTUM = 8, 64, 0.1, 0.9

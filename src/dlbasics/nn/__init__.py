@@ -1,6 +1,6 @@
 """The **Model** component's building blocks: ``Module``, ``Parameter``, layers, and the loss modules."""
 
-from dlbasics.nn import functional, init
+from dlbasics.nn import functional, init, utils
 from dlbasics.nn.layers.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from dlbasics.nn.layers.container import ModuleDict, ModuleList, Sequential
 from dlbasics.nn.layers.conv import Conv2d
@@ -43,4 +43,5 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "utils",
 ]

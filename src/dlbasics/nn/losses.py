@@ -10,11 +10,16 @@ from typing import Any
 
 from dlbasics.nn import functional as F
 from dlbasics.nn.module import Module
+from dlbasics.registry import Registry
 from dlbasics.tensor import Tensor
 
 
 def _buffer(x: Any) -> Tensor | None:
     return None if x is None else x if isinstance(x, Tensor) else Tensor(x)
+
+
+# The losses a run chooses by name (``--loss nll``); the run layer adapts them to a classifier's logits.
+LOSSES = Registry("loss")
 
 
 class _Loss(Module):
@@ -27,6 +32,7 @@ class _Loss(Module):
         return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
 
 
+@LOSSES.register("mse")
 class MSELoss(_Loss):
     """mean((input - target)^2): the maximum-likelihood loss under Gaussian noise."""
 
@@ -34,6 +40,7 @@ class MSELoss(_Loss):
         return F.mse_loss(input, target, self.reduction)
 
 
+@LOSSES.register("cross_entropy")
 class CrossEntropyLoss(_Loss):
     """Cross-entropy of logits against class indices or probabilities (see ``F.cross_entropy``)."""
 
@@ -47,6 +54,7 @@ class CrossEntropyLoss(_Loss):
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
 
 
+@LOSSES.register("nll")
 class NLLLoss(_Loss):
     """Negative log-likelihood of log-probabilities against class indices (see ``F.nll_loss``)."""
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dlbasics import dtypes
+from dlbasics.errors import StateDictError
 from dlbasics.nn.parameter import Parameter
 from dlbasics.tensor import Tensor
 
@@ -211,7 +212,9 @@ class Module:
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into the parameters and buffers in place; names and shapes must match.
 
-        With ``strict`` (default) missing or unexpected keys raise; shape mismatches always raise.
+        With ``strict`` (default) missing or unexpected keys raise; shape mismatches (and dtypes that cannot be
+        cast, e.g. float into an integer buffer) always raise. All is checked before anything is copied, so a
+        failed load leaves the model as it was. Raises ``StateDictError`` (a ``RuntimeError``, as in PyTorch).
         """
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
@@ -223,12 +226,15 @@ class Module:
                 arr = v.data if isinstance(v, Tensor) else np.asarray(v)
                 if arr.shape != t.data.shape:
                     problems.append(f"size mismatch for {k}: checkpoint {arr.shape} vs model {t.data.shape}")
+                elif not np.can_cast(arr.dtype, t.data.dtype, casting="same_kind"):
+                    problems.append(f"dtype mismatch for {k}: checkpoint {arr.dtype} vs model {t.data.dtype}")
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:
             problems.append("unexpected keys: " + ", ".join(unexpected))
         if problems:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(problems))
+            raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__} (is it another "
+                                 "model's?): " + "; ".join(problems))
         for k, t in own.items():
             if k in state_dict:
                 v = state_dict[k]

@@ -4,14 +4,14 @@
     loss.backward(); opt.step(); opt.zero_grad()
 """
 
-from dlbasics.optim import lr_scheduler
+from dlbasics.optim import lr_scheduler, schedules
 from dlbasics.optim.adadelta import Adadelta
 from dlbasics.optim.adagrad import Adagrad
 from dlbasics.optim.adam import Adam, AdamW
 from dlbasics.optim.groups import NO_DECAY, param_groups
-from dlbasics.optim.optimizer import Optimizer
+from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer
 from dlbasics.optim.rmsprop import RMSprop
 from dlbasics.optim.sgd import SGD
 
-__all__ = ["NO_DECAY", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler",
-           "param_groups"]
+__all__ = ["NO_DECAY", "OPTIMIZERS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop",
+           "lr_scheduler", "param_groups", "schedules"]

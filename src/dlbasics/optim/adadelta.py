@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
 from dlbasics.tensor import Tensor
 
 
+@OPTIMIZERS.register("adadelta")
 class Adadelta(Optimizer):
     r"""Adadelta (Zeiler, 2012) with a learning-rate factor η (1.0 in the paper) and L2 weight decay λ.
 

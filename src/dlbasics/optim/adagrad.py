@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
 from dlbasics.tensor import Tensor
 
 
+@OPTIMIZERS.register("adagrad")
 class Adagrad(Optimizer):
     r"""Adagrad (Duchi et al., 2011) with learning-rate decay and L2 weight decay λ.
 

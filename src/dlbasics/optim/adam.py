@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
 from dlbasics.tensor import Tensor
 
 
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     r"""Adam (Kingma & Ba, 2015), optionally AMSGrad (Reddi et al., 2018), with L2 weight decay λ.
 
@@ -80,6 +81,7 @@ class Adam(Optimizer):
                 theta -= tmp
 
 
+@OPTIMIZERS.register("adamw")
 class AdamW(Adam):
     r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019): θ ← θ(1 − ηλ) before the Adam step.
 

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dlbasics.autograd import enable_grad
+from dlbasics.registry import Registry
 from dlbasics.tensor import Tensor
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -28,6 +29,9 @@ ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 # L2 cache across the ~12 passes of an update, instead of streaming every pass from memory (measured:
 # an Adam step over 535k floats 1.17 -> 0.89 ms).
 BLOCK = 65536
+
+# The optimizers by name (``--optimizer sgd``): each file registers its classes; options come from __init__.
+OPTIMIZERS = Registry("optimizer")
 
 
 class Optimizer:

@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
 from dlbasics.tensor import Tensor
 
 
+@OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
     r"""RMSprop (Hinton, 2012), optionally centered (Graves, 2013), with momentum μ and L2 weight decay λ.
 

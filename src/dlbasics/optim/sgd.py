@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.optim.optimizer import Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
 
 
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     r"""SGD with optional momentum μ, dampening τ, Nesterov momentum and L2 weight decay λ.
 

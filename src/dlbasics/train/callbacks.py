@@ -29,6 +29,13 @@ class Callback:
     def on_train_end(self, logs: dict[str, float] | None = None) -> None:
         pass
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to go on as if never stopped (a checkpoint holds it)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
 
 class _Monitor:
     """Tracks the best value of a logged quantity: lower is better for losses and errors, higher otherwise."""
@@ -86,6 +93,16 @@ class EarlyStopping(Callback):
         if self.restore_best and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.tracker.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "stopped_epoch": self.stopped_epoch, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
+        saved = state["best_state"]
+        self.best_state = None if saved is None else {k: np.array(v) for k, v in saved.items()}
+
 
 class Checkpoint(Callback):
     """Write ``dir/last.safetensors`` (model, optimizer, epoch) every ``every`` epochs and, with
@@ -108,3 +125,9 @@ class Checkpoint(Callback):
             if self.tracker.improved(value):
                 self.tracker.best, self.best_epoch = value, epoch
                 save(self.model, self.dir / "best.safetensors")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.tracker.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])

@@ -1,149 +1,631 @@
-"""A run described by names and numbers - the keys of ``dlbasics train`` and of its TOML config - turned
-into Data + Model + Loss + Algorithm. ``RunBuilder(config)`` is a picklable ``build_run(seed)``, so the
-same description trains in this process or in worker processes (k-fold, ensembles, tuning)."""
+"""The run description: what a run is - data, model, loss, algorithm, budget, regularizers - as one typed
+value, built the same way from command-line flags, a TOML file or Python, and checked in one place.
+
+    cfg = RunConfig.from_options({"model": "resnet", "depth": 32, "data": "fashion-mnist", "lr": 0.1})
+    cfg = RunConfig.from_toml("run.toml")          # flat keys (lr = 0.1) or sections ([algorithm] lr = 0.1)
+    cfg = cfg.resolve(splits)                      # fill in what the data decides (classes, input shape)
+    cfg.to_dict()                                  # sections, every default filled in: a run's config.json
+
+An option has one flat name - the flag without its dashes, the TOML key - and belongs to one section. The
+options of a model, an optimizer, a data set and a learning-rate schedule are their builders' keyword
+parameters, read through the registries with their types and defaults: ResNet's ``depth`` and Adam's
+``betas`` need no line here. Messages name an option as the caller wrote it: ``--lr`` on the command line,
+``run.toml: lr`` in a file, ``lr`` from Python.
+
+``build_model``, ``build_loss``, ``build_optimizer``, ``build_scheduler`` and ``RunBuilder`` turn a resolved
+description into the objects a run trains; ``RunBuilder`` is a picklable ``build_run(seed)``, so the same
+description trains in this process or in worker processes (k-fold, ensembles).
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
+import math
 import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-# Model options default to None: "the model's own default" (the MLP's is the lecture's assignment model,
-# 128-64 with batch norm; AlexNet's dropout is 0.5; LeNet's activation is tanh).
-MODEL_OPTIONS = ("hidden", "activation", "dropout", "batch_norm")
-LIST_OPTIONS = ("hidden",)  # options whose value is a list of ints
-DEFAULTS: dict[str, Any] = {
-    "model": "mlp", "hidden": None, "activation": None, "dropout": None, "batch_norm": None,
-    "data": "digits", "data_dir": None, "augment": False, "mixup": None, "loss": None, "label_smoothing": 0.0,
-    "optimizer": "adam", "lr": None, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
-    "epochs": 40, "batch_size": 32, "seed": 0, "patience": None, "out": None, "quiet": False,
+from dlbasics.errors import ConfigError
+from dlbasics.registry import Entry, Option, Registry
+from dlbasics.train.options import Kind, coerce, kind_of
+
+FORMAT = 2  # of the saved description (config.json); 1 was the flat dict of dlbasics 0.1
+SECTIONS = ("data", "model", "loss", "algorithm", "budget", "regularizers")
+DEFAULT_EPOCHS = 40
+
+
+# ---- the options ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Field:
+    """An option of the run description itself (not of a model, optimizer, data set or schedule)."""
+
+    name: str  # the flat name: --batch-size is batch_size
+    section: str  # "run" (top level) or one of SECTIONS
+    kind: Kind
+    default: Any
+    help: str
+
+
+FIELDS: dict[str, Field] = {f.name: f for f in (
+    Field("task", "run", Kind("str"), "supervised", "what a training step does"),
+    Field("seed", "run", Kind("int"), 0, "seeds weights, data order, dropout, MixUp and augmentation (default 0)"),
+    Field("data", "data", Kind("str", nullable=True), None, "the data set (default: the model's own, see "
+          "dlbasics zoo)"),
+    Field("batch_size", "data", Kind("int"), 32, "samples per training batch (default 32)"),
+    Field("model", "model", Kind("str"), "mlp", "the model (default mlp)"),
+    Field("loss", "loss", Kind("str", nullable=True), None, "default: cross_entropy for classification, mse for "
+          "regression"),
+    Field("label_smoothing", "loss", Kind("float"), 0.0, "for cross_entropy (default 0)"),
+    Field("optimizer", "algorithm", Kind("str"), "adam", "the update rule (default adam); its options and their "
+          "defaults are the class's"),
+    Field("scheduler", "algorithm", Kind("str"), "constant", "the learning-rate schedule (default constant)"),
+    Field("schedule_unit", "algorithm", Kind("str", choices=("epoch", "step"), nullable=True), None,
+          "step the schedule every epoch or every optimizer step (default: the budget's unit)"),
+    Field("epochs", "budget", Kind("int", nullable=True), None, f"epochs to train (default {DEFAULT_EPOCHS}, or "
+          "none with --steps)"),
+    Field("steps", "budget", Kind("int", nullable=True), None, "optimizer steps to train, instead of --epochs"),
+    Field("eval_every", "budget", Kind("int", nullable=True), None, "validate and write a row of metrics every N "
+          "epochs, or N steps with --steps (default 1 epoch, or a tenth of the steps)"),
+    Field("clip_grad_norm", "budget", Kind("float", nullable=True), None, "scale the gradients to this total "
+          "2-norm when above it (nn.utils.clip_grad_norm_)"),
+    Field("checkpoint_every", "budget", Kind("int", nullable=True), None, "write the resumable checkpoint every N "
+          "optimizer steps (default: at every evaluation)"),
+    Field("mixup", "regularizers", Kind("float", nullable=True), None, "MixUp training batches, lambda ~ "
+          "Beta(ALPHA, ALPHA)"),
+    Field("patience", "regularizers", Kind("int", nullable=True), None, "early stopping on val_loss after N "
+          "evaluations without improvement (restores the best weights)"),
+)}
+
+# Checks of a value beyond its type, by option name (the same check wherever the option comes from).
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "steps": (lambda v: v >= 1, "an integer >= 1"),
+    "eval_every": (lambda v: v >= 1, "an integer >= 1"),
+    "checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
+    "patience": (lambda v: v >= 0, "an integer >= 0"),
+    "warmup": (lambda v: v >= 0, "an integer >= 0"),
+    "lr": (lambda v: v > 0, "a finite number > 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, "a finite number >= 0"),
+    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "label_smoothing": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "mixup": (lambda v: v > 0, "a Beta(alpha, alpha) parameter > 0"),
+    "clip_grad_norm": (lambda v: v > 0, "a finite number > 0"),
+    "hidden": (lambda v: len(v) > 0 and all(h > 0 for h in v), "a list of positive integers"),
 }
-OPTIMIZERS = ("sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
-DEFAULT_LR = {"sgd": 0.05, "adagrad": 0.01, "adadelta": 1.0, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
-LOSSES = ("cross_entropy", "nll", "mse")
 
 
-class ConfigError(ValueError):
-    """A run description that cannot work; the message names the option and the valid choices."""
+@dataclass(frozen=True)
+class Component:
+    """A part of the run chosen by name from a registry, whose builder's parameters are further options:
+    the model (``--model resnet --depth 32``), the optimizer, the data set, the learning-rate schedule."""
+
+    chooser: str  # the flat name that chooses the entry: "model"
+    section: str
+    skip: tuple[str, ...]  # builder parameters that are not user options (filled in by the run)
+    rename: tuple[tuple[str, str], ...] = ()  # builder parameter -> option name (root -> data_dir)
+    hints: tuple[tuple[str, str], ...] = ()  # option -> why an entry without it has none
+
+    def registry(self) -> Registry:
+        from dlbasics.data.datasets import DATASETS
+        from dlbasics.models.registry import MODELS
+        from dlbasics.optim import OPTIMIZERS
+        from dlbasics.optim.schedules import SCHEDULES
+
+        return {"model": MODELS, "optimizer": OPTIMIZERS, "data": DATASETS, "scheduler": SCHEDULES}[self.chooser]
+
+    def options(self, entry: Entry) -> dict[str, Option]:
+        """The entry's options under their option names."""
+        names = dict(self.rename)
+        return {names.get(k, k): o for k, o in entry.options(skip=self.skip).items()}
+
+    def parameter(self, option: str) -> str:
+        """The builder parameter an option name stands for."""
+        return {v: k for k, v in self.rename}.get(option, option)
 
 
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
+DATA_OPTIONS = ("in_features", "num_classes", "in_channels", "image_size")
+COMPONENTS = (
+    Component("model", "model", skip=DATA_OPTIONS),
+    Component("optimizer", "algorithm", skip=("params", "maximize")),
+    Component("scheduler", "algorithm", skip=("optimizer", "total")),
+    Component("data", "data", skip=("seed", "augment_seed"), rename=(("root", "data_dir"),),
+              hints=(("data_dir", "it is bundled or generated and reads no files"),)),
+)
 
 
-def check_choice(name: str, value: Any, choices: Any) -> Any:
-    choices = list(choices)
-    if value not in choices:
-        raise ConfigError(f"{_option(name)}: invalid choice {value!r} (choose from {', '.join(map(str, choices))})")
-    return value
+@cache
+def component_options() -> dict[str, tuple[Component, Kind, str]]:
+    """Every option a model, optimizer, data set or schedule takes: name -> (component, kind, help).
+    A name two kinds of component would share is a bug here (one flag cannot mean two things)."""
+    table: dict[str, tuple[Component, Kind, str]] = {}
+    for comp in COMPONENTS:
+        takers: dict[str, list[str]] = {}
+        kinds: dict[str, Kind] = {}
+        for entry in comp.registry():
+            for name, opt in comp.options(entry).items():
+                takers.setdefault(name, []).append(entry.name)
+                kinds.setdefault(name, Kind("path", nullable=True) if name == "data_dir" else kind_of(opt.annotation))
+        for name, entries in takers.items():
+            if name in FIELDS or (name in table and table[name][0] is not comp):
+                raise RuntimeError(f"option {name!r} of {comp.chooser} {entries[0]!r} clashes with another option "
+                                   "of the run; rename the builder's parameter")
+            table[name] = (comp, kinds[name], f"{comp.chooser} option of {', '.join(entries)}")
+    return table
 
 
-def read_toml(path: str | Path, valid: Any = DEFAULTS) -> dict[str, Any]:
-    """The keys of a TOML config (dashes or underscores), each checked against ``valid``."""
+def option_names() -> list[str]:
+    """Every option a run description accepts, fields first."""
+    return [*FIELDS, *component_options()]
+
+
+# ---- where an option came from --------------------------------------------------------------------------
+class Spelling:
+    """How the caller wrote each option, for messages: ``--batch-size`` (command line), ``run.toml:
+    batch-size`` (a file), ``batch_size`` (Python)."""
+
+    def __init__(self, style: str = "python", source: str = "", written: Mapping[str, str] | None = None) -> None:
+        self.style, self.source, self.written = style, source, dict(written or {})
+
+    def __call__(self, name: str) -> str:
+        if self.style == "cli":
+            return "--" + name.replace("_", "-")
+        key = self.written.get(name, name)
+        return f"{self.source}: {key}" if self.source else key
+
+
+CLI = Spelling("cli")
+
+
+# ---- the description ------------------------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    """The **Data** section. ``options`` are the data set's own (``data_dir``, ``augment``, ``noise``, ...);
+    ``problem``, ``input_shape``, ``num_classes`` and ``classes`` are filled in from the data by ``resolve``."""
+
+    name: str
+    batch_size: int
+    options: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None  # "classification" or "regression"
+    input_shape: list[int] | None = None
+    num_classes: int | None = None
+    classes: list[str] | None = None
+    pixel_normalization: list[list[float]] | None = None  # images: per-channel (mean, std) after /255
+
+
+@dataclass
+class ModelConfig:
+    """The **Model** section: the zoo's name and its builder's options (after ``resolve``, all of them)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    """The **Loss** section; ``name`` None means the problem's usual loss until ``resolve``."""
+
+    name: str | None
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class AlgorithmConfig:
+    """The **Algorithm** section: the optimizer with its options (every one, the class's defaults filled in)
+    and the learning-rate schedule with its own."""
+
+    optimizer: str
+    options: dict[str, Any]
+    scheduler: str
+    schedule_options: dict[str, Any]
+    schedule_unit: str  # "epoch" or "step"
+
+
+@dataclass
+class BudgetConfig:
+    """How long to train and how often to look: one of ``epochs`` or ``steps``; evaluation every
+    ``eval_every`` of that unit; gradient clipping; checkpoints every ``checkpoint_every`` steps (None: at
+    every evaluation)."""
+
+    epochs: int | None
+    steps: int | None
+    eval_every: int
+    clip_grad_norm: float | None = None
+    checkpoint_every: int | None = None
+
+
+@dataclass
+class RegularizerConfig:
+    """Regularizers that are not a component's option (dropout and batch norm are the model's, weight decay
+    the optimizer's, label smoothing the loss's): MixUp and early stopping."""
+
+    mixup: float | None = None
+    patience: int | None = None
+
+
+@dataclass
+class RunConfig:
+    """A whole run: Data + Model + Loss + Algorithm, the budget and the regularizers, plus the task (what one
+    training step does) and the seed. Build it with ``from_options``, ``from_toml`` or ``from_dict``, never
+    by hand: those check every value."""
+
+    task: str
+    seed: int
+    data: DataConfig
+    model: ModelConfig
+    loss: LossConfig
+    algorithm: AlgorithmConfig
+    budget: BudgetConfig
+    regularizers: RegularizerConfig
+
+    # ---- building ----
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None = None, spelling: Spelling | None = None,
+                     **kwargs: Any) -> RunConfig:
+        """The description of ``options``: flat names (``lr``, ``depth``, dashes or underscores) or sections
+        (``{"algorithm": {"lr": 0.1}}``), plus keyword arguments. Every value is checked here; a mistake is a
+        ``ConfigError`` naming the option as ``spelling`` says the caller wrote it."""
+        spelling = spelling or Spelling()
+        flat, resolved = _flatten({**(options or {}), **kwargs}, spelling)
+        return _build(flat, resolved, spelling)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None,
+                  override_spelling: Spelling = CLI) -> RunConfig:
+        """The description in TOML file ``path`` (flat keys or sections), with ``overrides`` (command-line
+        options, which win) applied."""
+        loaded, written = read_toml(path)
+        spelling = Spelling("toml", str(path), written)
+        flat, resolved = _flatten(loaded, spelling)
+        over, _ = _flatten(dict(overrides or {}), override_spelling)
+        merged = {**flat, **over}
+        return _build(merged, resolved, _Mixed(spelling, override_spelling, set(over)))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "") -> RunConfig:
+        """The inverse of ``to_dict`` (a run folder's ``config.json``)."""
+        if d.get("format") != FORMAT:
+            raise ConfigError(f"{source or 'config'}: format {d.get('format')!r} is not {FORMAT}, the run "
+                              "description this dlbasics writes")
+        body = {k: v for k, v in d.items() if k != "format"}
+        return cls.from_options(body, Spelling("json", source))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Sections of plain values, every default filled in (JSON-ready)."""
+        data = {"name": self.data.name, "batch_size": self.data.batch_size, **self.data.options}
+        data |= {k: getattr(self.data, k) for k in _RESOLVED["data"] if getattr(self.data, k) is not None}
+        a = self.algorithm
+        return {
+            "format": FORMAT, "task": self.task, "seed": self.seed, "data": data,
+            "model": {"name": self.model.name, **self.model.options},
+            "loss": {"name": self.loss.name, "label_smoothing": self.loss.label_smoothing},
+            "algorithm": {"optimizer": a.optimizer, **a.options, "scheduler": a.scheduler, **a.schedule_options,
+                          "schedule_unit": a.schedule_unit},
+            "budget": dataclasses.asdict(self.budget),
+            "regularizers": dataclasses.asdict(self.regularizers),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def options(self) -> dict[str, Any]:
+        """The flat options that rebuild this description (what ``from_options`` takes), data-given ones left
+        out so that a changed option (another model, say) is resolved afresh."""
+        flat, _ = _flatten({k: v for k, v in self.to_dict().items() if k != "format"}, Spelling())
+        return flat
+
+    def replace(self, spelling: Spelling | None = None, **options: Any) -> RunConfig:
+        """A new description with ``options`` changed, checked like any other (hyperparameter search)."""
+        return RunConfig.from_options({**self.options(), **options}, spelling)
+
+    # ---- what the data decides ----
+    @property
+    def resolved(self) -> bool:
+        return self.data.problem is not None
+
+    def resolve(self, splits: Any) -> RunConfig:
+        """This description with what the data decides filled in: the problem, input shape and classes; the
+        model's data-given options (in_features, num_classes, in_channels, image_size) and all its defaults;
+        the loss. Checks that the options fit the data (a regression cannot take cross-entropy, a batch cannot
+        be larger than the training split)."""
+        from dlbasics.data.checks import check_batch_size
+
+        info = splits.info
+        out = copy.deepcopy(self)
+        out.data.problem = info.task
+        out.data.input_shape = [int(s) for s in info.input_shape]
+        out.data.num_classes = None if info.num_classes is None else int(info.num_classes)
+        out.data.classes = None if info.classes is None else [str(c) for c in info.classes]
+        norm = getattr(info, "pixel_normalization", None)
+        out.data.pixel_normalization = None if norm is None else [list(map(float, v)) for v in norm]
+        _resolve_model(out, info)
+        _resolve_loss(out)
+        if out.regularizers.mixup is not None and info.task != "classification":
+            raise ConfigError(f"--mixup: mixes class labels; the data set {out.data.name!r} is a regression task")
+        check_batch_size(out.data.batch_size, len(splits.train))
+        return out
+
+    # ---- convenience ----
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("accuracy",) if self.data.problem == "classification" else ("mae",)
+
+    @property
+    def lr(self) -> float:
+        return float(self.algorithm.options["lr"])
+
+    def __str__(self) -> str:
+        return self.to_json()
+
+
+class _Mixed(Spelling):
+    """File options spelled as in the file, command-line overrides as flags."""
+
+    def __init__(self, file: Spelling, cli: Spelling, from_cli: set[str]) -> None:
+        super().__init__()
+        self.file, self.cli, self.from_cli = file, cli, from_cli
+
+    def __call__(self, name: str) -> str:
+        return self.cli(name) if name in self.from_cli else self.file(name)
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The keys of a TOML file, flat or in sections, and how each was written (``batch-size``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--config: no such file: {path}")
     try:
-        loaded = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+        loaded = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"--config {path}: not valid TOML ({e})") from None
-    out = {}
+    written: dict[str, str] = {}
     for key, value in loaded.items():
-        k = key.replace("-", "_")
-        if k not in valid:
-            raise ConfigError(f"--config {path}: unknown key {key!r} (valid: {', '.join(valid)})")
-        out[k] = value
+        if isinstance(value, dict) and key in SECTIONS:
+            for k in value:
+                written[_flat_key(key, k)] = f"[{key}] {k}"
+        else:
+            written[key.replace("-", "_")] = key
+    return loaded, written
+
+
+# ---- the checks, in one place ---------------------------------------------------------------------------
+_RESOLVED = {"data": ("problem", "input_shape", "num_classes", "classes", "pixel_normalization")}
+
+
+def _flat_key(section: str, key: str) -> str:
+    key = key.replace("-", "_")
+    if key == "name":
+        return {"data": "data", "model": "model", "loss": "loss"}.get(section, key)
+    return key
+
+
+def _flatten(options: Mapping[str, Any], spelling: Spelling) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Flat options, and the values a resolved description carries (problem, input_shape, the model's data
+    options) that only a saved description may give."""
+    flat: dict[str, Any] = {}
+    resolved: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict) and key in SECTIONS:
+            for k, v in value.items():
+                name = _flat_key(key, k)
+                if name in _RESOLVED.get(key, ()) or (key == "model" and name in DATA_OPTIONS):
+                    resolved[f"{key}.{name}"] = v
+                else:
+                    _put(flat, name, v, spelling)
+        else:
+            _put(flat, key.replace("-", "_"), value, spelling)
+    return flat, resolved
+
+
+def _put(flat: dict[str, Any], name: str, value: Any, spelling: Spelling) -> None:
+    if name in flat:
+        raise ConfigError(f"{spelling(name)}: given twice")
+    flat[name] = value
+
+
+def _unknown(name: str, spelling: Spelling) -> ConfigError:
+    import difflib
+
+    valid = option_names()
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (valid: {', '.join(valid)})"
+    return ConfigError(f"{spelling(name)}: unknown option{hint}")
+
+
+def _check(name: str, value: Any, kind: Kind, spelling: Spelling) -> Any:
+    value = coerce(value, kind, spelling(name))
+    if value is not None and name in CHECKS:
+        ok, what = CHECKS[name]
+        if not ok(value):
+            raise ConfigError(f"{spelling(name)}: must be {what}, got {value!r}")
+    return value
+
+
+def _choose(flat: dict[str, Any], comp: Component, default: str, spelling: Spelling) -> Entry:
+    name = flat.get(comp.chooser)
+    name = default if name is None else _check(comp.chooser, name, Kind("str"), spelling)
+    return comp.registry().get(name, spelling(comp.chooser))
+
+
+def _component(flat: dict[str, Any], comp: Component, entry: Entry, spelling: Spelling,
+               fill: bool = True) -> dict[str, Any]:
+    """The entry's options from ``flat`` (checked), its defaults filled in where ``fill``; an option of another
+    entry of the same component is an error naming the entry's own options."""
+    own = comp.options(entry)
+    table = component_options()
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        if name in FIELDS or table.get(name, (None,))[0] is not comp:
+            continue
+        if name not in own:
+            hint = dict(comp.hints).get(name)
+            what = f"{spelling(name)}: the {comp.registry().what} {entry.name!r}"
+            if hint:
+                raise ConfigError(f"{what} takes no such option: {hint}")
+            raise ConfigError(f"{what} has no such option (its options: {', '.join(own) or 'none'})")
+        kind = Kind("path", nullable=True) if name == "data_dir" else kind_of(own[name].annotation)
+        out[name] = _check(name, value, kind, spelling)
+    for name, opt in own.items():
+        if name in out:
+            continue
+        if opt.required:
+            what = "folder that holds its files" if name == "data_dir" else "value"
+            raise ConfigError(f"{spelling(name)}: the {comp.registry().what} {entry.name!r} needs it; give the {what}")
+        if fill:
+            out[name] = _plain(opt.default)
     return out
 
 
-def validate(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Check every value of a run description in one place; fill in the optimizer's default lr."""
-    from dlbasics import models
-    from dlbasics.data import datasets
+def _plain(value: Any) -> Any:
+    """A default as JSON would give it back (tuples as lists), so a saved description reads back equal."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
-    cfg = {**DEFAULTS, **cfg}
-    check_choice("model", cfg["model"], models.available())
-    check_choice("data", cfg["data"], datasets.available())
-    check_choice("optimizer", cfg["optimizer"], OPTIMIZERS)
-    accepted = models.info(cfg["model"]).options()
-    for key in MODEL_OPTIONS:
-        if cfg[key] is not None and key not in accepted:
-            model_opts = [o for o in accepted if o not in ("in_features", "num_classes", "in_channels", "image_size")]
-            raise ConfigError(f"{_option(key)}: model {cfg['model']!r} has no such option "
-                              f"(its options: {', '.join(model_opts) or 'none'})")
-    if cfg["loss"] is not None:
-        check_choice("loss", cfg["loss"], LOSSES)
 
-    def number(v: Any) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool)
+def _build(flat: dict[str, Any], resolved: dict[str, Any], spelling: Spelling) -> RunConfig:
+    table = component_options()
+    for name in flat:
+        if name not in FIELDS and name not in table:
+            raise _unknown(name, spelling)
+    fields = {name: _check(name, flat.get(name, f.default), f.kind, spelling) for name, f in FIELDS.items()}
+    from dlbasics.train.task import TASKS
 
-    checks = [
-        ("epochs", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        ("batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        ("seed", lambda v: isinstance(v, int), "an integer"),
-        ("dropout", lambda v: v is None or (number(v) and 0 <= v < 1), "in [0, 1)"),
-        ("lr", lambda v: v is None or (number(v) and v > 0), "a number > 0"),
-        ("momentum", lambda v: number(v) and 0 <= v < 1, "in [0, 1)"),
-        ("weight_decay", lambda v: number(v) and v >= 0, "a number >= 0"),
-        ("label_smoothing", lambda v: number(v) and 0 <= v <= 1, "in [0, 1]"),
-        ("hidden", lambda v: v is None or (isinstance(v, list) and all(isinstance(h, int) and h > 0 for h in v)),
-         "a list of positive integers"),
-        ("patience", lambda v: v is None or (isinstance(v, int) and v >= 0), "an integer >= 0"),
-        ("mixup", lambda v: v is None or (number(v) and v > 0), "a Beta(alpha, alpha) parameter > 0"),
-    ]
-    for name, ok, what in checks:
-        if not ok(cfg[name]):
-            raise ConfigError(f"{_option(name)}: must be {what}, got {cfg[name]!r}")
-    if cfg["nesterov"] and (cfg["optimizer"] != "sgd" or cfg["momentum"] <= 0):
-        raise ConfigError("--nesterov: needs --optimizer sgd and --momentum > 0")
-    if cfg["mixup"] is not None and cfg["loss"] not in (None, "cross_entropy"):
-        raise ConfigError(f"--mixup: trains on mixed (soft) targets, which needs --loss cross_entropy, "
-                          f"not {cfg['loss']}")
-    if cfg["lr"] is None:
-        cfg["lr"] = DEFAULT_LR[cfg["optimizer"]]
+    task = TASKS.get(fields["task"], spelling("task")).name
+    comps = {c.chooser: c for c in COMPONENTS}
+    model = _choose(flat, comps["model"], "mlp", spelling)
+    data_name = fields["data"] or model.meta["default_data"]
+    data = _choose({**flat, "data": data_name}, comps["data"], data_name, spelling)
+    optimizer = _choose(flat, comps["optimizer"], "adam", spelling)
+    schedule = _choose(flat, comps["scheduler"], "constant", spelling)
+
+    model_options = _component(flat, comps["model"], model, spelling, fill=False)
+    for key, value in resolved.items():  # a saved description: the data's part of the model options
+        section, name = key.split(".")
+        if section == "model":
+            model_options[name] = value
+    opt_options = _component(flat, comps["optimizer"], optimizer, spelling)
+    if opt_options.get("nesterov") and opt_options.get("momentum", 0) <= 0:
+        raise ConfigError(f"{spelling('nesterov')}: needs {spelling('momentum')} > 0")
+
+    epochs, steps = fields["epochs"], fields["steps"]
+    if epochs is not None and steps is not None:
+        raise ConfigError(f"{spelling('steps')}: give {spelling('epochs')} or {spelling('steps')}, not both")
+    if steps is None and epochs is None:
+        epochs = DEFAULT_EPOCHS
+    unit = "epoch" if steps is None else "step"
+    eval_every = fields["eval_every"] or (1 if steps is None else max(1, steps // 10))
+    if fields["loss"] is not None:
+        from dlbasics.nn.losses import LOSSES
+
+        LOSSES.get(fields["loss"], spelling("loss"))
+    if fields["mixup"] is not None and fields["loss"] not in (None, "cross_entropy"):
+        raise ConfigError(f"{spelling('mixup')}: trains on mixed (soft) targets, which needs {spelling('loss')} "
+                          f"cross_entropy, not {fields['loss']}")
+
+    cfg = RunConfig(
+        task=task, seed=fields["seed"],
+        data=DataConfig(data.name, fields["batch_size"], _component(flat, comps["data"], data, spelling)),
+        model=ModelConfig(model.name, model_options),
+        loss=LossConfig(fields["loss"], fields["label_smoothing"]),
+        algorithm=AlgorithmConfig(optimizer.name, opt_options, schedule.name,
+                                  _component(flat, comps["scheduler"], schedule, spelling),
+                                  fields["schedule_unit"] or unit),
+        budget=BudgetConfig(epochs, steps, eval_every, fields["clip_grad_norm"], fields["checkpoint_every"]),
+        regularizers=RegularizerConfig(fields["mixup"], fields["patience"]),
+    )
+    for key, value in resolved.items():
+        section, name = key.split(".")
+        if section == "data":
+            setattr(cfg.data, name, value)
     return cfg
 
 
-def load_data(cfg: dict[str, Any]) -> Any:
-    """The ``Splits`` (train, val, test, info) the config names."""
-    from dlbasics.data import datasets
+def model_options(name: str, info: Any, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every option of model ``name`` for data described by ``info`` (a ``DatasetInfo``), in its builder's
+    order: what the data decides (in_features, num_classes, in_channels, image_size), then ``given``, then
+    the builder's defaults."""
+    from dlbasics.models.registry import MODELS
 
-    kwargs: dict[str, Any] = {"root": cfg["data_dir"]} if cfg.get("data_dir") else {}
-    if cfg.get("augment"):
-        kwargs |= {"augment": True, "augment_seed": cfg["seed"]}
+    accepted = MODELS.get(name).options()
+    data: dict[str, Any] = {"in_features": info.in_features, "num_classes": info.out_features}
+    if len(info.input_shape) == 3:  # images (C, H, W)
+        data |= {"in_channels": info.input_shape[0], "image_size": info.input_shape[1]}
+    options = {k: v for k, v in data.items() if k in accepted}
+    for key, opt in accepted.items():
+        if given and key in given:
+            options[key] = given[key]
+        elif key not in options and not opt.required:
+            options[key] = _plain(opt.default)
+    return {k: options[k] for k in accepted if k in options}
+
+
+def _resolve_model(cfg: RunConfig, info: Any) -> None:
+    cfg.model.options = model_options(cfg.model.name, info, cfg.model.options)
+
+
+def _resolve_loss(cfg: RunConfig) -> None:
+    problem = cfg.data.problem
+    name = cfg.loss.name or ("cross_entropy" if problem == "classification" else "mse")
+    if problem == "regression" and name != "mse":
+        raise ConfigError(f"--loss {name}: the data set {cfg.data.name!r} is a regression task; use mse")
+    cfg.loss.name = name
+
+
+# ---- from the description to the objects a run trains --------------------------------------------------
+def load_data(cfg: RunConfig) -> Any:
+    """The ``Splits`` (train, val, test, info) the description names, checked: no NaN or inf inputs, labels
+    inside the classes, no empty split (``dlbasics.data.checks``)."""
+    from dlbasics.data.checks import check_splits
+    from dlbasics.data.datasets import DATASETS
+
+    comp = next(c for c in COMPONENTS if c.chooser == "data")
+    kwargs = {comp.parameter(k): v for k, v in cfg.data.options.items()}
+    entry = DATASETS.get(cfg.data.name)
+    params = entry.options()
+    if "seed" in params:
+        kwargs["seed"] = 0  # the split is the data set's, the same for every run seed
+    if "augment_seed" in params and kwargs.get("augment"):
+        kwargs["augment_seed"] = cfg.seed
+    splits = entry.builder(**kwargs)
+    check_splits(splits)
+    return splits
+
+
+def build_model(cfg: RunConfig) -> Any:
+    """The model of a resolved description. A value its builder rejects is a ``ConfigError`` naming it."""
+    from dlbasics.models.registry import MODELS
+
     try:
-        return datasets.load(cfg["data"], **kwargs)
-    except TypeError as e:
-        msg = str(e)
-        if "required positional argument: 'root'" in msg:
-            raise ConfigError(f"--data-dir: the data set {cfg['data']!r} is read from files; give the folder "
-                              "that holds them") from None
-        if "'root'" in msg:
-            raise ConfigError(f"--data-dir: the data set {cfg['data']!r} is bundled or generated and reads no "
-                              "files") from None
-        if "'augment'" in msg:
-            raise ConfigError(f"--augment: the data set {cfg['data']!r} has no augmentation (cifar10 has: random "
-                              "crop with padding 4 and horizontal flip)") from None
-        raise
+        return MODELS.create(cfg.model.name, **cfg.model.options)
+    except ValueError as e:  # the builder's own argument checks (depth 6n + 2, an unknown activation)
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"--model {cfg.model.name}: {e}") from e
 
 
-def metrics_for(task: str) -> tuple[str, ...]:
-    return ("accuracy",) if task == "classification" else ("mae",)
+def build_loss(cfg: RunConfig) -> Callable:
+    """The loss of a resolved description: the registered loss module, adapted to a classifier's logits where
+    the loss expects something else (NLL takes log-probabilities; MSE compares softmax with one-hot rows)."""
+    from dlbasics.nn.losses import LOSSES
 
-
-def make_optimizer(cfg: dict[str, Any], model: Any) -> Any:
-    """The optimizer the config names over ``model``'s parameters; weight decay (L2, or decoupled for adamw)
-    applies to weights only - biases and normalization parameters are not decayed (``optim.param_groups``)."""
-    from dlbasics import optim
-
-    name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg["weight_decay"])
-    params = optim.param_groups(model, wd) if wd else model.parameters()
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=bool(cfg["nesterov"]), weight_decay=wd)
-    if name == "rmsprop":
-        return optim.RMSprop(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
-    cls = {"adagrad": optim.Adagrad, "adadelta": optim.Adadelta, "adam": optim.Adam, "adamw": optim.AdamW}[name]
-    return cls(params, lr=lr, weight_decay=wd)
+    name = cfg.loss.name
+    classification = cfg.data.problem == "classification"
+    if name == "cross_entropy":
+        return LOSSES.create(name, label_smoothing=float(cfg.loss.label_smoothing))
+    if name == "nll" and classification:
+        return _nll_of_logits
+    if name == "mse" and classification:
+        return _mse_on_one_hot
+    return LOSSES.create(name)
 
 
 def _nll_of_logits(out: Any, y: Any) -> Any:
@@ -158,53 +640,72 @@ def _mse_on_one_hot(out: Any, y: Any) -> Any:
     return F.mse_loss(F.softmax(out, 1), F.one_hot(y, out.shape[1]).float())  # the lecture's MSE-vs-CE foil
 
 
-def make_loss(cfg: dict[str, Any], task: str) -> Any:
-    from dlbasics import nn
+def build_optimizer(cfg: RunConfig, model: Any) -> Any:
+    """The optimizer over ``model``'s parameters. Weight decay (L2, or decoupled for adamw) applies to weights
+    only: biases and normalization parameters are not decayed (``optim.param_groups``)."""
+    from dlbasics import optim
 
-    name = cfg["loss"] or ("cross_entropy" if task == "classification" else "mse")
-    if task == "regression" and name != "mse":
-        raise ConfigError(f"--loss {name}: the data set {cfg['data']!r} is a regression task; use mse")
-    if name == "cross_entropy":
-        return nn.CrossEntropyLoss(label_smoothing=float(cfg["label_smoothing"]))
-    if name == "nll":
-        return _nll_of_logits
-    if task == "classification":
-        return _mse_on_one_hot
-    return nn.MSELoss()
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.algorithm.options.items()}
+    wd = float(options.get("weight_decay", 0) or 0)
+    params = optim.param_groups(model, wd) if wd else model.parameters()
+    try:
+        return optim.OPTIMIZERS.create(cfg.algorithm.optimizer, params, **options)
+    except ValueError as e:  # the class's own checks (a betas outside [0, 1), say)
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"--optimizer {cfg.algorithm.optimizer}: {e}") from e
 
 
-def model_options(cfg: dict[str, Any], info: Any) -> dict[str, Any]:
-    """The builder's arguments: what the data says (in_features, num_classes, in_channels, image_size - each
-    passed only if the builder takes it, by name) and the model options the config sets."""
-    from dlbasics import models
+def schedule_length(cfg: RunConfig, steps_per_epoch: int) -> int:
+    """The run's length in the schedule's unit."""
+    b, unit = cfg.budget, cfg.algorithm.schedule_unit
+    if unit == "step":
+        return b.steps if b.steps is not None else b.epochs * steps_per_epoch
+    return b.epochs if b.epochs is not None else math.ceil(b.steps / steps_per_epoch)
 
-    accepted = models.info(cfg["model"]).options()
-    data: dict[str, Any] = {"in_features": info.in_features, "num_classes": info.out_features}
-    if len(info.input_shape) == 3:  # images (C, H, W)
-        data |= {"in_channels": info.input_shape[0], "image_size": info.input_shape[1]}
-    chosen = {k: cfg[k] for k in MODEL_OPTIONS if cfg[k] is not None}
-    return {k: v for k, v in {**data, **chosen}.items() if k in accepted}
+
+def build_scheduler(cfg: RunConfig, optimizer: Any, steps_per_epoch: int) -> Any:
+    """The learning-rate scheduler (or None) over the run's length in its unit."""
+    from dlbasics.optim.schedules import SCHEDULES
+
+    total = schedule_length(cfg, steps_per_epoch)
+    try:
+        return SCHEDULES.get(cfg.algorithm.scheduler).builder(optimizer, total, **cfg.algorithm.schedule_options)
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"--scheduler {cfg.algorithm.scheduler}: {e}") from e
 
 
 class RunBuilder:
-    """``build_run(seed) -> Run`` for a validated config and its data's ``info``; picklable, so worker
-    processes can rebuild the same run. Early stopping (``patience``) monitors val_loss."""
+    """``build_run(seed) -> Run`` for a resolved description; picklable, so worker processes can rebuild the
+    same run. The task is built by its registry entry (``Task.build(cfg)``); early stopping (``patience``)
+    monitors val_loss; MixUp is seeded with the run's seed."""
 
-    def __init__(self, cfg: dict[str, Any], info: Any) -> None:
-        if cfg["mixup"] is not None and info.task != "classification":
-            raise ConfigError(f"--mixup: mixes class labels; the data set {cfg['data']!r} is a regression task")
-        self.cfg, self.info = cfg, info
+    def __init__(self, cfg: RunConfig, steps_per_epoch: int | None = None) -> None:
+        if not cfg.resolved:
+            raise ValueError("RunBuilder needs a resolved description: cfg.resolve(splits) first")
+        self.cfg, self.steps_per_epoch = cfg, steps_per_epoch
 
     def __call__(self, seed: int) -> Any:
-        from dlbasics import models
         from dlbasics.data.mixup import MixUp
         from dlbasics.train.callbacks import EarlyStopping
         from dlbasics.train.run import Run
+        from dlbasics.train.task import TASKS
 
         cfg = self.cfg
-        model = models.create(cfg["model"], **model_options(cfg, self.info))
-        callbacks = [EarlyStopping(patience=cfg["patience"])] if cfg["patience"] is not None else []
-        return Run(model=model, loss_fn=make_loss(cfg, self.info.task),
-                   optimizer=make_optimizer(cfg, model), epochs=cfg["epochs"],
-                   batch_size=cfg["batch_size"], metrics=metrics_for(self.info.task), callbacks=callbacks,
-                   collate_fn=None if cfg["mixup"] is None else MixUp(cfg["mixup"], self.info.num_classes, seed=seed))
+        task = TASKS.get(cfg.task).builder.build(cfg)
+        b, r = cfg.budget, cfg.regularizers
+        callbacks = [EarlyStopping(patience=r.patience)] if r.patience is not None else []
+        mixup = None if r.mixup is None else MixUp(r.mixup, cfg.data.num_classes, seed=seed)
+        return Run(model=task.model, task=task, epochs=b.epochs, steps=b.steps, eval_every=b.eval_every,
+                   batch_size=cfg.data.batch_size, metrics=cfg.metrics, callbacks=callbacks, collate_fn=mixup,
+                   clip_grad_norm=b.clip_grad_norm, schedule_unit=cfg.algorithm.schedule_unit,
+                   scheduler=lambda optimizer, steps_per_epoch: build_scheduler(cfg, optimizer, steps_per_epoch))
+
+
+__all__ = ["CLI", "COMPONENTS", "FIELDS", "AlgorithmConfig", "BudgetConfig", "ConfigError", "DataConfig",
+           "LossConfig", "ModelConfig", "RegularizerConfig", "RunBuilder", "RunConfig", "Spelling", "build_loss",
+           "build_model", "build_optimizer", "build_scheduler", "component_options", "load_data", "model_options",
+           "option_names",
+           "read_toml"]

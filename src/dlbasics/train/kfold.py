@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -213,12 +214,12 @@ class _FoldOutcome:
 
 
 def _run_fold(build_run: BuildRun, dataset: Any, index: int, train_idx: np.ndarray, val_idx: np.ndarray,
-              seed: int, verbose: int) -> _FoldOutcome:
+              seed: int, verbose: int, save_dir: str | None = None) -> _FoldOutcome:
     """Train fold ``index`` from scratch and score it on its validation part. Depends only on its
-    arguments (train_run reseeds everything), so it gives the same numbers in any process, in any order."""
+    arguments (train_run reseeds everything), so it gives the same numbers in any process, in any order.
+    With ``save_dir`` the fold's model and metrics go to ``save_dir/fold-{index + 1}/``."""
     from dlbasics.data import DataLoader
     from dlbasics.data.dataset import Subset
-    from dlbasics.train.loop import evaluate
     from dlbasics.train.run import train_run
 
     start = time.perf_counter()
@@ -226,7 +227,14 @@ def _run_fold(build_run: BuildRun, dataset: Any, index: int, train_idx: np.ndarr
     run, history = train_run(build_run, Subset(dataset, train_idx), val_set, seed=seed, verbose=verbose)
     # the same loader train_run validates with, so without early stopping this equals the last epoch's val_*
     loader = DataLoader(val_set, batch_size=max(run.batch_size, 512))
-    metrics = evaluate(run.model, loader, run.loss_fn, run.metrics)
+    metrics = run.task.evaluate(loader)
+    if save_dir is not None:
+        from dlbasics.train.rundir import save_model, write_metrics
+
+        folder = Path(save_dir) / f"fold-{index + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        save_model(folder, run.model)
+        write_metrics(folder, history)
     return _FoldOutcome(index, metrics, [dict(r) for r in history.rows], time.perf_counter() - start)
 
 
@@ -235,7 +243,7 @@ def _run_fold(build_run: BuildRun, dataset: Any, index: int, train_idx: np.ndarr
 _worker_job: dict[str, Any] = {}
 
 
-def _init_worker(build_run: BuildRun, dataset: Any) -> None:
+def _init_worker(build_run: BuildRun, dataset: Any, save_dir: str | None = None) -> None:
     # One BLAS thread per worker: w workers on w cores, each with its own BLAS pool, would otherwise run w²
     # threads that fight over the cores. The environment covers libraries loaded from now on; threadpoolctl
     # (a scikit-learn dependency) resizes those already loaded - inherited through fork, or imported while
@@ -248,11 +256,12 @@ def _init_worker(build_run: BuildRun, dataset: Any) -> None:
         pass
     else:
         threadpool_limits(limits=1)
-    _worker_job.update(build_run=build_run, dataset=dataset)
+    _worker_job.update(build_run=build_run, dataset=dataset, save_dir=save_dir)
 
 
 def _run_fold_in_worker(index: int, train_idx: np.ndarray, val_idx: np.ndarray, seed: int) -> _FoldOutcome:
-    return _run_fold(_worker_job["build_run"], _worker_job["dataset"], index, train_idx, val_idx, seed, 0)
+    return _run_fold(_worker_job["build_run"], _worker_job["dataset"], index, train_idx, val_idx, seed, 0,
+                     _worker_job["save_dir"])
 
 
 def _mp_context() -> Any:
@@ -287,7 +296,7 @@ def _report(outcome: _FoldOutcome, k: int) -> None:
 
 
 def cross_validate(build_run: BuildRun, dataset: Any, k: int = 5, *, stratified: bool = True, seed: int = 0,
-                   workers: int = 1, verbose: int = 0) -> CVResult:
+                   workers: int = 1, verbose: int = 0, save_dir: str | Path | None = None) -> CVResult:
     """K-fold cross-validation of the run ``build_run`` makes: CV = (1/k) Σ_i score_i.
 
     Fold i trains a fresh run, ``train_run(build_run, Subset(dataset, train_i), Subset(dataset, val_i),
@@ -307,6 +316,7 @@ def cross_validate(build_run: BuildRun, dataset: Any, k: int = 5, *, stratified:
             those of ``workers=1`` exactly.
         verbose: 1 prints a line per finished fold; 2 also the epochs of each fold (``workers=1`` only:
             from parallel workers they would interleave).
+        save_dir: a folder to keep each fold's model and metrics in (``fold-1/`` ... ``fold-k/``).
 
     Returns:
         ``CVResult`` with per-fold metrics, histories and validation indices, and their mean and std (ddof=1).
@@ -318,14 +328,15 @@ def cross_validate(build_run: BuildRun, dataset: Any, k: int = 5, *, stratified:
     outcomes: list[_FoldOutcome] = []
     if workers == 1:
         for i, (train_idx, val_idx) in enumerate(folds):
-            outcomes.append(_run_fold(build_run, dataset, i, train_idx, val_idx, seed + i, max(verbose - 1, 0)))
+            outcomes.append(_run_fold(build_run, dataset, i, train_idx, val_idx, seed + i, max(verbose - 1, 0),
+                                      None if save_dir is None else str(save_dir)))
             if verbose:
                 _report(outcomes[-1], k)
     else:
         context = _mp_context()
         _check_picklable(build_run, dataset, context)
         with ProcessPoolExecutor(max_workers=min(int(workers), k), mp_context=context, initializer=_init_worker,
-                                 initargs=(build_run, dataset)) as pool:
+                                 initargs=(build_run, dataset, None if save_dir is None else str(save_dir))) as pool:
             futures = [pool.submit(_run_fold_in_worker, i, tr, va, seed + i) for i, (tr, va) in enumerate(folds)]
             for future in as_completed(futures):
                 outcomes.append(future.result())

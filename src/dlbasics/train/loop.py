@@ -1,138 +1,347 @@
-"""``fit`` and ``evaluate``: data + model + loss + algorithm, put together."""
+"""The one training loop, for every task; and ``fit``/``evaluate``, its supervised front door.
+
+``Loop(task, train_loader, epochs=... or steps=...)`` runs ``task.training_step`` on batch after batch and
+does, once for every kind of run: the budget (epochs or optimizer steps), evaluation every N epochs or
+steps, learning-rate schedules stepped per epoch or per step, gradient clipping, callbacks, the progress
+bar with throughput, the history (one row per evaluation), divergence checks, and checkpoints that hold
+everything needed to continue bit-identically: the task's modules and optimizers, the schedulers, the
+position (epoch, step, batch), every random generator (data order, dropout, MixUp, augmentation), the
+running averages, the history and the callbacks' state.
+
+    loop = Loop(SupervisedTask(model, loss_fn, opt), loader, epochs=10, val_loader=val, checkpoint="ckpt.safetensors")
+    history = loop.run()                    # killed half-way? Loop(...same...).resume("ckpt.safetensors").run()
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from dlbasics.autograd.grad_mode import no_grad
+from dlbasics.errors import CheckpointError, DivergedError
 from dlbasics.nn.module import Module
-from dlbasics.tensor import Tensor
+from dlbasics.rng import find_generators, generator_states, set_generator_states
 from dlbasics.train.callbacks import Callback
 from dlbasics.train.history import History
-from dlbasics.train.metrics import get_metric
+from dlbasics.train.task import Averages, SupervisedTask, Task
+from dlbasics.train.task import evaluate as evaluate
+
+CHECKPOINT_FORMAT = 1
 
 
-def _split(batch: Any) -> tuple[Tensor, Any]:
-    if isinstance(batch, tuple | list) and len(batch) == 2:
-        return batch[0], batch[1]
-    raise ValueError(f"fit/evaluate expect batches of (inputs, targets), got {type(batch).__name__}"
-                     + (f" of length {len(batch)}" if isinstance(batch, tuple | list) else ""))
+class Loop:
+    """Train ``task`` on ``train_loader`` for ``epochs`` epochs or ``steps`` optimizer steps.
 
-
-def _size(x: Any) -> int:
-    return x.shape[0] if getattr(x, "ndim", 0) else 1
-
-
-class _Averages:
-    """Running means over an epoch, weighted by batch size."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.sums = dict.fromkeys(names, 0.0)
-        self.n = 0
-
-    def add(self, n: int, values: dict[str, float]) -> None:
-        self.n += n
-        for k, v in values.items():
-            self.sums[k] += v * n
-
-    def means(self, prefix: str) -> dict[str, float]:
-        return {f"{prefix}{k}": s / max(self.n, 1) for k, s in self.sums.items()}
-
-
-def evaluate(model: Module, loader: Iterable, loss_fn: Callable | None = None,
-             metrics: Sequence[str] = ("accuracy",)) -> dict[str, float]:
-    """Mean loss and metrics over ``loader`` in eval mode without recording a graph (mode restored after)."""
-    fns = {m: get_metric(m) for m in metrics}
-    avg = _Averages((["loss"] if loss_fn is not None else []) + list(fns))
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for batch in loader:
-                x, y = _split(batch)
-                out = model(x)
-                values = {m: f(out, y) for m, f in fns.items()}
-                if loss_fn is not None:
-                    values["loss"] = float(loss_fn(out, y).item())
-                avg.add(_size(x), values)
-    finally:
-        model.train(was_training)
-    return avg.means("")
-
-
-def fit(model: Module, loss_fn: Callable, optimizer: Any, train_loader: Iterable, *, epochs: int,
-        val_loader: Iterable | None = None, scheduler: Any = None, callbacks: Sequence[Callback] = (),
-        metrics: Sequence[str] = ("accuracy",), verbose: int = 1) -> History:
-    """Train ``model`` for ``epochs`` epochs; returns the per-epoch History.
-
-    Each epoch: ``model.train()``, for each batch ``loss_fn(model(x), y)``, ``zero_grad``, ``backward``,
-    ``optimizer.step()``; then evaluation on ``val_loader`` (eval mode, no graph), the scheduler step
-    (``ReduceLROnPlateau`` gets the val loss, or the train loss without a val set) and the callbacks.
-    ``verbose=1`` shows a progress bar and a line per epoch; ``verbose=0`` is silent.
+    Args:
+        eval_every: evaluate on ``val_loader`` and append a row to the history every N epochs (epoch budget)
+            or N steps (step budget); default every epoch, or a tenth of the steps.
+        scheduler: an ``lr_scheduler`` (or a list of them) stepped every ``schedule_unit`` ("epoch" or
+            "step"); ``ReduceLROnPlateau`` is stepped at every evaluation with the validation loss.
+        clip_grad_norm: passed to the task, which clips before every optimizer step.
+        checkpoint: a file to keep the resumable checkpoint in, written at every evaluation, every
+            ``checkpoint_every`` steps, on Ctrl-C and at the end; never with NaN or inf weights.
+        verbose: 1 shows a progress bar (on a terminal) and a line per row; 0 is silent.
     """
-    if epochs < 1:
-        raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
-    fns = {m: get_metric(m) for m in metrics}
-    history = History()
-    for cb in callbacks:
-        cb.model, cb.optimizer, cb.history, cb.stop_training = model, optimizer, history, False
-        cb.on_train_begin()
-    plateau = type(scheduler).__name__ == "ReduceLROnPlateau"
-    for epoch in range(epochs):
+
+    def __init__(self, task: Task, train_loader: Iterable, *, epochs: int | None = None, steps: int | None = None,
+                 val_loader: Iterable | None = None, eval_every: int | None = None, scheduler: Any = None,
+                 schedule_unit: str = "epoch", callbacks: Sequence[Callback] = (), clip_grad_norm: float | None = None,
+                 checkpoint: str | Path | None = None, checkpoint_every: int | None = None, verbose: int = 1) -> None:
+        if (epochs is None) == (steps is None):
+            raise ValueError(f"Loop: give epochs or steps (one of them), got epochs={epochs!r}, steps={steps!r}")
+        budget = epochs if steps is None else steps
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise ValueError(f"Loop: {'epochs' if steps is None else 'steps'} must be an integer >= 1, got {budget!r}")
+        if schedule_unit not in ("epoch", "step"):
+            raise ValueError(f"Loop: schedule_unit must be 'epoch' or 'step', got {schedule_unit!r}")
+        self.task, self.train_loader, self.val_loader = task, train_loader, val_loader
+        self.epochs, self.steps = epochs, steps
+        self.eval_every = eval_every or (1 if steps is None else max(1, steps // 10))
+        self.schedulers = [] if scheduler is None else list(scheduler) if isinstance(scheduler, list | tuple) \
+            else [scheduler]
+        self.schedule_unit = schedule_unit
+        self.callbacks = list(callbacks)
+        task.clip_grad_norm = clip_grad_norm
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.checkpoint_every = checkpoint_every
+        self.verbose = verbose
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps (training steps) completed
+        self.batch = 0  # batches of the current epoch completed
+        self.averages = Averages()  # since the last row
+        self.generators = find_generators(loader=train_loader, modules=task.modules,
+                                          collate=getattr(train_loader, "collate_fn", None))
+        self._stop_requested = False
+        self._last_checkpoint_step: int | None = None
+
+    # ---- state ----
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs; arrays stay arrays, the rest is JSON-ready."""
+        mid_epoch = self.batch > 0 and hasattr(self.train_loader, "state_dict")
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "position": {"epoch": self.epoch, "step": self.step, "batch": self.batch},
+            "task": self.task.state_dict(),
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "generators": generator_states(self.generators),
+            "loader": self.train_loader.state_dict() if mid_epoch else None,
+            "averages": self.averages.state_dict(),
+            "history": {"rows": [dict(r) for r in self.history.rows], "stopped_early": self.history.stopped_early},
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
+        pos = state["position"]
+        self.epoch, self.step, self.batch = int(pos["epoch"]), int(pos["step"]), int(pos["batch"])
+        self.task.load_state_dict(state["task"])
+        if len(state["schedulers"]) != len(self.schedulers):
+            raise CheckpointError(f"the checkpoint has {len(state['schedulers'])} learning-rate schedulers, this "
+                                  f"run {len(self.schedulers)}")
+        for s, saved in zip(self.schedulers, state["schedulers"]):
+            s.load_state_dict(_plain(saved))
+        set_generator_states(self.generators, state["generators"])
+        if state["loader"] is not None:
+            self.train_loader.load_state_dict(_plain(state["loader"]))
+        self.averages.load_state_dict(state["averages"])
+        self.history.rows = [dict(r) for r in state["history"]["rows"]]
+        self.history.stopped_early = bool(state["history"]["stopped_early"])
+        if len(state["callbacks"]) != len(self.callbacks):
+            raise CheckpointError(f"the checkpoint has the state of {len(state['callbacks'])} callbacks, this run "
+                                  f"has {len(self.callbacks)}")
+        for cb, saved in zip(self.callbacks, state["callbacks"]):
+            cb.load_state_dict(saved)
+        self._last_checkpoint_step = self.step
+
+    def resume(self, path: str | Path | None = None) -> Loop:
+        """Load the checkpoint at ``path`` (default: this loop's own) and return the loop, ready to ``run``."""
+        from dlbasics.train.checkpoint import read_checkpoint
+
+        target = Path(path) if path is not None else self.checkpoint
+        if target is None:
+            raise CheckpointError("resume: this loop has no checkpoint file; pass its path")
+        self.load_state_dict(read_checkpoint(target))
+        return self
+
+    @property
+    def done(self) -> bool:
+        if self.history.stopped_early:
+            return True
+        return self.step >= self.steps if self.steps is not None else self.epoch >= self.epochs
+
+    # ---- running ----
+    def run(self) -> History:
+        """Train until the budget is spent or a callback stops the run; returns the history."""
+        for cb in self.callbacks:
+            cb.model = getattr(self.task, "model", None)
+            cb.optimizer = next(iter(self.task.optimizers.values()), None)
+            cb.history, cb.stop_training = self.history, False
+            cb.on_train_begin()
+        with self._ctrl_c_between_steps():
+            while not self.done:
+                self._run_epoch()
+        if self.checkpoint is not None and self._last_checkpoint_step != self.step:
+            self.save_checkpoint()
+        for cb in self.callbacks:
+            cb.on_train_end(self.history.last)
+        return self.history
+
+    def _run_epoch(self) -> None:
+        task, loader = self.task, self.train_loader
+        task.train()
         start = time.perf_counter()
-        model.train()
-        avg = _Averages(["loss", *fns])
-        bar = _progress(train_loader, epoch, epochs, verbose)
-        for batch in bar:
-            x, y = _split(batch)
-            out = model(x)
-            loss = loss_fn(out, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            values = {"loss": float(loss.item()), **{m: f(out, y) for m, f in fns.items()}}
-            avg.add(_size(x), values)
-            if bar is not train_loader:
-                elapsed = max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{values['loss']:.4f}", samples_per_s=f"{avg.n / elapsed:,.0f}")
-        logs = {"epoch": epoch + 1, **avg.means("train_"), "lr": float(optimizer.param_groups[0]["lr"])}
-        if val_loader is not None:
-            logs.update({f"val_{k}": v for k, v in evaluate(model, val_loader, loss_fn, metrics).items()})
-        if scheduler is not None:
-            if plateau:
-                scheduler.step(logs.get("val_loss", logs["train_loss"]))
-            else:
-                scheduler.step()
+        samples = 0
+        bar = self._progress()
+        for batch in loader:
+            try:
+                n, values = task.training_step(batch)
+            except DivergedError as e:
+                raise self._diverged(e) from None
+            self.step += 1
+            self.batch += 1
+            samples += n
+            self.averages.add(n, values)
+            if self.schedule_unit == "step":
+                self._step_schedulers()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{values.get('loss', math.nan):.4f}",
+                                samples_per_s=f"{samples / max(time.perf_counter() - start, 1e-9):,.0f}")
+            if self.steps is not None and self.step % self.eval_every == 0:
+                self._row(start)
+                start = time.perf_counter()
+            if self._should_checkpoint():
+                self.save_checkpoint()
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            if self.done or (self.steps is not None and self.step >= self.steps):
+                break
+        else:  # the epoch is complete
+            self.epoch += 1
+            self.batch = 0
+            if self.schedule_unit == "epoch":
+                self._step_schedulers()
+            if self.steps is None and self.epoch % self.eval_every == 0:
+                self._row(start)
+                if self.checkpoint is not None and self.checkpoint_every is None:
+                    self.save_checkpoint()
+            if self._stop_requested:
+                raise KeyboardInterrupt
+        if bar is not None:
+            bar.close()
+        if self.steps is not None and self.done and self.averages.n:  # a last, partial row
+            self._row(start)
+
+    def _row(self, start: float) -> None:
+        """One row of history: the training averages since the last row, the lr, the validation values; then
+        the plateau scheduler and the callbacks (which may stop the run)."""
+        logs: dict[str, Any] = {"epoch": self.epoch} if self.steps is None else {"step": self.step}
+        logs |= self.averages.means("train_")
+        # an epoch's row gives the lr used during it, before the epoch's scheduler step
+        per_epoch = self.steps is None and self.schedule_unit == "epoch"
+        logs["lr"] = self._lr_used if per_epoch else self._current_lr()
+        if self.val_loader is not None:
+            logs |= {f"val_{k}": v for k, v in self.task.evaluate(self.val_loader).items()}
+            self.task.train()
+        for s in self.schedulers:
+            if type(s).__name__ == "ReduceLROnPlateau":
+                s.step(logs.get("val_loss", logs.get("train_loss")))
         logs["seconds"] = time.perf_counter() - start
-        history.append(logs)
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, logs)
-        if verbose:
-            _print_epoch(logs, epochs)
-        if any(cb.stop_training for cb in callbacks):
-            history.stopped_early = True
-            break
-    for cb in callbacks:
-        cb.on_train_end(history.last)
-    return history
+        self.history.append(logs)
+        self.averages = Averages()
+        for cb in self.callbacks:
+            cb.on_epoch_end(len(self.history) - 1, logs)
+        if self.verbose:
+            _print_row(logs, self.epochs, self.steps)
+        if any(cb.stop_training for cb in self.callbacks):
+            self.history.stopped_early = True
+
+    def _current_lr(self) -> float:
+        optimizers = self.task.optimizers
+        return float(next(iter(optimizers.values())).param_groups[0]["lr"]) if optimizers else 0.0
+
+    def _step_schedulers(self) -> None:
+        self._lr_used = self._current_lr()
+        for s in self.schedulers:
+            if type(s).__name__ != "ReduceLROnPlateau":
+                s.step()
+
+    def _should_checkpoint(self) -> bool:
+        if self.checkpoint is None:
+            return False
+        if self.checkpoint_every is not None:
+            return self.step % self.checkpoint_every == 0
+        return self.steps is not None and self.step % self.eval_every == 0
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint (atomically) unless a weight is NaN or inf: the last good one stays."""
+        from dlbasics.train.checkpoint import write_checkpoint
+
+        if self.checkpoint is None or not self.task.parameters_finite():
+            return
+        write_checkpoint(self.checkpoint, self.state_dict())
+        self._last_checkpoint_step = self.step
+
+    def _diverged(self, e: DivergedError) -> DivergedError:
+        lr = next(iter(self.task.optimizers.values())).param_groups[0]["lr"] if self.task.optimizers else None
+        kept = (f"the last good checkpoint (step {self._last_checkpoint_step}) is kept in {self.checkpoint}"
+                if self.checkpoint is not None and self._last_checkpoint_step is not None else "no checkpoint was kept")
+        hint = f"; try a lower learning rate than {lr:g}" if lr else ""
+        return DivergedError(f"training diverged at step {self.step + 1} (epoch {self.epoch + 1}): {e}; {kept}"
+                             f"{hint}", step=self.step + 1)
+
+    def _progress(self) -> Any:
+        if not self.verbose:
+            return None
+        from tqdm.auto import tqdm
+
+        total = _length(self.train_loader)
+        desc = f"epoch {self.epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")
+        # disable=None: a bar on a terminal, nothing when stderr is a file or pipe (CI logs stay readable)
+        return tqdm(total=total, initial=self.batch, desc=desc, leave=False, unit="batch", file=sys.stderr,
+                    disable=None, dynamic_ncols=True)
+
+    @contextlib.contextmanager
+    def _ctrl_c_between_steps(self) -> Iterator[None]:
+        """With a checkpoint file, Ctrl-C ends the run at the next step boundary, after a checkpoint of that
+        exact position (a step cut in half could not be resumed exactly). A second Ctrl-C stops at once."""
+        if self.checkpoint is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self._stop_requested and self._last_checkpoint_step != self.step:
+                self.save_checkpoint()
+            raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
-def _progress(loader: Iterable, epoch: int, epochs: int, verbose: int) -> Any:
-    if not verbose:
-        return loader
-    from tqdm.auto import tqdm
-
-    # disable=None: a bar on a terminal, nothing when stderr is a file or pipe (CI logs stay readable)
-    return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="batch", file=sys.stderr, disable=None,
-                dynamic_ncols=True)
+def _length(loader: Iterable) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
-def _print_epoch(logs: dict[str, float], epochs: int) -> None:
-    parts = [f"epoch {int(logs['epoch']):>{len(str(epochs))}}/{epochs}"]
-    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k not in ("epoch", "seconds", "lr")]
+def _plain(obj: Any) -> Any:
+    """A loaded checkpoint's OrderedDicts and NumPy scalars as plain dicts and Python numbers."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _print_row(logs: dict[str, float], epochs: int | None, steps: int | None) -> None:
+    if steps is None:
+        parts = [f"epoch {int(logs['epoch']):>{len(str(epochs))}}/{epochs}"]
+    else:
+        parts = [f"step {int(logs['step']):>{len(str(steps))}}/{steps}"]
+    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k not in ("epoch", "step", "seconds", "lr")]
     parts.append(f"lr {logs['lr']:.3g}")
     parts.append(f"{logs['seconds']:.2f}s")
     print("  ".join(parts), flush=True)
+
+
+def fit(model: Module, loss_fn: Callable, optimizer: Any, train_loader: Iterable, *, epochs: int | None = None,
+        steps: int | None = None, val_loader: Iterable | None = None, scheduler: Any = None,
+        schedule_unit: str = "epoch", callbacks: Sequence[Callback] = (), metrics: Sequence[str] = ("accuracy",),
+        eval_every: int | None = None, clip_grad_norm: float | None = None, checkpoint: str | Path | None = None,
+        checkpoint_every: int | None = None, verbose: int = 1) -> History:
+    """Train ``model`` for ``epochs`` epochs (or ``steps`` optimizer steps); returns the History.
+
+    The supervised task on the one ``Loop``. Each epoch: ``model.train()``, for each batch
+    ``loss_fn(model(x), y)``, ``zero_grad``, ``backward``, (clipping), ``optimizer.step()``; then evaluation on
+    ``val_loader`` (eval mode, no graph), the scheduler step (``ReduceLROnPlateau`` gets the val loss, or the
+    train loss without a val set) and the callbacks. A NaN or inf loss stops with ``DivergedError``.
+    ``verbose=1`` shows a progress bar and a line per epoch; ``verbose=0`` is silent.
+    """
+    task = SupervisedTask(model, loss_fn, optimizer, metrics)
+    loop = Loop(task, train_loader, epochs=epochs, steps=steps, val_loader=val_loader, eval_every=eval_every,
+                scheduler=scheduler, schedule_unit=schedule_unit, callbacks=callbacks, clip_grad_norm=clip_grad_norm,
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every, verbose=verbose)
+    return loop.run()
+
+
+__all__ = ["Loop", "evaluate", "fit"]

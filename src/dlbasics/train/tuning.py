@@ -30,6 +30,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from dlbasics.errors import ConfigError, MissingDependencyError
 from dlbasics.train.callbacks import Callback
 
 INSTALL_HINT = "pip install 'dlbasics[tune]'"
@@ -38,14 +39,10 @@ PRUNERS = ("median", "none")
 DEFAULT_STUDY_NAME = "dlbasics-tune"
 # Keys of a run description that must not be searched over: they name where the data or the output is, and
 # val losses on different data are not comparable; the seed is held fixed so trials differ only in params.
-UNTUNABLE = ("data", "data_dir", "out", "quiet", "seed")
+UNTUNABLE = ("task", "data", "data_dir", "seed")
 
 SPACE_FORMS = ("NAME=LOW:HIGH (float), NAME=LOW:HIGH:log (log scale), NAME=LOW:HIGH:int (integers, :int:log too), "
                "or NAME=A,B,C (choices; a list value is written 128x64)")
-
-
-class MissingDependencyError(ImportError, ValueError):
-    """An optional dependency is not installed. Also a ValueError, so the CLI prints it as one line."""
 
 
 def _optuna() -> Any:
@@ -155,8 +152,8 @@ def parse_space(entries: Sequence[str]) -> dict[str, Spec]:
     """
     space: dict[str, Spec] = {}
     for entry in entries:
-        def bad(reason: str, entry: str = entry) -> ValueError:
-            return ValueError(f"search space entry {entry!r}: {reason}; use {SPACE_FORMS}")
+        def bad(reason: str, entry: str = entry) -> ConfigError:
+            return ConfigError(f"search space entry {entry!r}: {reason}; use {SPACE_FORMS}")
 
         name, eq, rest = str(entry).partition("=")
         name = name.strip().replace("-", "_")
@@ -235,7 +232,7 @@ def make_sampler(name: str | Any, seed: int | None) -> Any:
             raise MissingDependencyError(f"sampler 'gp' needs {' and '.join(missing)}: pip install {' '.join(missing)}"
                                          " (the CPU build of torch is enough)")
         return optuna.samplers.GPSampler(seed=seed)  # (optional: greenlet speeds up its acquisition search)
-    raise ValueError(f"sampler: invalid choice {name!r} (choose from {', '.join(SAMPLERS)})")
+    raise ConfigError(f"sampler: invalid choice {name!r} (choose from {', '.join(SAMPLERS)})")
 
 
 def make_pruner(name: str | Any) -> Any:
@@ -248,7 +245,7 @@ def make_pruner(name: str | Any) -> Any:
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise ValueError(f"pruner: invalid choice {name!r} (choose from {', '.join(PRUNERS)})")
+    raise ConfigError(f"pruner: invalid choice {name!r} (choose from {', '.join(PRUNERS)})")
 
 
 def storage_url(storage: str | Path | None) -> str | None:
@@ -447,7 +444,7 @@ def tune(objective: Objective, search_space: Mapping[str, Spec], n_trials: int, 
         raise ValueError(f"direction: invalid choice {direction!r} (choose from minimize, maximize)")
     make_pruner(pruner)  # reject a bad name before anything is created in the storage
     if isinstance(sampler, str) and sampler not in SAMPLERS:
-        raise ValueError(f"sampler: invalid choice {sampler!r} (choose from {', '.join(SAMPLERS)})")
+        raise ConfigError(f"sampler: invalid choice {sampler!r} (choose from {', '.join(SAMPLERS)})")
 
     with _quiet_optuna(optuna):
         url = storage_url(storage)
@@ -487,77 +484,93 @@ def _print_trial(space: Mapping[str, Spec]) -> Callable[[Any, Any], None]:
 
 # ---- the CLI's entry point ----------------------------------------------------------------------------
 def _as_config(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Params as config values: a bare number for a list-valued key (``hidden=64``) means ``[64]``."""
-    from dlbasics.train.config import LIST_OPTIONS
+    """Params as run options: a bare number for a list-valued option (``hidden=64``) means ``[64]``."""
+    from dlbasics.train.config import component_options
 
-    return {k: [v] if k in LIST_OPTIONS and not isinstance(v, list) else v for k, v in params.items()}
-
-
-def _apply(base: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``params`` applied, validated."""
-    from dlbasics.train.config import validate
-
-    return validate({**base, **_as_config(params)})
+    lists = {name for name, (_, kind, _) in component_options().items() if kind.count == -1}
+    return {k: [v] if k in lists and not isinstance(v, list) else v for k, v in params.items()}
 
 
-def check_space_for_config(base: dict[str, Any], space: Mapping[str, Spec]) -> None:
-    """Every parameter names a config key, and the ends of each range / each choice make a valid run, so a
+def check_space_for_config(base: Any, space: Mapping[str, Spec]) -> None:
+    """Every parameter names a run option, and the ends of each range / each choice make a valid run, so a
     mistake is reported before the first trial trains rather than after an hour of search."""
-    from dlbasics.train.config import DEFAULTS, ConfigError
+    from dlbasics.train.config import option_names
 
+    valid = option_names()
     for name, spec in space.items():
-        if name not in DEFAULTS:
+        if name not in valid:
             raise ConfigError(f"tune: {name!r} is not a run option (valid: "
-                              f"{', '.join(k for k in DEFAULTS if k not in UNTUNABLE)})")
+                              f"{', '.join(k for k in valid if k not in UNTUNABLE)})")
         if name in UNTUNABLE:
             raise ConfigError(f"tune: {name!r} cannot be searched over (it is fixed for every trial)")
         ends = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
         for value in ends:
             try:
-                _apply(base, {name: value})
+                base.replace(**_as_config({name: value}))
             except ConfigError as e:
                 raise ConfigError(f"tune: {name}={_label(value)} in the search space is not a valid run: {e}"
                                   ) from None
 
 
-def tune_config(base_cfg: dict[str, Any], space: Mapping[str, Spec], n_trials: int, *, sampler: str = "tpe",
-                seed: int = 0, storage: str | Path | None = None, study_name: str | None = None,
-                out_dir: str | Path, verbose: int = 0, pruner: str = "median", n_jobs: int = 1,
-                timeout: float | None = None) -> TuneResult:
-    """Search ``space`` around the run ``base_cfg`` (a ``dlbasics train`` config): each trial trains
-    ``base_cfg`` with the trial's params (same ``seed`` every trial, so trials differ only in the params) on the
-    train split and scores it by its best val_loss; the median pruner stops runs that lag behind. Writes
-    ``trials.csv`` and ``best.json`` into ``out_dir`` after every trial (an interrupted search keeps them) and
-    ``history.png`` at the end. ``seed`` seeds the sampler; ``base_cfg["seed"]`` seeds the training runs.
+def check_storage(storage: str | Path | None) -> None:
+    """A database URL Optuna can open: a path (SQLite) or a URL whose dialect SQLAlchemy knows."""
+    url = storage_url(storage)
+    if url is None:
+        return
+    try:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    except ImportError:  # Optuna brings SQLAlchemy; without it there is nothing to check against
+        return
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as e:
+        raise ConfigError(f"--storage {storage}: not a database URL Optuna can use ({e}); give a file path, "
+                          "sqlite:///FILE, or a server URL such as postgresql://HOST/DB") from None
+
+
+def tune_config(base: Any, space: Mapping[str, Spec], n_trials: int, *, sampler: str = "tpe", seed: int = 0,
+                storage: str | Path | None = None, study_name: str | None = None, out_dir: str | Path | None = None,
+                verbose: int = 0, pruner: str = "median", n_jobs: int = 1,
+                timeout: float | None = None) -> tuple[TuneResult, Path]:
+    """Search ``space`` around the run description ``base`` (a ``RunConfig``): each trial trains ``base`` with
+    the trial's params (same seed every trial, so trials differ only in the params) on the train split and
+    scores it by its best val_loss; the median pruner stops runs that lag behind. Writes a tune folder
+    (``out_dir`` or a new one): ``trials.csv`` and ``best.json`` after every trial (an interrupted search keeps
+    them), ``history.png``, and - trained again with the best params - the best run's ``model.safetensors``,
+    ``metrics.csv`` and its description in ``config.json``. ``seed`` seeds the sampler.
     ``n_jobs > 1`` trains in threads that share dlbasics' default generator, so trials are no longer
     bit-reproducible; for parallel search prefer several processes sharing one ``storage``.
-    Raises ConfigError (a ValueError) for a space that cannot make valid runs, and when no trial completed.
+    Raises ConfigError for a space that cannot make valid runs, and when no trial completed.
     """
     import numpy as np
 
-    from dlbasics.io import atomic_write_text
-    from dlbasics.train.config import ConfigError, RunBuilder, load_data, validate
+    from dlbasics.train import rundir
+    from dlbasics.train.config import RunBuilder, load_data
     from dlbasics.train.run import train_run
 
     _optuna()
-    base = validate(base_cfg)
     check_space_for_config(base, space)
+    check_storage(storage)
     splits = load_data(base)
-    if splits.val is None:
-        raise ConfigError(f"tune: the data set {base['data']!r} has no validation split to score trials on")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if splits.val is None or len(splits.val) == 0:
+        raise ConfigError(f"tune: the data set {base.data.name!r} has no validation split to score trials on")
+    resolved = base.resolve(splits)
+    RunBuilder(resolved)(resolved.seed)  # the base run builds: its own mistakes show before the search
+    out = rundir.new_run_dir(out_dir, f"tune-{base.model.name}-{base.data.name}", continues="tune")
+
+    def trial_config(params: Mapping[str, Any]) -> Any:
+        return base.replace(**_as_config(params)).resolve(splits)
 
     def objective(params: dict[str, Any], trial: Any) -> float:
-        cfg = _apply(base, params)
-        builder = RunBuilder(cfg, splits.info)
+        builder = RunBuilder(trial_config(params))
 
         def build(seed: int) -> Any:
             run = builder(seed)
             run.callbacks = [*run.callbacks, PruningCallback(trial, "val_loss")]
             return run
 
-        _, history = train_run(build, splits.train, splits.val, seed=cfg["seed"], verbose=0)
+        _, history = train_run(build, splits.train, splits.val, seed=resolved.seed, verbose=0)
         losses = np.asarray(history["val_loss"], dtype=float)
         # The best epoch, not the last: with early stopping (patience) the run keeps the best epoch's weights.
         # A run that diverged everywhere returns NaN, which Optuna records as a failed trial.
@@ -573,18 +586,28 @@ def tune_config(base_cfg: dict[str, Any], space: Mapping[str, Spec], n_trials: i
     def save_tables(study: Any, _trial: Any) -> None:
         result = config_result(study)
         # the whole run description of the best trial, so it can be trained again as is
-        best_config = _apply(base, result.best_params) if result.best_value is not None else None
+        best_config = trial_config(result.best_params).to_dict() if result.best_value is not None else None
         atomic_write_text(out / "trials.csv", result.to_csv())
         atomic_write_text(out / "best.json", result.best_json(config=best_config))
 
-    result = tune(objective, space, n_trials, sampler=sampler, seed=seed, storage=storage, study_name=study_name,
+    from dlbasics.io import atomic_write_text
+
+    name = study_name or f"tune-{base.model.name}-{base.data.name}"
+    result = tune(objective, space, n_trials, sampler=sampler, seed=seed, storage=storage, study_name=name,
                   pruner=pruner, n_jobs=n_jobs, timeout=timeout, callbacks=[save_tables], verbose=bool(verbose))
     save_tables(result.study, None)
     result = config_result(result.study)
     result.plot_history(out / "history.png", ylabel="best val_loss of the run",
-                        title=f"{base['model']} on {base['data']}: {result.count('COMPLETE')} complete, "
+                        title=f"{base.model.name} on {base.data.name}: {result.count('COMPLETE')} complete, "
                         f"{result.count('PRUNED')} pruned, {result.count('FAIL')} failed")
     if result.best_value is None:
         raise ConfigError(f"tune: no trial completed ({result.count('PRUNED')} pruned, {result.count('FAIL')} "
                           f"failed); see {out / 'trials.csv'}")
-    return result
+    best = trial_config(result.best_params)
+    rundir.write_config(out, "tune", best, tune={"space": {k: repr(v) for k, v in space.items()},
+                                                 "study": name, "storage": None if storage is None else str(storage),
+                                                 "best_value": result.best_value, "best_params": result.best_params})
+    run, history = train_run(RunBuilder(best), splits.train, splits.val, seed=best.seed, verbose=0)
+    rundir.save_model(out, run.model)
+    rundir.write_metrics(out, history)
+    return result, out

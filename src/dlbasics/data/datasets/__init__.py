@@ -9,8 +9,8 @@ downloads anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from dlbasics.data.dataset import DatasetInfo, Splits
@@ -26,43 +26,85 @@ from dlbasics.data.datasets.bundled import (
 )
 from dlbasics.data.datasets.cifar import (
     CIFAR10_CLASSES,
+    CIFAR10_FOLDER,
+    CIFAR10_TEST_FILE,
+    CIFAR10_TRAIN_FILES,
     channel_stats,
     cifar10,
     cifar10_augmentation,
+    find_cifar10_folder,
     read_cifar_batch,
 )
-from dlbasics.data.datasets.idx import FASHION_MNIST_ROOT, fashion_mnist, mnist, read_idx
+from dlbasics.data.datasets.idx import (
+    FASHION_MNIST_HINT,
+    FASHION_MNIST_ROOT,
+    MNIST_HINT,
+    fashion_mnist,
+    find_idx_files,
+    mnist,
+    read_idx,
+)
+from dlbasics.errors import DataNotFoundError
+from dlbasics.registry import Registry
 
-_LOADERS: dict[str, Callable[..., Splits]] = {
-    "digits": digits,
-    "moons": moons,
-    "circles": circles,
-    "spirals": spirals,
-    **{fn: partial(function_regression, fn) for fn in FUNCTIONS},
-    "mnist": mnist,
-    "fashion-mnist": fashion_mnist,
-    "cifar10": cifar10,
-}
+# The data sets by name (``--data``); a loader's keyword parameters are the data set's options on the command line
+# and in TOML (``root`` as ``--data-dir``). File-based sets carry their ``info`` so their shape is known without
+# their files.
+DATASETS = Registry("data set")
+DATASETS.register("digits", digits)
+DATASETS.register("moons", moons)
+DATASETS.register("circles", circles)
+DATASETS.register("spirals", spirals)
+for _fn in FUNCTIONS:
+    DATASETS.register(_fn, partial(function_regression, _fn))
+DATASETS.register("mnist", mnist, info=DatasetInfo("mnist", "classification", (1, 28, 28), num_classes=10))
+DATASETS.register("fashion-mnist", fashion_mnist,
+                  info=DatasetInfo("fashion-mnist", "classification", (1, 28, 28), num_classes=10))
+DATASETS.register("cifar10", cifar10, info=DatasetInfo("cifar10", "classification", (3, 32, 32), num_classes=10))
 
 
 def available() -> list[str]:
     """The names ``load`` knows."""
-    return list(_LOADERS)
+    return DATASETS.available()
 
 
-# What the file-based data sets look like, so their shape is known without their files.
-_FILE_INFO = {
-    "mnist": DatasetInfo("mnist", "classification", (1, 28, 28), num_classes=10),
-    "fashion-mnist": DatasetInfo("fashion-mnist", "classification", (1, 28, 28), num_classes=10),
-    "cifar10": DatasetInfo("cifar10", "classification", (3, 32, 32), num_classes=10),
-}
+def _key(name: str) -> str:
+    """``name`` as the registry spells it; ConfigError listing the names if there is no such data set."""
+    return Registry.key(DATASETS.get(name).name)
 
 
 def describe(name: str) -> DatasetInfo:
     """The ``DatasetInfo`` of ``name`` (task, input shape, classes) without reading files; bundled and generated
     sets are built to find out (they are small)."""
-    key = name.lower().replace("_", "-")
-    return _FILE_INFO[key] if key in _FILE_INFO else load(key).info
+    entry = DATASETS.get(name)
+    return entry.meta["info"] if "info" in entry.meta else load(entry.name).info
+
+
+def availability(name: str, root: str | Path | None = None) -> str | None:
+    """None if data set ``name`` can be loaded here (from ``root`` for the file-based ones), else one line
+    saying why not and how to get it, e.g. the folder that is missing and ``apt-get install
+    dataset-fashion-mnist``.
+
+    Cheap: it only looks whether the files exist, it does not read them (so a corrupt file still fails in
+    ``load``). Bundled and generated data sets are always available. ConfigError if ``name`` is unknown.
+    """
+    key = _key(name)
+    try:
+        if key == "fashion-mnist":
+            find_idx_files(FASHION_MNIST_ROOT if root is None else root, key, FASHION_MNIST_HINT)
+        elif key in ("mnist", "cifar10") and root is None:
+            files = ("{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]" if key == "mnist" else
+                     f"{', '.join(CIFAR10_TRAIN_FILES)} and {CIFAR10_TEST_FILE} (cifar-10-binary.tar.gz extracted "
+                     f"to {CIFAR10_FOLDER}/)")
+            return (f"{key} is read from files this library does not download: pass root= (--data-dir on the "
+                    f"command line) the folder holding {files}")
+        elif key == "mnist":
+            find_idx_files(root, key, MNIST_HINT)
+        elif key == "cifar10":
+            find_cifar10_folder(root)
+    except DataNotFoundError as e:
+        return str(e)
+    return None
 
 
 def load(name: str, **kwargs: Any) -> Splits:
@@ -70,18 +112,17 @@ def load(name: str, **kwargs: Any) -> Splits:
     ``load("moons", noise=0.2)``, ``load("sin", n_samples=256)``, ``load("mnist", root="data/mnist")``,
     ``load("cifar10", root="data/cifar-10-batches-bin", augment=True)``.
     Names ignore case, and "_" equals "-"."""
-    key = name.lower().replace("_", "-")
-    if key not in _LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_LOADERS)}")
-    return _LOADERS[key](**kwargs)
+    return DATASETS.get(name).builder(**kwargs)
 
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "DATASETS",
     "FASHION_MNIST_ROOT",
     "FUNCTIONS",
     "DatasetInfo",
     "Splits",
+    "availability",
     "available",
     "channel_stats",
     "cifar10",

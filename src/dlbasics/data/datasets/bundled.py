@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from dlbasics.data.dataset import DatasetInfo, Splits, TensorDataset
+from dlbasics.errors import ConfigError
 
 FUNCTIONS = ("sin", "step", "abs", "sawtooth", "2d")
 
@@ -37,7 +38,7 @@ def split_indices(n: int, labels: np.ndarray | None = None, val: float | int = 0
     n_test = test if isinstance(test, int) else round(test * n)
     n_val = val if isinstance(val, int) else round(val * n)
     if n_test + n_val >= n:
-        raise ValueError(f"val ({n_val}) and test ({n_test}) leave no training samples out of {n}")
+        raise ConfigError(f"val ({n_val}) and test ({n_test}) leave no training samples out of {n}")
     rest, test_idx = cut(np.arange(n), n_test)
     train_idx, val_idx = cut(rest, n_val)
     return train_idx, val_idx, test_idx
@@ -95,7 +96,7 @@ def spirals(n_samples: int = 1000, n_classes: int = 3, noise: float = 0.2, seed:
     separates two arms and a linear model stays near chance.
     """
     if n_classes < 2 or n_samples < 5 * n_classes:
-        raise ValueError(f"spirals needs n_classes >= 2 and n_samples >= 5 * n_classes, got {n_samples}, {n_classes}")
+        raise ConfigError(f"spirals needs n_classes >= 2 and n_samples >= 5 * n_classes, got {n_samples}, {n_classes}")
     rng = np.random.default_rng(seed)
     counts = np.full(n_classes, n_samples // n_classes)
     counts[: n_samples % n_classes] += 1
@@ -127,7 +128,7 @@ def function_regression(fn: Literal["sin", "step", "abs", "sawtooth", "2d"] = "s
     "2d" is f(x1, x2) = sin(x1) cos(x2) on [-π, π]², inputs (N, 2). Targets (N, 1) float32.
     """
     if fn not in FUNCTIONS:
-        raise ValueError(f"unknown function {fn!r}; choose one of {', '.join(FUNCTIONS)}")
+        raise ConfigError(f"unknown function {fn!r}; choose one of {', '.join(FUNCTIONS)}")
     rng = np.random.default_rng(seed)
     x = rng.uniform(-np.pi, np.pi, size=(n_samples, 2 if fn == "2d" else 1))
     y = _target(fn, x) + noise * rng.standard_normal(n_samples)

@@ -19,6 +19,7 @@ import numpy as np
 from dlbasics.data.dataset import DatasetInfo, Splits, TensorDataset
 from dlbasics.data.datasets.bundled import split_indices
 from dlbasics.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
+from dlbasics.errors import DataError, DataNotFoundError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -37,26 +38,30 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """The images and labels of one CIFAR-10 binary file such as ``data_batch_1.bin`` or ``test_batch.bin``.
 
     Returns images (N, 3, 32, 32) uint8 - channels R, G, B; rows top to bottom; columns left to right - and
-    labels (N,) int64 in 0..9, both writable copies. Raises ValueError naming the file if its size is not a
-    positive multiple of 3,073 bytes or a label is outside 0..9; FileNotFoundError if there is no such file.
+    labels (N,) int64 in 0..9, both writable copies. Raises DataError (a ValueError) naming the file if it
+    cannot be read, its size is not a positive multiple of 3,073 bytes or a label is outside 0..9;
+    DataNotFoundError (a FileNotFoundError) if there is no such file.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CIFAR-10 batch file not found: {path}")
-    raw = path.read_bytes()
+        raise DataNotFoundError(f"CIFAR-10 batch file not found: {path}")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:  # e.g. no permission: the user's to fix, so one line, not a traceback
+        raise DataError(f"{path}: cannot be read: {e.strerror or e}") from None
     if len(raw) == 0 or len(raw) % RECORD_BYTES:
         n, extra = divmod(len(raw), RECORD_BYTES)
         # CIFAR-100's binary records carry two label bytes: say so rather than a bare size mismatch
         also = " (its size fits CIFAR-100's 3074-byte records, not read here)" if len(raw) % 3074 == 0 else ""
-        raise ValueError(f"{path}: {len(raw)} bytes is not a positive multiple of the {RECORD_BYTES}-byte CIFAR-10 "
-                         f"record (1 label + 3072 pixels): {n} records and {extra} bytes over - truncated or not a "
-                         f"CIFAR-10 binary file{also}")
+        raise DataError(f"{path}: {len(raw)} bytes is not a positive multiple of the {RECORD_BYTES}-byte CIFAR-10 "
+                        f"record (1 label + 3072 pixels): {n} records and {extra} bytes over - truncated or not a "
+                        f"CIFAR-10 binary file{also}")
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, RECORD_BYTES)  # (N, 3073), a read-only view
     labels = records[:, 0].astype(np.int64)
     bad = np.flatnonzero(labels > 9)  # uint8 labels cannot be negative
     if bad.size:
-        raise ValueError(f"{path}: record {bad[0]} has label {labels[bad[0]]}, outside 0..9 ({bad.size} of "
-                         f"{len(labels)} records bad) - not a CIFAR-10 binary file")
+        raise DataError(f"{path}: record {bad[0]} has label {labels[bad[0]]}, outside 0..9 ({bad.size} of "
+                        f"{len(labels)} records bad) - not a CIFAR-10 binary file")
     # splitting the 3072 pixel bytes into (3, 32, 32) needs no copy; .copy() then makes it contiguous and writable
     images = records[:, 1:].reshape(-1, *IMAGE_SHAPE).copy()
     return images, labels
@@ -65,26 +70,31 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def read_cifar_classes(path: str | Path) -> tuple[str, ...]:
     """The 10 class names of ``batches.meta.txt`` (one a line; blank lines ignored, as the file ends with some)."""
     path = Path(path)
-    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot be read as UTF-8 text: {e}") from None
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(names) != 10:
-        raise ValueError(f"{path}: expected 10 class names, one a line, found {len(names)}: {list(names)}")
+        raise DataError(f"{path}: expected 10 class names, one a line, found {len(names)}: {list(names)}")
     return names
 
 
 def find_cifar10_folder(root: str | Path) -> Path:
     """The folder holding the CIFAR-10 .bin files: ``root`` itself or its ``cifar-10-batches-bin/``.
 
-    Raises FileNotFoundError naming the folder, the missing files and where the data comes from.
+    Only looks whether the files exist. Raises DataNotFoundError (a FileNotFoundError) naming the folder, the
+    missing files and where the data comes from.
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"cifar10 folder not found: {root}; {_HINT}")
+        raise DataNotFoundError(f"cifar10 folder not found: {root}; {_HINT}")
     folder = root
     if not (root / CIFAR10_TEST_FILE).is_file() and (root / CIFAR10_FOLDER).is_dir():
         folder = root / CIFAR10_FOLDER  # the parent of the extracted archive
     missing = [name for name in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE) if not (folder / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"cifar10: {', '.join(missing)} not found in {folder}; {_HINT}")
+        raise DataNotFoundError(f"cifar10: {', '.join(missing)} not found in {folder}; {_HINT}")
     return folder
 
 
@@ -174,5 +184,7 @@ def cifar10(root: str | Path, val_size: int | float = 5000, seed: int = 0, augme
     train = TensorDataset(scaled(fit_x), train_y[train_idx], transform=transform)
     del fit_x
     test = TensorDataset(scaled(test_x), test_y)
-    info = DatasetInfo("cifar10", "classification", IMAGE_SHAPE, num_classes=10, classes=classes)
+    norm = None if mean is None else (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    info = DatasetInfo("cifar10", "classification", IMAGE_SHAPE, num_classes=10, classes=classes,
+                       pixel_normalization=norm)
     return Splits(train, val, test, info)

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dlbasics.data.checks import labels_out_of_range
 from dlbasics.data.dataset import DatasetInfo, Splits, TensorDataset
 from dlbasics.data.datasets.bundled import split_indices
+from dlbasics.errors import DataError, DataNotFoundError
 
 # element type byte -> big-endian dtype (the IDX specification)
 IDX_DTYPES = {
@@ -36,40 +38,44 @@ IDX_DTYPES = {
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot")
-_FASHION_HINT = ("Debian's package dataset-fashion-mnist installs the files under "
-                 f"{FASHION_MNIST_ROOT}/ (apt-get install dataset-fashion-mnist), or pass root= a folder holding "
-                 "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")
-_MNIST_HINT = "put the four files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in that folder"
+FASHION_MNIST_HINT = ("Debian's package dataset-fashion-mnist installs the files under "
+                      f"{FASHION_MNIST_ROOT}/ (apt-get install dataset-fashion-mnist), or pass root= a folder holding "
+                      "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")
+MNIST_HINT = "put the four files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in that folder"
 
 
 def read_idx(path: str | Path) -> np.ndarray:
     """The array stored in IDX file ``path`` (gzipped or raw), in native byte order.
 
-    Raises ValueError naming the file if the magic number is wrong or the payload does not match the
-    header (truncated or with extra bytes); FileNotFoundError if there is no such file.
+    Raises DataError (a ValueError) naming the file if it cannot be read, the magic number is wrong or the
+    payload does not match the header (truncated or with extra bytes); DataNotFoundError (a
+    FileNotFoundError) if there is no such file.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"IDX file not found: {path}")
-    raw = path.read_bytes()
+        raise DataNotFoundError(f"IDX file not found: {path}")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:  # e.g. no permission: the user's to fix, so one line, not a traceback
+        raise DataError(f"{path}: cannot be read: {e.strerror or e}") from None
     if raw[:2] == b"\x1f\x8b":  # the gzip magic number, whatever the file is called
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
-            raise ValueError(f"{path}: corrupt or truncated gzip data ({e})") from None
+            raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES or raw[3] == 0:
-        raise ValueError(f"{path}: not an IDX file: magic number {raw[:4].hex(' ')} is not 00 00 <type> <ndim> "
-                         f"with type in {', '.join(f'{k:02x}' for k in IDX_DTYPES)}")
+        raise DataError(f"{path}: not an IDX file: magic number {raw[:4].hex(' ')} is not 00 00 <type> <ndim> "
+                        f"with type in {', '.join(f'{k:02x}' for k in IDX_DTYPES)}")
     dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, file has {len(raw)}")
+        raise DataError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, file has {len(raw)}")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected, got = math.prod(shape) * dtype.itemsize, len(raw) - header
     if got != expected:
         what = "truncated" if got < expected else "has extra bytes"
-        raise ValueError(f"{path}: {what}: header says shape {shape} of {dtype.name} = {expected} bytes of data, "
-                         f"file has {got}")
+        raise DataError(f"{path}: {what}: header says shape {shape} of {dtype.name} = {expected} bytes of data, "
+                        f"file has {got}")
     # astype copies into a writable array in native byte order
     return np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=header).reshape(shape).astype(
         dtype.newbyteorder("="))
@@ -79,29 +85,52 @@ def _find(root: Path, stem: str, hint: str) -> Path:
     for name in (stem + ".gz", stem):
         if (root / name).is_file():
             return root / name
-    raise FileNotFoundError(f"{root / stem}[.gz] not found; {hint}")
+    raise DataNotFoundError(f"{root / stem}[.gz] not found; {hint}")
 
 
-def _load_part(root: Path, part: str, hint: str) -> tuple[np.ndarray, np.ndarray]:
-    images_path = _find(root, f"{part}-images-idx3-ubyte", hint)
-    labels_path = _find(root, f"{part}-labels-idx1-ubyte", hint)
+def find_idx_files(root: str | Path, name: str, hint: str = MNIST_HINT) -> dict[str, Path]:
+    """The four files of an MNIST-layout folder, by part and kind (``"train-images"``, ``"t10k-labels"``, ...).
+
+    Only looks whether they exist (``datasets.availability`` relies on it being cheap); raises
+    DataNotFoundError naming the folder or the first missing file, and ``hint``: where the data comes from.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataNotFoundError(f"{name} folder not found: {root}; {hint}")
+    return {f"{part}-{kind}": _find(root, f"{part}-{kind}-idx{dims}-ubyte", hint)
+            for part in ("train", "t10k") for kind, dims in (("images", 3), ("labels", 1))}
+
+
+def _load_part(files: dict[str, Path], part: str) -> tuple[np.ndarray, np.ndarray]:
+    images_path, labels_path = files[f"{part}-images"], files[f"{part}-labels"]
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{images_path} holds {images.shape} and {labels_path} holds {labels.shape}: "
-                         "expected images (N, H, W) and labels (N,)")
+        raise DataError(f"{images_path} holds {images.shape} and {labels_path} holds {labels.shape}: "
+                        "expected images (N, H, W) and labels (N,)")
+    if len(labels) == 0:
+        raise DataError(f"{images_path} and {labels_path} hold no samples")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{labels_path}: labels are {labels.dtype.name}, not integers")
     return images, labels.astype(np.int64)
 
 
 def load_idx_splits(root: str | Path, name: str, classes: tuple[str, ...] | None = None, flatten: bool = False,
-                    val_size: int | float = 10_000, seed: int = 0, hint: str = _MNIST_HINT) -> Splits:
+                    val_size: int | float = 10_000, seed: int = 0, hint: str = MNIST_HINT) -> Splits:
     """Read an MNIST-layout folder: train from ``train-*``, minus a stratified ``val_size`` (count or
     fraction) for validation, and test from ``t10k-*``. Images scaled to [0, 1] float32, (N, 1, H, W) or
-    flattened (N, H * W); labels (N,) int64."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{name} folder not found: {root}; {hint}")
-    train_x, train_y = _load_part(root, "train", hint)
-    test_x, test_y = _load_part(root, "t10k", hint)
+    flattened (N, H * W); labels (N,) int64.
+
+    The number of classes is ``len(classes)`` when given, else the largest training label + 1; a label
+    outside 0..num_classes - 1 in either labels file raises DataError naming the file (otherwise a corrupt
+    label would silently train a model with more outputs, or fail only when the test set is scored).
+    """
+    files = find_idx_files(root, name, hint)
+    train_x, train_y = _load_part(files, "train")
+    test_x, test_y = _load_part(files, "t10k")
+    num_classes = len(classes) if classes else int(train_y.max()) + 1
+    for part, labels in (("train", train_y), ("t10k", test_y)):
+        if problem := labels_out_of_range(labels, num_classes):
+            raise DataError(f"{files[f'{part}-labels']}: {problem}")
 
     def scaled(images: np.ndarray) -> np.ndarray:
         x = images.astype(np.float32)
@@ -111,8 +140,8 @@ def load_idx_splits(root: str | Path, name: str, classes: tuple[str, ...] | None
     train_idx, val_idx, _ = split_indices(len(train_y), train_y, val=val_size, test=0, seed=seed)
     # index the uint8 images before scaling: one float32 copy of each split, not two
     train = TensorDataset(scaled(train_x[train_idx]), train_y[train_idx])
-    info = DatasetInfo(name, "classification", tuple(train.arrays[0].shape[1:]),
-                       num_classes=int(train_y.max()) + 1, classes=classes)
+    info = DatasetInfo(name, "classification", tuple(train.arrays[0].shape[1:]), num_classes=num_classes,
+                       classes=classes)
     return Splits(train, TensorDataset(scaled(train_x[val_idx]), train_y[val_idx]),
                   TensorDataset(scaled(test_x), test_y), info)
 
@@ -123,7 +152,7 @@ def mnist(root: str | Path, flatten: bool = False, val_size: int | float = 10_00
     Splits of 50,000 / 10,000 / 10,000 by default (validation carved, stratified, from the 60,000 training
     images); images (N, 1, 28, 28) or flattened (N, 784) float32 in [0, 1], labels (N,) int64.
     """
-    return load_idx_splits(root, "mnist", tuple(str(i) for i in range(10)), flatten, val_size, seed, _MNIST_HINT)
+    return load_idx_splits(root, "mnist", tuple(str(i) for i in range(10)), flatten, val_size, seed, MNIST_HINT)
 
 
 def fashion_mnist(root: str | Path | None = None, flatten: bool = False, val_size: int | float = 10_000,
@@ -134,4 +163,4 @@ def fashion_mnist(root: str | Path | None = None, flatten: bool = False, val_siz
     installs it.
     """
     root = FASHION_MNIST_ROOT if root is None else root
-    return load_idx_splits(root, "fashion-mnist", FASHION_MNIST_CLASSES, flatten, val_size, seed, _FASHION_HINT)
+    return load_idx_splits(root, "fashion-mnist", FASHION_MNIST_CLASSES, flatten, val_size, seed, FASHION_MNIST_HINT)

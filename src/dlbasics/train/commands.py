@@ -1,0 +1,190 @@
+"""What the command line's training commands do, as Python functions over a run description: each trains
+through ``train_run`` (the one loop) and writes its run folder through ``rundir`` (the one writer).
+
+    cfg = RunConfig.from_options({"model": "lenet5", "epochs": 2})
+    result = train(cfg, out="runs/lenet")          # a train folder; killed? resume("runs/lenet")
+    model = load_model("runs/lenet")               # back as a ready model (dl.train.load_model)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlbasics.errors import CheckpointError, ConfigError, RunFolderError
+from dlbasics.train import rundir
+from dlbasics.train.config import RunBuilder, RunConfig, load_data
+
+
+@dataclass
+class TrainResult:
+    """A finished ``train`` (or ``resume``): the summary written to summary.json, the folder, the history
+    and the wall time of this process's part."""
+
+    summary: dict[str, Any]
+    run_dir: Path
+    history: Any
+    seconds: float
+
+
+def _prepare(cfg: RunConfig) -> tuple[RunConfig, Any, RunBuilder]:
+    """Data loaded and checked, the description resolved against it, the run built once: every mistake of the
+    description shows here, before a folder is made."""
+    splits = load_data(cfg)
+    cfg = cfg.resolve(splits)
+    builder = RunBuilder(cfg)
+    builder(cfg.seed)  # the model, loss and optimizer build: their own checks run now
+    return cfg, splits, builder
+
+
+def train(cfg: RunConfig, out: str | Path | None = None, verbose: int = 1) -> TrainResult:
+    """Train the run ``cfg`` describes into a new run folder (``out``, or ``runs/MODEL-DATA-TIME``); the folder
+    holds a resumable checkpoint while it trains, and the model, metrics and summary once it is done."""
+    cfg, splits, builder = _prepare(cfg)
+    out_dir = rundir.new_run_dir(out, f"{cfg.model.name}-{cfg.data.name}")
+    rundir.write_config(out_dir, "train", cfg)
+    return _train_into(out_dir, cfg, splits, builder, verbose, resume=False)
+
+
+def resume(run_dir: str | Path, verbose: int = 1, data_dir: str | None = None) -> TrainResult:
+    """Continue the run in ``run_dir`` from its last checkpoint; it ends bit-identical to a run that was
+    never stopped (weights, metrics.csv, summary.json)."""
+    from dlbasics.train.checkpoint import clean_temporary
+
+    run = rundir.open_run(run_dir, data_dir)
+    if run.kind != "train":
+        raise RunFolderError(f"--resume {run.path}: a {run.kind} folder; only train runs resume")
+    if not run.checkpoint_file.is_file():
+        raise CheckpointError(f"--resume {run.path}: no checkpoint yet (the run was stopped before its first one); "
+                              "start it again")
+    clean_temporary(run.path)
+    splits = load_data(run.config)
+    builder = RunBuilder(run.config)
+    return _train_into(run.path, run.config, splits, builder, verbose, resume=True)
+
+
+def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder, verbose: int,
+                resume: bool) -> TrainResult:
+    from dlbasics.data import DataLoader
+    from dlbasics.train.run import train_run
+
+    start = time.perf_counter()
+    run, history = train_run(builder, splits.train, splits.val, seed=cfg.seed, verbose=verbose,
+                             checkpoint=out_dir / rundir.CHECKPOINT, checkpoint_every=cfg.budget.checkpoint_every,
+                             resume=resume)
+    seconds = time.perf_counter() - start
+    # the model first: a failing test evaluation must not throw the trained model away
+    rundir.save_model(out_dir, run.model)
+    rundir.write_metrics(out_dir, history)
+    test = run.task.evaluate(DataLoader(splits.test, batch_size=512))
+    unit = "epochs" if cfg.budget.steps is None else "steps"
+    trained = history.rows[-1]["epoch" if unit == "epochs" else "step"] if history.rows else 0
+    summary = {f"test_{k}": v for k, v in test.items()} | {
+        unit: trained, "stopped_early": history.stopped_early,
+        "parameters": int(sum(p.numel() for p in run.model.parameters()))}
+    rundir.write_json(out_dir / "summary.json", summary)
+    # wall time is kept apart from summary.json, which a resumed run must write bit for bit as an unbroken one
+    timing = out_dir / "timing.json"
+    before = json.loads(timing.read_text()).get("seconds", 0.0) if resume and timing.is_file() else 0.0
+    rundir.write_json(timing, {"seconds": round(before + seconds, 3), "resumed": resume or None})
+    plot_curves(history, out_dir / "curves.png", cfg.metrics[0], f"{cfg.model.name} on {cfg.data.name}")
+    return TrainResult(summary, out_dir, history, seconds)
+
+
+def plot_curves(history: Any, path: Path, metric: str, title: str = "") -> None:
+    """Loss and ``metric``, train vs val, per row of the history (per epoch, or per evaluation in steps)."""
+    import io
+
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing global to leak
+
+    from dlbasics.io import atomic_write_bytes
+
+    if not history.rows:
+        return
+    x_key = "step" if "step" in history else "epoch"
+    xs = history[x_key]
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, key in zip(axes, ("loss", metric)):
+        for split in ("train", "val"):
+            name = f"{split}_{key}"
+            if name in history:
+                ax.plot(xs, history[name], marker="o", markersize=3, label=split)
+        ax.set_xlabel(x_key)
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if all(v > 0 for v in history["train_loss"]):
+        axes[0].set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def cross_validate(cfg: RunConfig, k: int, workers: int = 1, stratified: bool = True, out: str | Path | None = None,
+                   verbose: int = 1) -> tuple[Any, Path]:
+    """K-fold cross-validation of ``cfg`` on train + val (the test split is kept for the final word) into a cv
+    folder: each fold's model and metrics, and cv.json."""
+    from dlbasics.data import ConcatDataset
+    from dlbasics.train.kfold import cross_validate as run_folds
+
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise ConfigError(f"--k: k must be at least 2 folds, got {k!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers: must be an integer >= 1, got {workers!r}")
+    cfg, splits, builder = _prepare(cfg)
+    data = ConcatDataset([splits.train, splits.val])
+    if k > len(data):
+        raise ConfigError(f"--k: {k} folds need at least {k} samples; the data has {len(data)}")
+    out_dir = rundir.new_run_dir(out, f"cv-{cfg.model.name}-{cfg.data.name}")
+    rundir.write_config(out_dir, "cv", cfg, cv={"k": k, "stratified": stratified})
+    try:
+        result = run_folds(builder, data, k, stratified=stratified, seed=cfg.seed, workers=workers, verbose=verbose,
+                           save_dir=out_dir)
+    except ValueError as e:  # a stratification the data cannot give (a class with fewer than k samples)
+        if "stratified" in str(e):
+            raise ConfigError(f"--k: {e}") from None
+        raise
+    rundir.write_json(out_dir / "cv.json", result.to_dict())
+    return result, out_dir
+
+
+def ensemble(cfg: RunConfig, members: int, bootstrap: bool = False, average: str = "prob",
+             out: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """Train ``members`` runs (seeds SEED, SEED+1, ...; optionally each on a bootstrap resample) and evaluate
+    each and their average on the test split, into an ensemble folder."""
+    from dlbasics.data import DataLoader
+    from dlbasics.train.config import build_loss
+    from dlbasics.train.ensemble import MODES, train_ensemble
+    from dlbasics.train.task import evaluate
+
+    if isinstance(members, bool) or not isinstance(members, int) or members < 2:
+        raise ConfigError(f"--members: an ensemble needs at least 2 members, got {members}")
+    if average not in MODES:
+        raise ConfigError(f"--average: invalid choice {average!r} (choose from {', '.join(MODES)})")
+    cfg, splits, builder = _prepare(cfg)
+    if cfg.data.problem != "classification":
+        raise ConfigError(f"ensemble: averages class probabilities; the data set {cfg.data.name!r} is a regression "
+                          "task")
+    out_dir = rundir.new_run_dir(out, f"ensemble-{cfg.model.name}-{cfg.data.name}")
+    rundir.write_config(out_dir, "ensemble", cfg, ensemble={"members": members, "bootstrap": bootstrap,
+                                                            "average": average})
+    model, _ = train_ensemble(builder, splits.train, splits.val, n=members, seed=cfg.seed, bootstrap=bootstrap,
+                              mode=average, verbose=0)
+    rundir.save_model(out_dir, model)
+    test = DataLoader(splits.test, batch_size=512)
+    loss_fn = build_loss(cfg)
+    per_member = [evaluate(m, test, loss_fn, cfg.metrics) for m in model.members]
+    whole = evaluate(model, test, loss_fn, cfg.metrics)
+    summary = {"members": per_member, "member_mean": {k: sum(r[k] for r in per_member) / members for k in whole},
+               "ensemble": whole, "bootstrap": bootstrap, "average": average}
+    rundir.write_json(out_dir / "summary.json", summary)
+    return summary, out_dir
+
+
+__all__ = ["TrainResult", "cross_validate", "ensemble", "plot_curves", "resume", "train"]

@@ -1,0 +1,268 @@
+"""Run folders: the one module that writes and reads them, for every command that trains or changes a model.
+
+Every run folder holds ``config.json``: the kind of run, the resolved run description (every default
+filled in) and what the kind adds. The trained model, where there is one, is ``model.safetensors``, whose
+names are the model's ``state_dict`` keys, so PyTorch reads it with ``safetensors.torch.load_file``.
+
+    kind       what else is in the folder
+    train      checkpoint.safetensors (resumable), metrics.csv, summary.json, curves.png
+    ensemble   model.safetensors of the ensemble (members.0.*, members.1.*, ...), summary.json
+    cv         fold-1/ ... fold-k/ (each a train folder without a checkpoint), cv.json
+    tune       trials.csv, best.json, history.png; model.safetensors of the best trial, trained again
+    compress   compress.json (ranks per layer, sizes, accuracy before and after); the compressed model
+
+``load_model(path)`` gives back a ready model (eval mode) for any of them, and ``evaluate_run`` the test
+metrics; ``dlbasics evaluate`` and ``dlbasics predict`` are built on them. A new run never shares a folder:
+a default name that exists gets a suffix, and an ``--out`` that holds a run is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlbasics.errors import ConfigError, RunFolderError
+from dlbasics.io import atomic_write_text, load, save
+from dlbasics.nn.module import Module
+from dlbasics.train.config import RunConfig
+
+KINDS = ("train", "ensemble", "cv", "tune", "compress")
+CONFIG = "config.json"
+MODEL = "model.safetensors"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+# ---- making a folder ------------------------------------------------------------------------------------
+def new_run_dir(out: str | Path | None, name: str, root: str | Path = "runs", option: str = "--out",
+                continues: str | None = None) -> Path:
+    """A fresh folder for a new run: ``out`` if given (created; refused if it is a file or already holds a
+    run), else ``root/NAME-YYYYmmdd-HHMMSS``, with ``-2``, ``-3``, ... added if a run started in the same
+    second (``mkdir`` is atomic, so two processes never get the same folder). ``continues``: a kind of run
+    whose folder ``out`` may already be, because the new run continues it (a tune study)."""
+    if out is not None:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"{option} {path}: is a file, not a folder")
+        if continues is not None and (path / CONFIG).exists() and open_run(path).kind == continues:
+            return path
+        if (path / CONFIG).exists():
+            raise RunFolderError(f"{option} {path}: already holds a run; continue it with --resume {path}, or choose "
+                                 "another folder")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunFolderError(f"{option} {path}: cannot create the folder ({e.strerror})") from None
+        return path
+    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunFolderError(f"cannot create {base.parent} ({e.strerror}); choose a folder with {option}") from None
+    for i in range(1, 1000):
+        path = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunFolderError(f"{base}: 999 runs started in the same second; choose a folder with {option}")
+
+
+# ---- writing ----------------------------------------------------------------------------------------------
+def json_text(obj: Any) -> str:
+    """Strict JSON (NaN and inf become null, which every JSON reader accepts), indented, one trailing newline."""
+    return json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n"
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json_text(obj))
+
+
+def write_config(folder: str | Path, kind: str, cfg: RunConfig, **extra: Any) -> None:
+    """``config.json``: the kind, the dlbasics version, the resolved description (``run``) and the kind's own
+    settings (``extra``)."""
+    from dlbasics import __version__
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}; kinds: {', '.join(KINDS)}")
+    write_json(Path(folder) / CONFIG, {"kind": kind, "dlbasics": __version__, "run": cfg.to_dict(), **extra})
+
+
+def write_metrics(folder: str | Path, history: Any) -> None:
+    """``metrics.csv``: one row per evaluation. Wall-clock times are left out, so that a resumed run writes
+    the very same file as one that was never stopped."""
+    from dlbasics.train.history import History
+
+    rows = History()
+    rows.rows = [{k: v for k, v in r.items() if k != "seconds"} for r in history.rows]
+    atomic_write_text(Path(folder) / "metrics.csv", rows.to_csv())
+
+
+def save_model(folder: str | Path, model: Module) -> None:
+    save(model, Path(folder) / MODEL)
+
+
+# ---- reading ----------------------------------------------------------------------------------------------
+@dataclass
+class RunFolder:
+    """A run folder read back: its path, kind, run description and the kind's own settings."""
+
+    path: Path
+    kind: str
+    config: RunConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / CHECKPOINT
+
+
+def open_run(path: str | Path, data_dir: str | None = None) -> RunFolder:
+    """The run folder at ``path``. ``RunFolderError`` naming the file if it is missing, is not a run folder, or
+    its ``config.json`` cannot be read. ``data_dir`` replaces the folder the data was read from (data moved)."""
+    path = Path(path)
+    if not path.exists():
+        raise RunFolderError(f"{path}: no such run folder")
+    if not path.is_dir():
+        raise RunFolderError(f"{path}: is a file, not a run folder")
+    cfg_file = path / CONFIG
+    if not cfg_file.is_file():
+        raise RunFolderError(f"{path} is not a run folder (no {CONFIG})")
+    try:
+        raw = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{cfg_file}: not valid JSON ({e}); the run folder is damaged") from None
+    if not isinstance(raw, dict):
+        raise RunFolderError(f"{cfg_file}: not a run description (a JSON object was expected)")
+    if "kind" not in raw and "model_options" in raw:
+        raw = _from_format_1(raw)
+    kind = raw.get("kind")
+    if kind not in KINDS or not isinstance(raw.get("run"), dict):
+        raise RunFolderError(f"{cfg_file}: not a run description (kind {kind!r}; kinds: {', '.join(KINDS)})")
+    run = dict(raw["run"])
+    if data_dir is not None:
+        run.setdefault("data", {})["data_dir"] = data_dir
+    try:
+        cfg = RunConfig.from_dict(run, source=str(cfg_file))
+    except ConfigError as e:
+        raise RunFolderError(f"{e} (the run folder was written by another version, or edited)") from None
+    extra = {k: v for k, v in raw.items() if k not in ("kind", "dlbasics", "run")}
+    return RunFolder(path, kind, cfg, extra)
+
+
+def _from_format_1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A run folder of dlbasics 0.1 (a flat description with ``model_options``), as today's format."""
+    from dlbasics.train.config import FORMAT
+
+    opts = raw.get("model_options", {})
+    data = {"name": raw["data"], "batch_size": raw.get("batch_size", 32), "problem": raw.get("task")}
+    if raw.get("data_dir"):
+        data["data_dir"] = raw["data_dir"]
+    if raw.get("augment"):
+        data["augment"] = True
+    algorithm = {"optimizer": raw.get("optimizer", "adam"), "lr": raw.get("lr"),
+                 "weight_decay": raw.get("weight_decay", 0.0)}
+    if raw.get("optimizer") in ("sgd", "rmsprop"):
+        algorithm["momentum"] = raw.get("momentum", 0.0)
+    if raw.get("optimizer") == "sgd":
+        algorithm["nesterov"] = bool(raw.get("nesterov"))
+    run = {"format": FORMAT, "seed": raw.get("seed", 0), "data": data, "model": {"name": raw["model"], **opts},
+           "loss": {"name": raw.get("loss"), "label_smoothing": raw.get("label_smoothing", 0.0)},
+           "algorithm": {k: v for k, v in algorithm.items() if v is not None},
+           "budget": {"epochs": raw.get("epochs", 40)},
+           "regularizers": {"mixup": raw.get("mixup"), "patience": raw.get("patience")}}
+    return {"kind": "train", "run": run}
+
+
+def _resolved(run: RunFolder) -> RunConfig:
+    if not run.config.resolved:
+        raise RunFolderError(f"{run.path / CONFIG}: the run description was never resolved against its data")
+    return run.config
+
+
+def load_model(path: str | Path | RunFolder) -> Module:
+    """The trained model of any run folder, weights loaded, in eval mode - one call:
+    ``model = dl.train.load_model("runs/mlp-digits-20261206-101500")``. For a cv folder: the fold models
+    as one ``Ensemble``."""
+    from dlbasics.train.config import build_model
+    from dlbasics.train.ensemble import Ensemble
+
+    run = path if isinstance(path, RunFolder) else open_run(path)
+    cfg = _resolved(run)
+    if run.kind == "cv":
+        folds = sorted(run.path.glob("fold-*"), key=lambda p: int(p.name.split("-")[1]))
+        model: Module = Ensemble([_weights(build_model(cfg), f / MODEL) for f in folds], mode="prob")
+        return model.eval()
+    if run.kind == "ensemble":
+        e = run.extra["ensemble"]
+        model = Ensemble([build_model(cfg) for _ in range(int(e["members"]))], mode=e["average"])
+    elif run.kind == "compress":
+        from dlbasics.compress import low_rank
+
+        model, _ = low_rank(build_model(cfg), ranks={k: int(v) for k, v in run.extra["compress"]["ranks"].items()})
+    else:
+        model = build_model(cfg)
+    return _weights(model, run.model_file).eval()
+
+
+def _weights(model: Module, file: Path) -> Module:
+    if not file.is_file():
+        raise RunFolderError(f"{file.parent} holds no trained model (no {file.name}): the run was stopped before "
+                             "it ended; continue it with --resume")
+    model.load_state_dict(load(file))
+    return model
+
+
+def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = None) -> list[tuple[str, dict]]:
+    """The loss and metrics of a run folder's model(s) on ``split`` of its data: one row for most kinds;
+    for a cv folder one row per fold, then their mean."""
+    from dlbasics.data import DataLoader
+    from dlbasics.train.config import build_loss, load_data
+    from dlbasics.train.task import evaluate
+
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"--split: invalid choice {split!r} (choose from train, val, test)")
+    run = open_run(path, data_dir)
+    cfg = _resolved(run)
+    splits = load_data(cfg)
+    loader = DataLoader(getattr(splits, split), batch_size=512)
+    loss_fn = build_loss(cfg)
+    model = load_model(run)
+    if run.kind != "cv":
+        return [(run.kind, evaluate(model, loader, loss_fn, cfg.metrics))]
+    rows = [(f"fold {i + 1}", evaluate(m, loader, loss_fn, cfg.metrics)) for i, m in enumerate(model.members)]
+    mean = {k: sum(r[k] for _, r in rows) / len(rows) for k in rows[0][1]}
+    return [*rows, ("mean", mean)]
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove a run folder that a failed start left empty (nothing worth keeping)."""
+    try:
+        if folder.is_dir() and not any(folder.iterdir()):
+            os.rmdir(folder)
+    except OSError:
+        pass
+
+
+__all__ = ["CHECKPOINT", "CONFIG", "KINDS", "MODEL", "RunFolder", "evaluate_run", "json_text", "load_model",
+           "new_run_dir", "open_run", "remove_if_empty", "save_model", "write_config", "write_json",
+           "write_metrics"]

@@ -1,0 +1,180 @@
+"""Tasks: what one training step does. The loop (``train/loop.py``) is the same for every task.
+
+A task holds the modules and optimizers it trains and implements ``training_step(batch)``: it computes its
+losses, and for each update calls ``self.optimize(loss, optimizer)`` (zero_grad, backward, gradient clipping,
+step - and a stop with ``DivergedError`` if the loss is NaN or inf, before any weight changes). That is the
+spirit of Lightning's ``training_step`` and Keras' ``train_step``: the supervised step is
+``loss_fn(model(x), y)``; a GAN's makes two updates with two optimizers; a contrastive one compares two views
+of each batch; a reinforcement one acts in an environment. Registering a task class in ``TASKS`` makes it
+a choice of ``--task``; its ``build(cfg)`` makes it from a run description.
+
+Everything a task holds in ``modules`` and ``optimizers`` is checkpointed by name, so a resumed run
+continues every one of them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from dlbasics.autograd.grad_mode import no_grad
+from dlbasics.errors import DataError, DivergedError
+from dlbasics.nn.module import Module
+from dlbasics.nn.utils import clip_grad_norm_
+from dlbasics.registry import Registry
+from dlbasics.tensor import Tensor
+from dlbasics.train.metrics import get_metric
+
+TASKS = Registry("task")
+
+
+def batch_size(x: Any) -> int:
+    """The number of samples in a batch (its leading dimension; 1 for a scalar)."""
+    return x.shape[0] if getattr(x, "ndim", 0) else 1
+
+
+def split_batch(batch: Any) -> tuple[Tensor, Any]:
+    if isinstance(batch, tuple | list) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise DataError(f"a supervised step expects batches of (inputs, targets), got {type(batch).__name__}"
+                    + (f" of length {len(batch)}" if isinstance(batch, tuple | list) else ""))
+
+
+class Averages:
+    """Running means of logged values, weighted by batch size (exact for means over samples)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, n: int, values: dict[str, float]) -> None:
+        self.n += n
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v * n
+
+    def means(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}{k}": s / max(self.n, 1) for k, s in self.sums.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "n": self.n}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.n = {k: float(v) for k, v in state["sums"].items()}, int(state["n"])
+
+
+class Task:
+    """Base class: subclasses set ``modules`` and ``optimizers`` (dicts by name) and ``model`` (the module a
+    run folder saves as ``model.safetensors`` and ``evaluate``/``predict`` use), and implement
+    ``training_step``. The loop sets ``clip_grad_norm``."""
+
+    model: Module
+    clip_grad_norm: float | None = None
+
+    def __init__(self) -> None:
+        self.modules: dict[str, Module] = {}
+        self.optimizers: dict[str, Any] = {}
+
+    @classmethod
+    def build(cls, cfg: Any) -> Task:
+        """The task of a resolved run description (``train.config.RunConfig``)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from a run description")
+
+    # ---- one step ----
+    def training_step(self, batch: Any) -> tuple[int, dict[str, float]]:
+        """Train on one batch; returns (samples in it, values to average into the logs, such as "loss")."""
+        raise NotImplementedError(f"{type(self).__name__} must implement training_step")
+
+    def optimize(self, loss: Tensor, optimizer: Any, parameters: Iterable[Tensor] | None = None) -> float:
+        """One update: zero_grad, backward, clip (if the loop says so), step. Returns the loss as a float.
+        A NaN or inf loss raises ``DivergedError`` before anything changes."""
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise DivergedError(f"the loss is {value}")
+        optimizer.zero_grad()
+        loss.backward()
+        if self.clip_grad_norm is not None:
+            params = parameters if parameters is not None else (p for g in optimizer.param_groups for p in g["params"])
+            clip_grad_norm_(params, self.clip_grad_norm)
+        optimizer.step()
+        return value
+
+    # ---- evaluation ----
+    def evaluate(self, loader: Iterable) -> dict[str, float]:
+        """Mean validation values over ``loader`` ("loss" and metrics)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement evaluate")
+
+    # ---- modes and state ----
+    def train(self, mode: bool = True) -> None:
+        for m in self.modules.values():
+            m.train(mode)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": {k: m.state_dict() for k, m in self.modules.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+
+    def parameters_finite(self) -> bool:
+        """Whether every trained parameter is finite (a checkpoint is written only then)."""
+        import numpy as np
+
+        return all(bool(np.isfinite(p.data).all()) for m in self.modules.values() for p in m.parameters())
+
+
+def evaluate(model: Module, loader: Iterable, loss_fn: Callable | None = None,
+             metrics: Sequence[str] = ("accuracy",)) -> dict[str, float]:
+    """Mean loss and metrics over ``loader`` in eval mode without recording a graph (mode restored after)."""
+    fns = {m: get_metric(m) for m in metrics}
+    avg = Averages()
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            for batch in loader:
+                x, y = split_batch(batch)
+                out = model(x)
+                values = {"loss": float(loss_fn(out, y).item())} if loss_fn is not None else {}
+                values |= {m: f(out, y) for m, f in fns.items()}
+                avg.add(batch_size(x), values)
+    finally:
+        model.train(was_training)
+    means = avg.means()
+    order = (["loss"] if loss_fn is not None else []) + list(fns)
+    return {k: means.get(k, 0.0) for k in order}
+
+
+@TASKS.register("supervised", help="loss_fn(model(x), y) on (input, target) batches")
+class SupervisedTask(Task):
+    """Supervised learning: one model, one loss, one optimizer; the step is ``loss_fn(model(x), y)``."""
+
+    def __init__(self, model: Module, loss_fn: Callable, optimizer: Any, metrics: Sequence[str] = ("accuracy",)):
+        super().__init__()
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.metrics = tuple(metrics)
+        self.metric_fns = {m: get_metric(m) for m in self.metrics}
+        self.modules = {"model": model}
+        self.optimizers = {"optimizer": optimizer}
+
+    @classmethod
+    def build(cls, cfg: Any) -> SupervisedTask:
+        from dlbasics.train.config import build_loss, build_model, build_optimizer
+
+        model = build_model(cfg)
+        return cls(model, build_loss(cfg), build_optimizer(cfg, model), cfg.metrics)
+
+    def training_step(self, batch: Any) -> tuple[int, dict[str, float]]:
+        x, y = split_batch(batch)
+        out = self.model(x)
+        loss = self.optimize(self.loss_fn(out, y), self.optimizer)
+        return batch_size(x), {"loss": loss, **{m: f(out, y) for m, f in self.metric_fns.items()}}
+
+    def evaluate(self, loader: Iterable) -> dict[str, float]:
+        return evaluate(self.model, loader, self.loss_fn, self.metrics)
+
+
+__all__ = ["TASKS", "Averages", "SupervisedTask", "Task", "batch_size", "evaluate", "split_batch"]
