@@ -19,8 +19,8 @@ from dlbasics.compress import (
 )
 from dlbasics.compress.low_rank import _energy_rank
 from dlbasics.data import DataLoader, datasets
-from dlbasics.train import evaluate, fit
 from dlbasics.errors import RunFolderError
+from dlbasics.train import evaluate, fit
 from dlbasics.train.config import ConfigError
 
 

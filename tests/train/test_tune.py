@@ -16,9 +16,9 @@ optuna = pytest.importorskip("optuna")
 
 from dlbasics import nn, optim  # noqa: E402
 from dlbasics.data import DataLoader, datasets  # noqa: E402
+from dlbasics.errors import DLBasicsError  # noqa: E402
 from dlbasics.train import fit  # noqa: E402
 from dlbasics.train import tuning as tune_module  # noqa: E402
-from dlbasics.errors import DLBasicsError  # noqa: E402
 from dlbasics.train.config import ConfigError, RunConfig  # noqa: E402
 from dlbasics.train.tuning import (  # noqa: E402
     Choice,

@@ -1,17 +1,23 @@
-"""Training: ``fit`` puts Data + Model + Loss + Algorithm together; callbacks, metrics, history; and the
-regularization tools that train many runs - k-fold cross-validation, ensembles, hyperparameter search."""
+"""Training: a run description (``RunConfig``) turned into a task on the one ``Loop``; ``fit``/``evaluate`` for the
+supervised case; run folders that resume exactly and load back in one call; callbacks, metrics, history; and
+the regularization tools that train many runs - k-fold cross-validation, ensembles, hyperparameter search."""
 
+from dlbasics.train import commands, rundir
 from dlbasics.train.callbacks import Callback, Checkpoint, EarlyStopping
+from dlbasics.train.config import RunBuilder, RunConfig
 from dlbasics.train.ensemble import Ensemble, bootstrap_indices, train_ensemble
 from dlbasics.train.history import History
 from dlbasics.train.kfold import CVResult, cross_validate, fold_indices, targets_of
-from dlbasics.train.loop import evaluate, fit
+from dlbasics.train.loop import Loop, evaluate, fit
 from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
 from dlbasics.train.run import BuildRun, Run, train_run
+from dlbasics.train.rundir import evaluate_run, load_model, open_run
+from dlbasics.train.task import TASKS, SupervisedTask, Task
 from dlbasics.train.tuning import Choice, Float, Int, PruningCallback, TuneResult, parse_space, tune, tune_config
 
 __all__ = [
     "METRICS",
+    "TASKS",
     "BuildRun",
     "CVResult",
     "Callback",
@@ -22,19 +28,29 @@ __all__ = [
     "Float",
     "History",
     "Int",
+    "Loop",
     "PruningCallback",
     "Run",
+    "RunBuilder",
+    "RunConfig",
+    "SupervisedTask",
+    "Task",
     "TuneResult",
     "accuracy",
     "bootstrap_indices",
+    "commands",
     "cross_validate",
     "evaluate",
+    "evaluate_run",
     "fit",
     "fold_indices",
     "get_metric",
+    "load_model",
     "mae",
     "mse",
+    "open_run",
     "parse_space",
+    "rundir",
     "targets_of",
     "train_ensemble",
     "train_run",

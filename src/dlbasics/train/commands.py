@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlbasics.errors import CheckpointError, ConfigError, RunFolderError
+from dlbasics.errors import ConfigError, RunFolderError
 from dlbasics.train import rundir
 from dlbasics.train.config import RunBuilder, RunConfig, load_data
 
@@ -50,20 +50,20 @@ def train(cfg: RunConfig, out: str | Path | None = None, verbose: int = 1) -> Tr
 
 
 def resume(run_dir: str | Path, verbose: int = 1, data_dir: str | None = None) -> TrainResult:
-    """Continue the run in ``run_dir`` from its last checkpoint; it ends bit-identical to a run that was
-    never stopped (weights, metrics.csv, summary.json)."""
+    """Continue the run in ``run_dir`` from its last checkpoint (from the beginning if it was stopped before its
+    first one); it ends bit-identical to a run that was never stopped (weights, metrics.csv, summary.json)."""
     from dlbasics.train.checkpoint import clean_temporary
 
     run = rundir.open_run(run_dir, data_dir)
     if run.kind != "train":
         raise RunFolderError(f"--resume {run.path}: a {run.kind} folder; only train runs resume")
-    if not run.checkpoint_file.is_file():
-        raise CheckpointError(f"--resume {run.path}: no checkpoint yet (the run was stopped before its first one); "
-                              "start it again")
     clean_temporary(run.path)
     splits = load_data(run.config)
     builder = RunBuilder(run.config)
-    return _train_into(run.path, run.config, splits, builder, verbose, resume=True)
+    started = run.checkpoint_file.is_file()
+    if not started and verbose:
+        print(f"{run.path}: no checkpoint yet, so the run starts from the beginning", flush=True)
+    return _train_into(run.path, run.config, splits, builder, verbose, resume=started)
 
 
 def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder, verbose: int,

@@ -518,7 +518,7 @@ def _build(flat: dict[str, Any], resolved: dict[str, Any], spelling: Spelling) -
 
     epochs, steps = fields["epochs"], fields["steps"]
     if epochs is not None and steps is not None:
-        raise ConfigError(f"{spelling('steps')}: give {spelling('epochs')} or {spelling('steps')}, not both")
+        raise ConfigError(f"{spelling('steps')}: a budget is in epochs or in steps, not both (epochs is given too)")
     if steps is None and epochs is None:
         epochs = DEFAULT_EPOCHS
     unit = "epoch" if steps is None else "step"

@@ -203,25 +203,31 @@ def load_model(path: str | Path | RunFolder) -> Module:
     """The trained model of any run folder, weights loaded, in eval mode - one call:
     ``model = dl.train.load_model("runs/mlp-digits-20261206-101500")``. For a cv folder: the fold models
     as one ``Ensemble``."""
-    from dlbasics.train.config import build_model
     from dlbasics.train.ensemble import Ensemble
 
     run = path if isinstance(path, RunFolder) else open_run(path)
     cfg = _resolved(run)
     if run.kind == "cv":
         folds = sorted(run.path.glob("fold-*"), key=lambda p: int(p.name.split("-")[1]))
-        model: Module = Ensemble([_weights(build_model(cfg), f / MODEL) for f in folds], mode="prob")
+        model: Module = Ensemble([_weights(_fresh_model(cfg), f / MODEL) for f in folds], mode="prob")
         return model.eval()
     if run.kind == "ensemble":
         e = run.extra["ensemble"]
-        model = Ensemble([build_model(cfg) for _ in range(int(e["members"]))], mode=e["average"])
+        model = Ensemble([_fresh_model(cfg) for _ in range(int(e["members"]))], mode=e["average"])
     elif run.kind == "compress":
         from dlbasics.compress import low_rank
 
-        model, _ = low_rank(build_model(cfg), ranks={k: int(v) for k, v in run.extra["compress"]["ranks"].items()})
+        model, _ = low_rank(_fresh_model(cfg), ranks={k: int(v) for k, v in run.extra["compress"]["ranks"].items()})
     else:
-        model = build_model(cfg)
+        model = _fresh_model(cfg)
     return _weights(model, run.model_file).eval()
+
+
+def _fresh_model(cfg: RunConfig) -> Module:
+    """The model a run of ``cfg`` trains (its task's ``model``), freshly built, to load weights into."""
+    from dlbasics.train.task import TASKS
+
+    return TASKS.get(cfg.task).builder.build(cfg).model
 
 
 def _weights(model: Module, file: Path) -> Module:
@@ -236,8 +242,8 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
     """The loss and metrics of a run folder's model(s) on ``split`` of its data: one row for most kinds;
     for a cv folder one row per fold, then their mean."""
     from dlbasics.data import DataLoader
-    from dlbasics.train.config import build_loss, load_data
-    from dlbasics.train.task import evaluate
+    from dlbasics.train.config import load_data
+    from dlbasics.train.task import TASKS
 
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split: invalid choice {split!r} (choose from train, val, test)")
@@ -245,11 +251,11 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
     cfg = _resolved(run)
     splits = load_data(cfg)
     loader = DataLoader(getattr(splits, split), batch_size=512)
-    loss_fn = build_loss(cfg)
+    task = TASKS.get(cfg.task).builder
     model = load_model(run)
     if run.kind != "cv":
-        return [(run.kind, evaluate(model, loader, loss_fn, cfg.metrics))]
-    rows = [(f"fold {i + 1}", evaluate(m, loader, loss_fn, cfg.metrics)) for i, m in enumerate(model.members)]
+        return [(run.kind, task.evaluate_model(cfg, model, loader))]
+    rows = [(f"fold {i + 1}", task.evaluate_model(cfg, m, loader)) for i, m in enumerate(model.members)]
     mean = {k: sum(r[k] for _, r in rows) / len(rows) for k in rows[0][1]}
     return [*rows, ("mean", mean)]
 

@@ -104,6 +104,14 @@ class Task:
         """Mean validation values over ``loader`` ("loss" and metrics)."""
         raise NotImplementedError(f"{type(self).__name__} must implement evaluate")
 
+    @classmethod
+    def evaluate_model(cls, cfg: Any, model: Module, loader: Iterable) -> dict[str, float]:
+        """Evaluate a trained ``model`` (a run folder's) on ``loader`` as this task validates: by default, a task
+        built from ``cfg`` with ``model``'s weights."""
+        task = cls.build(cfg)
+        task.model.load_state_dict(model.state_dict())
+        return task.evaluate(loader)
+
     # ---- modes and state ----
     def train(self, mode: bool = True) -> None:
         for m in self.modules.values():
@@ -175,6 +183,12 @@ class SupervisedTask(Task):
 
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         return evaluate(self.model, loader, self.loss_fn, self.metrics)
+
+    @classmethod
+    def evaluate_model(cls, cfg: Any, model: Module, loader: Iterable) -> dict[str, float]:
+        from dlbasics.train.config import build_loss
+
+        return evaluate(model, loader, build_loss(cfg), cfg.metrics)  # any module: an ensemble, a compressed copy
 
 
 __all__ = ["TASKS", "Averages", "SupervisedTask", "Task", "batch_size", "evaluate", "split_batch"]
