@@ -353,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(lines), flush=True)
         return status
     except DLBasicsError as e:
+        if os.environ.get("DLBASICS_DEBUG"):  # the whole story, for a report
+            raise
         print(f"dlbasics: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

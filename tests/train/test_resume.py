@@ -24,7 +24,7 @@ from dlbasics.train.checkpoint import read_checkpoint
 SPLITS = datasets.digits()
 
 
-class Crash(Exception):
+class CrashError(Exception):
     pass
 
 
@@ -45,7 +45,7 @@ def build_loop(ckpt, *, epochs=None, steps=None, every=None, crash_at=None, sche
         def step(batch):
             calls.append(1)
             if len(calls) == crash_at:
-                raise Crash
+                raise CrashError
             return real(batch)
 
         task.training_step = step
@@ -69,7 +69,7 @@ def test_a_stopped_loop_resumes_bit_identically(tmp_path, budget, every, crash_a
     full = build_loop(tmp_path / "full.safetensors", every=every, **budget)
     history = full.run()
     ckpt = tmp_path / "cut.safetensors"
-    with pytest.raises(Crash):
+    with pytest.raises(CrashError):
         build_loop(ckpt, every=every, crash_at=crash_at, **budget).run()
     resumed = build_loop(ckpt, every=every, **budget).resume()
     assert resumed.step < crash_at
@@ -84,7 +84,7 @@ def test_a_stopped_loop_resumes_bit_identically(tmp_path, budget, every, crash_a
 def test_plateau_scheduler_and_callbacks_resume(tmp_path):
     full = build_loop(tmp_path / "a.safetensors", epochs=4, scheduler="plateau")
     h = full.run()
-    with pytest.raises(Crash):
+    with pytest.raises(CrashError):
         build_loop(tmp_path / "b.safetensors", epochs=4, scheduler="plateau", crash_at=40).run()
     resumed = build_loop(tmp_path / "b.safetensors", epochs=4, scheduler="plateau").resume()
     assert rows(resumed.run()) == rows(h)

@@ -16,7 +16,7 @@ from typing import Any
 
 from dlbasics.errors import ConfigError, RunFolderError
 from dlbasics.train import rundir
-from dlbasics.train.config import RunBuilder, RunConfig, load_data
+from dlbasics.train.config import RunBuilder, RunConfig, check_model_fits_data, load_data
 
 
 @dataclass
@@ -36,7 +36,8 @@ def _prepare(cfg: RunConfig) -> tuple[RunConfig, Any, RunBuilder]:
     splits = load_data(cfg)
     cfg = cfg.resolve(splits)
     builder = RunBuilder(cfg)
-    builder(cfg.seed)  # the model, loss and optimizer build: their own checks run now
+    run = builder(cfg.seed)  # the model, loss and optimizer build: their own checks run now
+    check_model_fits_data(run.model, splits, cfg)
     return cfg, splits, builder
 
 
@@ -98,6 +99,7 @@ def plot_curves(history: Any, path: Path, metric: str, title: str = "") -> None:
     """Loss and ``metric``, train vs val, per row of the history (per epoch, or per evaluation in steps)."""
     import io
 
+    import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing global to leak
 
     from dlbasics.io import atomic_write_bytes
@@ -106,9 +108,10 @@ def plot_curves(history: Any, path: Path, metric: str, title: str = "") -> None:
         return
     x_key = "step" if "step" in history else "epoch"
     xs = history[x_key]
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, key in zip(axes, ("loss", metric)):
+    keys = [k for k in ("loss", metric) if f"train_{k}" in history or f"val_{k}" in history]
+    fig = Figure(figsize=(5 * len(keys), 4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(keys)))
+    for ax, key in zip(axes, keys):
         for split in ("train", "val"):
             name = f"{split}_{key}"
             if name in history:
@@ -117,7 +120,7 @@ def plot_curves(history: Any, path: Path, metric: str, title: str = "") -> None:
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
-    if all(v > 0 for v in history["train_loss"]):
+    if "train_loss" in history and all(v > 0 for v in history["train_loss"]):
         axes[0].set_yscale("log")
     if title:
         fig.suptitle(title)

@@ -30,7 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dlbasics.errors import ConfigError
+from dlbasics.errors import ConfigError, DLBasicsError
 from dlbasics.registry import Entry, Option, Registry
 from dlbasics.train.options import Kind, coerce, kind_of
 
@@ -595,9 +595,40 @@ def load_data(cfg: RunConfig) -> Any:
         kwargs["seed"] = 0  # the split is the data set's, the same for every run seed
     if "augment_seed" in params and kwargs.get("augment"):
         kwargs["augment_seed"] = cfg.seed
-    splits = entry.builder(**kwargs)
+    try:
+        splits = entry.builder(**kwargs)
+    except ValueError as e:  # the loader's own argument checks (scikit-learn's for moons' noise, say)
+        if isinstance(e, DLBasicsError):
+            raise
+        raise ConfigError(f"--data {cfg.data.name}: {e}") from e
     check_splits(splits)
     return splits
+
+
+def check_model_fits_data(model: Any, splits: Any, cfg: RunConfig) -> None:
+    """One forward pass on two training samples (eval mode, no graph): a model that cannot take the data's
+    samples fails here with a ``DataError`` naming both, not with a traceback from inside a layer."""
+    import numpy as np
+
+    from dlbasics.autograd.grad_mode import no_grad
+    from dlbasics.data.dataloader import default_collate
+    from dlbasics.data.dataset import _fetch
+    from dlbasics.errors import DataError
+
+    batch = default_collate(_fetch(splits.train, np.arange(min(2, len(splits.train)))))
+    x = batch[0] if isinstance(batch, tuple | list) else batch
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            model(x)
+    except (RuntimeError, ValueError) as e:  # a layer that got the wrong shape says which shapes
+        if isinstance(e, DLBasicsError):
+            raise
+        raise DataError(f"the model {cfg.model.name!r} does not take the samples of the data set {cfg.data.name!r}, "
+                        f"of shape {tuple(x.shape[1:])}: {e}") from e
+    finally:
+        model.train(was_training)
 
 
 def build_model(cfg: RunConfig) -> Any:
@@ -704,8 +735,28 @@ class RunBuilder:
                    scheduler=lambda optimizer, steps_per_epoch: build_scheduler(cfg, optimizer, steps_per_epoch))
 
 
-__all__ = ["CLI", "COMPONENTS", "FIELDS", "AlgorithmConfig", "BudgetConfig", "ConfigError", "DataConfig",
-           "LossConfig", "ModelConfig", "RegularizerConfig", "RunBuilder", "RunConfig", "Spelling", "build_loss",
-           "build_model", "build_optimizer", "build_scheduler", "component_options", "load_data", "model_options",
-           "option_names",
-           "read_toml"]
+__all__ = [
+    "CLI",
+    "COMPONENTS",
+    "FIELDS",
+    "AlgorithmConfig",
+    "BudgetConfig",
+    "ConfigError",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "RegularizerConfig",
+    "RunBuilder",
+    "RunConfig",
+    "Spelling",
+    "build_loss",
+    "build_model",
+    "build_optimizer",
+    "build_scheduler",
+    "check_model_fits_data",
+    "component_options",
+    "load_data",
+    "model_options",
+    "option_names",
+    "read_toml",
+]

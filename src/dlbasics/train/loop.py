@@ -33,6 +33,9 @@ from dlbasics.train.task import Averages, SupervisedTask, Task
 from dlbasics.train.task import evaluate as evaluate
 
 CHECKPOINT_FORMAT = 1
+# A loss this many times its first value (or more) is a run that has blown up, though still finite: with a huge
+# learning rate batch norm keeps the loss finite at ~1e5 while the weights are garbage.
+DIVERGENCE_FACTOR = 1e4
 
 
 class Loop:
@@ -44,6 +47,8 @@ class Loop:
         scheduler: an ``lr_scheduler`` (or a list of them) stepped every ``schedule_unit`` ("epoch" or
             "step"); ``ReduceLROnPlateau`` is stepped at every evaluation with the validation loss.
         clip_grad_norm: passed to the task, which clips before every optimizer step.
+        divergence: stop with ``DivergedError`` when the training loss is NaN or inf, or above ``divergence``
+            times the first step's loss (at least 1e-3); None checks only for NaN and inf.
         checkpoint: a file to keep the resumable checkpoint in, written at every evaluation, every
             ``checkpoint_every`` steps, on Ctrl-C and at the end; never with NaN or inf weights.
         verbose: 1 shows a progress bar (on a terminal) and a line per row; 0 is silent.
@@ -52,7 +57,8 @@ class Loop:
     def __init__(self, task: Task, train_loader: Iterable, *, epochs: int | None = None, steps: int | None = None,
                  val_loader: Iterable | None = None, eval_every: int | None = None, scheduler: Any = None,
                  schedule_unit: str = "epoch", callbacks: Sequence[Callback] = (), clip_grad_norm: float | None = None,
-                 checkpoint: str | Path | None = None, checkpoint_every: int | None = None, verbose: int = 1) -> None:
+                 checkpoint: str | Path | None = None, checkpoint_every: int | None = None, verbose: int = 1,
+                 divergence: float | None = DIVERGENCE_FACTOR) -> None:
         if (epochs is None) == (steps is None):
             raise ValueError(f"Loop: give epochs or steps (one of them), got epochs={epochs!r}, steps={steps!r}")
         budget = epochs if steps is None else steps
@@ -71,6 +77,8 @@ class Loop:
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.checkpoint_every = checkpoint_every
         self.verbose = verbose
+        self.divergence = divergence
+        self.first_loss: float | None = None
         self.history = History()
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps (training steps) completed
@@ -95,6 +103,7 @@ class Loop:
             "averages": self.averages.state_dict(),
             "history": {"rows": [dict(r) for r in self.history.rows], "stopped_early": self.history.stopped_early},
             "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "first_loss": self.first_loss,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -119,6 +128,7 @@ class Loop:
                                   f"has {len(self.callbacks)}")
         for cb, saved in zip(self.callbacks, state["callbacks"]):
             cb.load_state_dict(saved)
+        self.first_loss = None if state.get("first_loss") is None else float(state["first_loss"])
         self._last_checkpoint_step = self.step
 
     def resume(self, path: str | Path | None = None) -> Loop:
@@ -165,6 +175,7 @@ class Loop:
                 n, values = task.training_step(batch)
             except DivergedError as e:
                 raise self._diverged(e) from None
+            self._check_blow_up(values.get("loss"))
             self.step += 1
             self.batch += 1
             samples += n
@@ -249,6 +260,15 @@ class Loop:
             return
         write_checkpoint(self.checkpoint, self.state_dict())
         self._last_checkpoint_step = self.step
+
+    def _check_blow_up(self, loss: float | None) -> None:
+        if loss is None or self.divergence is None:
+            return
+        if self.first_loss is None:
+            self.first_loss = loss
+        elif loss > self.divergence * max(self.first_loss, 1e-3):
+            raise self._diverged(DivergedError(f"the loss is {loss:.4g}, over {self.divergence:,.0f} times its first "
+                                               f"value {self.first_loss:.4g}"))
 
     def _diverged(self, e: DivergedError) -> DivergedError:
         lr = next(iter(self.task.optimizers.values())).param_groups[0]["lr"] if self.task.optimizers else None

@@ -185,8 +185,9 @@ def _from_format_1(raw: dict[str, Any]) -> dict[str, Any]:
         algorithm["momentum"] = raw.get("momentum", 0.0)
     if raw.get("optimizer") == "sgd":
         algorithm["nesterov"] = bool(raw.get("nesterov"))
+    loss = raw.get("loss") or ("cross_entropy" if raw.get("task") == "classification" else "mse")
     run = {"format": FORMAT, "seed": raw.get("seed", 0), "data": data, "model": {"name": raw["model"], **opts},
-           "loss": {"name": raw.get("loss"), "label_smoothing": raw.get("label_smoothing", 0.0)},
+           "loss": {"name": loss, "label_smoothing": raw.get("label_smoothing", 0.0)},
            "algorithm": {k: v for k, v in algorithm.items() if v is not None},
            "budget": {"epochs": raw.get("epochs", 40)},
            "regularizers": {"mixup": raw.get("mixup"), "patience": raw.get("patience")}}
