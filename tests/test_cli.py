@@ -222,3 +222,13 @@ def test_cnn_on_cifar10_files_end_to_end(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["run"]["model"]["in_channels"] == 3
     assert main(["evaluate", str(out), "--data-dir", str(data)]) == 0
     assert f"test_accuracy {summary['test_accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_threads_option_limits_blas(tmp_path):
+    code = ("from dlbasics.cli import set_threads; from threadpoolctl import threadpool_info; import os; "
+            "set_threads(1); print(os.environ['OPENBLAS_NUM_THREADS'], "
+            "max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "1"]
+    assert main(["train", "--threads", "1", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 0

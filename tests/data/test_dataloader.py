@@ -191,3 +191,43 @@ def test_bad_arguments():
         DataLoader(id_dataset(), batch_size=0)
     with pytest.raises(TypeError, match="map-style"):
         DataLoader(iter(range(3)))
+
+
+# ---- state: where an epoch is, for exact resume ----------------------------------------------------------
+def _batches(loader, n=None):
+    import itertools
+
+    return [x.data.copy() for x, _ in itertools.islice(loader, n)]  # islice fetches no batch beyond the n-th
+
+
+@pytest.mark.parametrize("seed", [7, None])
+def test_a_loader_continues_an_epoch_from_its_state(seed):
+    from dlbasics.data import DataLoader, TensorDataset
+
+    ds = TensorDataset(np.arange(50, dtype=np.float32)[:, None], np.zeros(50, dtype=np.int64))
+    dl.manual_seed(1)
+    ref = DataLoader(ds, batch_size=8, shuffle=True, seed=seed)
+    whole = _batches(ref) + _batches(ref)  # two epochs
+    dl.manual_seed(1)
+    cut = DataLoader(ds, batch_size=8, shuffle=True, seed=seed)
+    head = _batches(cut, 3)
+    state = cut.state_dict()
+    assert state["batches"] == 3
+    default = dl.default_generator().bit_generator.state
+    again = DataLoader(ds, batch_size=8, shuffle=True, seed=0 if seed is not None else None)
+    again._generator = None if seed is None else np.random.default_rng(12345)  # another state: it is restored
+    again.load_state_dict(state)
+    dl.default_generator().bit_generator.state = default
+    tail = _batches(again)
+    assert all(np.array_equal(a, b) for a, b in zip(head + tail, whole[: len(head + tail)]))
+    assert len(head + tail) == 7  # the rest of the first epoch
+    if seed is not None:  # its own generator goes on: the next epoch is the reference's second one
+        assert all(np.array_equal(a, b) for a, b in zip(_batches(again), whole[7:]))
+
+
+def test_loader_state_needs_the_epochs_generator_state():
+    from dlbasics.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(np.zeros((4, 1), dtype=np.float32)), batch_size=2, shuffle=True, seed=0)
+    with pytest.raises(ValueError, match="needs the generator state it began with"):
+        loader.load_state_dict({"epoch_state": None, "batches": 1})
