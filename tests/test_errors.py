@@ -52,7 +52,8 @@ def _setup(kind, tmp, run_dir):
 
         (tmp / "other").mkdir()
         (tmp / "other" / "config.json").write_text((run_dir / "config.json").read_text())
-        dl.save(dl.models.create("mlp", in_features=64, num_classes=10, hidden=[4]), tmp / "other" / "model.safetensors")
+        other = dl.models.create("mlp", in_features=64, num_classes=10, hidden=[4])
+        dl.save(other, tmp / "other" / "model.safetensors")
     elif kind.startswith("toml:"):
         (tmp / "run.toml").write_text(kind[5:].replace("\\n", "\n"))
     elif kind == "bad-train-labels":
@@ -89,7 +90,8 @@ CASES = [
     ("batch-size-zero", "train --batch-size 0", None, "--batch-size: must be an integer >= 1, got 0"),
     ("batch-size-too-large", "train --batch-size 5000", None,
      "--batch-size 5000 is larger than the training split (1079 samples); use at most 1079"),
-    ("data-option-rejected", "train --data moons --noise -1", None, "--data moons: The 'noise' parameter of make_moons"),
+    ("data-option-rejected", "train --data moons --noise -1", None,
+     "--data moons: The 'noise' parameter of make_moons"),
     # ---- values ----
     ("lr-not-positive", "train --lr 0", None, "--lr: must be a finite number > 0, got 0.0"),
     ("lr-not-finite", "train --lr inf", None, "--lr: must be a finite number, got inf"),
@@ -120,7 +122,8 @@ CASES = [
     ("unknown-optimizer", "train --optimizer adamm", None,
      "--optimizer: invalid choice 'adamm' (choose from adadelta, adagrad, adam, adamw, rmsprop, sgd)"),
     ("unknown-data", "train --data imagenet", None, "--data: invalid choice 'imagenet' (choose from digits, moons"),
-    ("unknown-loss", "train --loss hinge", None, "--loss: invalid choice 'hinge' (choose from mse, cross_entropy, nll)"),
+    ("unknown-loss", "train --loss hinge", None,
+     "--loss: invalid choice 'hinge' (choose from mse, cross_entropy, nll)"),
     ("unknown-scheduler", "train --scheduler linear", None,
      "--scheduler: invalid choice 'linear' (choose from constant, cosine, step, exponential, plateau)"),
     ("unknown-task", "train --task gan", None, "--task: invalid choice 'gan' (choose from supervised)"),
