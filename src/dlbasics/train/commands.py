@@ -75,7 +75,7 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
     start = time.perf_counter()
     run, history = train_run(builder, splits.train, splits.val, seed=cfg.seed, verbose=verbose,
                              checkpoint=out_dir / rundir.CHECKPOINT, checkpoint_every=cfg.budget.checkpoint_every,
-                             resume=resume)
+                             resume=resume, callbacks=[rundir.MetricsWriter(out_dir)])
     seconds = time.perf_counter() - start
     # the model first: a failing test evaluation must not throw the trained model away
     rundir.save_model(out_dir, run.model)

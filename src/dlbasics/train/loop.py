@@ -297,8 +297,12 @@ class Loop:
             yield
             return
 
+        hard_stop = False
+
         def handler(signum: int, frame: Any) -> None:
+            nonlocal hard_stop
             if self._stop_requested:
+                hard_stop = True  # mid-step, maybe mid-update: this state must not become the checkpoint
                 raise KeyboardInterrupt
             self._stop_requested = True
 
@@ -306,7 +310,7 @@ class Loop:
         try:
             yield
         except KeyboardInterrupt:
-            if self._stop_requested and self._last_checkpoint_step != self.step:
+            if self._stop_requested and not hard_stop and self._last_checkpoint_step != self.step:
                 self.save_checkpoint()
             raise
         finally:

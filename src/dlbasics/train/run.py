@@ -75,14 +75,15 @@ def make_loop(run: Run, train_set: Any, val_set: Any = None, *, seed: int = 0, v
 
 def train_run(build_run: BuildRun, train_set: Any, val_set: Any = None, *, seed: int = 0, verbose: int = 0,
               checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
-              resume: bool = False) -> tuple[Run, History]:
+              resume: bool = False, callbacks: Sequence[Callback] = ()) -> tuple[Run, History]:
     """Seed everything with ``seed``, build the run, and train it on ``train_set`` (shuffled with the same
     seed), validating on ``val_set``. Returns the trained run and its history.
 
     With ``checkpoint`` (a file) the loop keeps a resumable checkpoint there; ``resume=True`` continues from
-    it, ending bit-identical to a run that was never stopped."""
+    it, ending bit-identical to a run that was never stopped. ``callbacks`` are added to the run's own."""
     manual_seed(seed)
     run = build_run(seed)
+    run.callbacks = [*run.callbacks, *callbacks]
     loop = make_loop(run, train_set, val_set, seed=seed, verbose=verbose, checkpoint=checkpoint,
                      checkpoint_every=checkpoint_every)
     if resume:

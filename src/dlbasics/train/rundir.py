@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 from dlbasics.errors import ConfigError, RunFolderError
 from dlbasics.io import atomic_write_text, load, save
 from dlbasics.nn.module import Module
+from dlbasics.train.callbacks import Callback
 from dlbasics.train.config import RunConfig
 
 KINDS = ("train", "ensemble", "cv", "tune", "compress")
@@ -51,8 +51,9 @@ def new_run_dir(out: str | Path | None, name: str, root: str | Path = "runs", op
         if continues is not None and (path / CONFIG).exists() and open_run(path).kind == continues:
             return path
         if (path / CONFIG).exists():
-            raise RunFolderError(f"{option} {path}: already holds a run; continue it with --resume {path}, or choose "
-                                 "another folder")
+            how = f"continue it with --resume {path}, or choose another folder" if open_run_kind(path) == "train" \
+                else "choose another folder"
+            raise RunFolderError(f"{option} {path}: already holds a run; {how}")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -71,6 +72,14 @@ def new_run_dir(out: str | Path | None, name: str, root: str | Path = "runs", op
         except FileExistsError:
             continue
     raise RunFolderError(f"{base}: 999 runs started in the same second; choose a folder with {option}")
+
+
+def open_run_kind(path: Path) -> str | None:
+    """The kind of the run in ``path`` (None if its config.json cannot be read)."""
+    try:
+        return json.loads((path / CONFIG).read_text(encoding="utf-8")).get("kind", "train")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 # ---- writing ----------------------------------------------------------------------------------------------
@@ -115,6 +124,17 @@ def write_metrics(folder: str | Path, history: Any) -> None:
 
 def save_model(folder: str | Path, model: Module) -> None:
     save(model, Path(folder) / MODEL)
+
+
+class MetricsWriter(Callback):
+    """Rewrites ``folder/metrics.csv`` after every row of history, so a long run can be watched as it goes
+    (and a stopped one shows how far it got)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        write_metrics(self.folder, self.history)
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
@@ -261,15 +281,6 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
     return [*rows, ("mean", mean)]
 
 
-def remove_if_empty(folder: Path) -> None:
-    """Remove a run folder that a failed start left empty (nothing worth keeping)."""
-    try:
-        if folder.is_dir() and not any(folder.iterdir()):
-            os.rmdir(folder)
-    except OSError:
-        pass
-
-
-__all__ = ["CHECKPOINT", "CONFIG", "KINDS", "MODEL", "RunFolder", "evaluate_run", "json_text", "load_model",
-           "new_run_dir", "open_run", "remove_if_empty", "save_model", "write_config", "write_json",
+__all__ = ["CHECKPOINT", "CONFIG", "KINDS", "MODEL", "MetricsWriter", "RunFolder", "evaluate_run", "json_text",
+           "load_model", "new_run_dir", "open_run", "open_run_kind", "save_model", "write_config", "write_json",
            "write_metrics"]
