@@ -140,10 +140,22 @@ COMPONENTS = (
 )
 
 
-@cache
+def option_kind(name: str, option: Option) -> Kind:
+    """The kind of value an option takes: its annotation's, but a folder for ``data_dir`` (a loader's ``root``
+    is annotated ``str | Path``)."""
+    return Kind("path", nullable=True) if name == "data_dir" else kind_of(option.annotation)
+
+
 def component_options() -> dict[str, tuple[Component, Kind, str]]:
     """Every option a model, optimizer, data set or schedule takes: name -> (component, kind, help).
-    A name two kinds of component would share is a bug here (one flag cannot mean two things)."""
+    A name two kinds of component would share is a bug here (one flag cannot mean two things).
+    Recomputed when a registry has changed, so a model registered later brings its options too."""
+    names = tuple(tuple(c.registry().available()) for c in COMPONENTS)
+    return _component_options(names)
+
+
+@cache
+def _component_options(names: tuple[tuple[str, ...], ...]) -> dict[str, tuple[Component, Kind, str]]:
     table: dict[str, tuple[Component, Kind, str]] = {}
     for comp in COMPONENTS:
         takers: dict[str, list[str]] = {}
@@ -151,7 +163,7 @@ def component_options() -> dict[str, tuple[Component, Kind, str]]:
         for entry in comp.registry():
             for name, opt in comp.options(entry).items():
                 takers.setdefault(name, []).append(entry.name)
-                kinds.setdefault(name, Kind("path", nullable=True) if name == "data_dir" else kind_of(opt.annotation))
+                kinds.setdefault(name, option_kind(name, opt))
         for name, entries in takers.items():
             if name in FIELDS or (name in table and table[name][0] is not comp):
                 raise RuntimeError(f"option {name!r} of {comp.chooser} {entries[0]!r} clashes with another option "
@@ -469,8 +481,7 @@ def _component(flat: dict[str, Any], comp: Component, entry: Entry, spelling: Sp
             if hint:
                 raise ConfigError(f"{what} takes no such option: {hint}")
             raise ConfigError(f"{what} has no such option (its options: {', '.join(own) or 'none'})")
-        kind = Kind("path", nullable=True) if name == "data_dir" else kind_of(own[name].annotation)
-        out[name] = _check(name, value, kind, spelling)
+        out[name] = _check(name, value, option_kind(name, own[name]), spelling)
     for name, opt in own.items():
         if name in out:
             continue
