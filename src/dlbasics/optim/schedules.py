@@ -1,7 +1,7 @@
 """Learning-rate schedules by name, as a run chooses them (``--scheduler cosine --warmup 100``).
 
 Each entry builds a scheduler from ``dl.optim.lr_scheduler`` for an optimizer and a length ``total`` in the
-units the run steps it in (epochs or optimizer steps); its other keyword parameters are its options, which
+units the run steps it in (epochs or training steps); its other keyword parameters are its options, which
 reach the command line by themselves. The warm-up schedules are the ones the Transformer literature uses
 (Hugging Face's ``get_constant_schedule_with_warmup`` / ``get_cosine_schedule_with_warmup``): a
 ``LambdaLR`` whose factor is a plain function of the step, so a resumed run needs only the step count.

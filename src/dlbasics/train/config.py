@@ -65,16 +65,17 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
           "defaults are the class's"),
     Field("scheduler", "algorithm", Kind("str"), "constant", "the learning-rate schedule (default constant)"),
     Field("schedule_unit", "algorithm", Kind("str", choices=("epoch", "step"), nullable=True), None,
-          "step the schedule every epoch or every optimizer step (default: the budget's unit)"),
+          "step the schedule every epoch or every training step (default: the budget's unit)"),
     Field("epochs", "budget", Kind("int", nullable=True), None, f"epochs to train (default {DEFAULT_EPOCHS}, or "
           "none with --steps)"),
-    Field("steps", "budget", Kind("int", nullable=True), None, "optimizer steps to train, instead of --epochs"),
+    Field("steps", "budget", Kind("int", nullable=True), None, "training steps (batches) to train, instead of "
+          "--epochs"),
     Field("eval_every", "budget", Kind("int", nullable=True), None, "validate and write a row of metrics every N "
           "epochs, or N steps with --steps (default 1 epoch, or a tenth of the steps)"),
     Field("clip_grad_norm", "budget", Kind("float", nullable=True), None, "scale the gradients to this total "
           "2-norm when above it (nn.utils.clip_grad_norm_)"),
     Field("checkpoint_every", "budget", Kind("int", nullable=True), None, "write the resumable checkpoint every N "
-          "optimizer steps (default: at every evaluation)"),
+          "training steps (default: at every evaluation)"),
     Field("mixup", "regularizers", Kind("float", nullable=True), None, "MixUp training batches, lambda ~ "
           "Beta(ALPHA, ALPHA)"),
     Field("patience", "regularizers", Kind("int", nullable=True), None, "early stopping on val_loss after N "

@@ -1,7 +1,7 @@
 """The one training loop, for every task; and ``fit``/``evaluate``, its supervised front door.
 
 ``Loop(task, train_loader, epochs=... or steps=...)`` runs ``task.training_step`` on batch after batch and
-does, once for every kind of run: the budget (epochs or optimizer steps), evaluation every N epochs or
+does, once for every kind of run: the budget (epochs or training steps, one step a batch), evaluation every N epochs or
 steps, learning-rate schedules stepped per epoch or per step, gradient clipping, callbacks, the progress
 bar with throughput, the history (one row per evaluation), divergence checks, and checkpoints that hold
 everything needed to continue bit-identically: the task's modules and optimizers, the schedulers, the
@@ -26,6 +26,7 @@ from typing import Any
 
 from dlbasics.errors import CheckpointError, DivergedError
 from dlbasics.nn.module import Module
+from dlbasics.optim.lr_scheduler import ReduceLROnPlateau
 from dlbasics.rng import find_generators, generator_states, set_generator_states
 from dlbasics.train.callbacks import Callback
 from dlbasics.train.history import History
@@ -39,7 +40,7 @@ DIVERGENCE_FACTOR = 1e4
 
 
 class Loop:
-    """Train ``task`` on ``train_loader`` for ``epochs`` epochs or ``steps`` optimizer steps.
+    """Train ``task`` on ``train_loader`` for ``epochs`` epochs or ``steps`` training steps (one a batch).
 
     Args:
         eval_every: evaluate on ``val_loader`` and append a row to the history every N epochs (epoch budget)
@@ -81,7 +82,7 @@ class Loop:
         self.first_loss: float | None = None
         self.history = History()
         self.epoch = 0  # epochs completed
-        self.step = 0  # optimizer steps (training steps) completed
+        self.step = 0  # training steps completed (one a batch; a task may update several optimizers in one)
         self.batch = 0  # batches of the current epoch completed
         self.averages = Averages()  # since the last row
         self.generators = find_generators(loader=train_loader, modules=task.modules,
@@ -193,7 +194,7 @@ class Loop:
                 self.save_checkpoint()
             if self._stop_requested:
                 raise KeyboardInterrupt
-            if self.done or (self.steps is not None and self.step >= self.steps):
+            if self.done:
                 break
         else:  # the epoch is complete
             self.epoch += 1
@@ -223,7 +224,7 @@ class Loop:
             logs |= {f"val_{k}": v for k, v in self.task.evaluate(self.val_loader).items()}
             self.task.train()
         for s in self.schedulers:
-            if type(s).__name__ == "ReduceLROnPlateau":
+            if isinstance(s, ReduceLROnPlateau):
                 s.step(logs.get("val_loss", logs.get("train_loss")))
         logs["seconds"] = time.perf_counter() - start
         self.history.append(logs)
@@ -242,7 +243,7 @@ class Loop:
     def _step_schedulers(self) -> None:
         self._lr_used = self._current_lr()
         for s in self.schedulers:
-            if type(s).__name__ != "ReduceLROnPlateau":
+            if not isinstance(s, ReduceLROnPlateau):  # the plateau scheduler steps with a value, at each row
                 s.step()
 
     def _should_checkpoint(self) -> bool:
@@ -353,7 +354,7 @@ def fit(model: Module, loss_fn: Callable, optimizer: Any, train_loader: Iterable
         schedule_unit: str = "epoch", callbacks: Sequence[Callback] = (), metrics: Sequence[str] = ("accuracy",),
         eval_every: int | None = None, clip_grad_norm: float | None = None, checkpoint: str | Path | None = None,
         checkpoint_every: int | None = None, verbose: int = 1) -> History:
-    """Train ``model`` for ``epochs`` epochs (or ``steps`` optimizer steps); returns the History.
+    """Train ``model`` for ``epochs`` epochs (or ``steps`` training steps); returns the History.
 
     The supervised task on the one ``Loop``. Each epoch: ``model.train()``, for each batch
     ``loss_fn(model(x), y)``, ``zero_grad``, ``backward``, (clipping), ``optimizer.step()``; then evaluation on
