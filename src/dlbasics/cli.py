@@ -40,9 +40,12 @@ def _argument(group: Any, name: str, kind: Any, help: str) -> None:
     if kind.base == "bool" and kind.count is None:
         group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help)
         return
-    convert = {"int": int, "float": float}.get(kind.base, str)
+    from dlbasics.train.options import parse_text
+
+    convert = {"int": int, "float": float, "number": parse_text, "any": parse_text}.get(kind.base, str)
     nargs = None if kind.count is None else "+" if kind.count < 0 else kind.count
-    metavar = name.upper() if kind.choices is None else None
+    metavar = None if kind.choices else {"int": "N", "float": "X", "number": "X", "path": "DIR", "any": "VALUE"}.get(
+        kind.base, "NAME")
     group.add_argument(_flag(name), type=convert, nargs=nargs, default=None, metavar=metavar,
                        choices=kind.choices, help=help)
 
@@ -70,11 +73,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         if name in choices:
             help += f"; one of: {', '.join(choices[name].available())}"
         _argument(g, name, f.kind, help)
-    for name, (comp, kind, help) in component_options().items():
-        title = f"{comp.chooser} options (each model, optimizer, schedule or data set takes its own; defaults "\
-                "are its own)" if comp.chooser == "model" else f"{comp.chooser} options"
-        g = groups.setdefault(f"opts-{comp.chooser}", p.add_argument_group(title))
-        _argument(g, name, kind, help)
+    described = {"model": "each model takes its own, with its own defaults (dlbasics zoo lists the models)",
+                 "optimizer": "each optimizer takes its own, with its class's defaults",
+                 "scheduler": "each schedule takes its own; lengths count in --schedule-unit",
+                 "data": "each data set takes its own"}
+    for name, (comp, kind, takers) in component_options().items():
+        g = groups.get(f"opts-{comp.chooser}")
+        if g is None:
+            g = groups[f"opts-{comp.chooser}"] = p.add_argument_group(f"{comp.chooser} options",
+                                                                      described[comp.chooser])
+        _argument(g, name, kind, f"for {takers}")
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="the run folder (default runs/NAME-TIME; an existing run is never "
                                                 "overwritten)")

@@ -148,7 +148,8 @@ def option_kind(name: str, option: Option) -> Kind:
 
 
 def component_options() -> dict[str, tuple[Component, Kind, str]]:
-    """Every option a model, optimizer, data set or schedule takes: name -> (component, kind, help).
+    """Every option a model, optimizer, data set or schedule takes: name -> (component, kind, the entries that
+    take it with their defaults, e.g. "alexnet (default 0.5); mlp (default 0.0)").
     A name two kinds of component would share is a bug here (one flag cannot mean two things).
     Recomputed when a registry has changed, so a model registered later brings its options too."""
     names = tuple(tuple(c.registry().available()) for c in COMPONENTS)
@@ -163,13 +164,14 @@ def _component_options(names: tuple[tuple[str, ...], ...]) -> dict[str, tuple[Co
         kinds: dict[str, Kind] = {}
         for entry in comp.registry():
             for name, opt in comp.options(entry).items():
-                takers.setdefault(name, []).append(entry.name)
+                default = "required" if opt.required else f"default {_plain(opt.default)}"
+                takers.setdefault(name, []).append(f"{entry.name} ({default})")
                 kinds.setdefault(name, option_kind(name, opt))
         for name, entries in takers.items():
             if name in FIELDS or (name in table and table[name][0] is not comp):
                 raise RuntimeError(f"option {name!r} of {comp.chooser} {entries[0]!r} clashes with another option "
                                    "of the run; rename the builder's parameter")
-            table[name] = (comp, kinds[name], f"{comp.chooser} option of {', '.join(entries)}")
+            table[name] = (comp, kinds[name], "; ".join(entries))
     return table
 
 

@@ -23,7 +23,8 @@ from dlbasics.errors import ConfigError
 class Kind:
     """The type of an option's value.
 
-    ``base`` is "int", "float", "bool", "str", "path" or "any"; ``count`` is None for one value, -1 for a
+    ``base`` is "int", "float", "number" (an int or a float, kept as given), "bool", "str", "path" or "any";
+    ``count`` is None for one value, -1 for a
     list of any length (``--hidden 128 64``) or n for exactly n values (``--betas 0.9 0.999``); ``choices``
     restricts a str (a ``Literal``); ``nullable`` admits None (an ``X | None`` annotation)."""
 
@@ -33,14 +34,14 @@ class Kind:
     nullable: bool = False
 
     def describe(self) -> str:
-        one = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
-               "path": "a path (a string)", "any": "a value"}[self.base]
+        one = {"int": "an integer", "float": "a finite number", "number": "a finite number", "bool": "true or false",
+               "str": "a string", "path": "a path (a string)", "any": "a value"}[self.base]
         if self.choices:
             one = "one of " + ", ".join(map(str, self.choices))
         if self.count is None:
             return one
-        many = {"int": "integers", "float": "finite numbers", "bool": "booleans", "str": "strings",
-                "path": "paths", "any": "values"}[self.base]
+        many = {"int": "integers", "float": "finite numbers", "number": "finite numbers", "bool": "booleans",
+                "str": "strings", "path": "paths", "any": "values"}[self.base]
         return f"a list of {many}" if self.count < 0 else f"a list of {self.count} {many}"
 
 
@@ -56,6 +57,8 @@ def kind_of(annotation: Any) -> Kind:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         nullable = len(args) < len(typing.get_args(annotation))
+        if set(args) == {int, float}:  # a count or a fraction (a validation split's size)
+            return Kind("number", nullable=nullable)
         if len(args) != 1:
             return Kind("any", nullable=nullable)
         annotation = args[0]
@@ -87,10 +90,10 @@ def _one(value: Any, kind: Kind, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad()
         return int(value)
-    if base == "float":
+    if base in ("float", "number"):
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise bad()
-        return float(value)
+        return float(value) if base == "float" else value
     if base in ("str", "path"):
         if not isinstance(value, str) or (base == "path" and not value):
             raise bad()
@@ -122,4 +125,15 @@ def coerce(value: Any, kind: Kind, where: str) -> Any:
     return [_one(v, one, where) for v in value]
 
 
-__all__ = ["Kind", "coerce", "kind_of"]
+def parse_text(text: str) -> Any:
+    """A command-line word as the value it spells: an int, else a float, else the text itself (for options
+    whose annotation admits several types)."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+__all__ = ["Kind", "coerce", "kind_of", "parse_text"]
