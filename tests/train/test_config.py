@@ -131,7 +131,7 @@ def test_a_registered_model_is_one_registration_away(monkeypatch):
     cfg = from_cli("--model", "tiny", "--squeeze", "3")
     model = build_model(cfg.resolve(load_data(cfg)))
     assert model[0].out_features == 3
-    assert component_options()["squeeze"][2] == "model option of tiny"
+    assert component_options()["squeeze"][2] == "tiny (default 4)"
 
 
 @pytest.mark.parametrize("toml, message", [
