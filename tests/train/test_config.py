@@ -205,3 +205,12 @@ def test_optimizer_built_with_param_groups_for_weight_decay():
 
 def test_cli_spelling_helper():
     assert CLI("batch_size") == "--batch-size"
+
+
+def test_replace_starts_from_what_was_given():
+    base = RunConfig.from_options(epochs=1, hidden=[8])
+    other = base.replace(optimizer="sgd", lr=0.1)  # Adam's filled-in betas do not follow to SGD
+    assert other.algorithm.optimizer == "sgd" and other.lr == 0.1 and "betas" not in other.algorithm.options
+    assert other.model.options == {"hidden": [8]} and other.budget.epochs == 1
+    resolved = base.resolve(load_data(base))
+    assert resolved.options() == base.options() == {"epochs": 1, "hidden": [8]}

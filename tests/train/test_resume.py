@@ -196,10 +196,30 @@ def test_ctrl_c_checkpoints_the_exact_step_and_resumes(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted (continue a run with: dlbasics train --resume" in err, err
-    state = read_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
-    assert state["position"]["batch"] > 0  # written at the step the Ctrl-C came, not at an epoch's end
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.safetensors")["position"]["step"] >= 1
     assert subprocess.run(_dlbasics("train", "--resume", str(tmp_path / "run"), "--quiet")).returncode == 0
     _same_run_folder(tmp_path / "ref", tmp_path / "run")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_ctrl_c_in_a_step_ends_the_run_after_that_step_with_its_checkpoint(tmp_path):
+    loop = build_loop(tmp_path / "c.safetensors", epochs=3)
+    real, calls = loop.task.training_step, []
+
+    def step(batch):
+        calls.append(1)
+        if len(calls) == 23:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of step 23
+        return real(batch)
+
+    loop.task.training_step = step
+    with pytest.raises(KeyboardInterrupt):
+        loop.run()
+    position = read_checkpoint(tmp_path / "c.safetensors")["position"]
+    assert position == {"epoch": 1, "step": 23, "batch": 6}  # step 23 finished, then the checkpoint, then the stop
+    expected = rows(build_loop(tmp_path / "f.safetensors", epochs=3).run())
+    # (built after the other: building reseeds the default generator, which the resumed loop has restored)
+    assert rows(build_loop(tmp_path / "c.safetensors", epochs=3).resume().run()) == expected
 
 
 def test_summary_json_is_strict_json(tmp_path):

@@ -278,6 +278,8 @@ class RunConfig:
     algorithm: AlgorithmConfig
     budget: BudgetConfig
     regularizers: RegularizerConfig
+    # the options the caller gave, as they gave them (the rest are defaults): what ``replace`` starts from
+    given: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # ---- building ----
     @classmethod
@@ -330,10 +332,9 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def options(self) -> dict[str, Any]:
-        """The flat options that rebuild this description (what ``from_options`` takes), data-given ones left
-        out so that a changed option (another model, say) is resolved afresh."""
-        flat, _ = _flatten({k: v for k, v in self.to_dict().items() if k != "format"}, Spelling())
-        return flat
+        """The flat options the caller gave (what ``from_options`` took); defaults and what the data decides
+        are left out, so that a changed option (another optimizer, say) brings its own defaults."""
+        return dict(self.given)
 
     def replace(self, spelling: Spelling | None = None, **options: Any) -> RunConfig:
         """A new description with ``options`` changed, checked like any other (hyperparameter search)."""
@@ -352,7 +353,7 @@ class RunConfig:
         from dlbasics.data.checks import check_batch_size
 
         info = splits.info
-        out = copy.deepcopy(self)
+        out = copy.deepcopy(self)  # ``given`` comes along: a resolved description still knows what was asked
         out.data.problem = info.task
         out.data.input_shape = [int(s) for s in info.input_shape]
         out.data.num_classes = None if info.num_classes is None else int(info.num_classes)
@@ -555,6 +556,7 @@ def _build(flat: dict[str, Any], resolved: dict[str, Any], spelling: Spelling) -
                                   fields["schedule_unit"] or unit),
         budget=BudgetConfig(epochs, steps, eval_every, fields["clip_grad_norm"], fields["checkpoint_every"]),
         regularizers=RegularizerConfig(fields["mixup"], fields["patience"]),
+        given=dict(flat),
     )
     for key, value in resolved.items():
         section, name = key.split(".")

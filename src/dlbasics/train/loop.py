@@ -85,12 +85,15 @@ class Loop:
         self.step = 0  # training steps completed (one a batch; a task may update several optimizers in one)
         self.batch = 0  # batches of the current epoch completed
         self.averages = Averages()  # since the last row
-        self.generators = find_generators(loader=train_loader, modules=task.modules,
-                                          collate=getattr(train_loader, "collate_fn", None))
         self._stop_requested = False
         self._last_checkpoint_step: int | None = None
 
     # ---- state ----
+    def generators(self) -> dict[str, Any]:
+        """Every random generator the run draws from, found now (``dl.manual_seed`` replaces the default one)."""
+        return find_generators(loader=self.train_loader, modules=self.task.modules,
+                               collate=getattr(self.train_loader, "collate_fn", None))
+
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs; arrays stay arrays, the rest is JSON-ready."""
         mid_epoch = self.batch > 0 and hasattr(self.train_loader, "state_dict")
@@ -99,7 +102,7 @@ class Loop:
             "position": {"epoch": self.epoch, "step": self.step, "batch": self.batch},
             "task": self.task.state_dict(),
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "generators": generator_states(self.generators),
+            "generators": generator_states(self.generators()),
             "loader": self.train_loader.state_dict() if mid_epoch else None,
             "averages": self.averages.state_dict(),
             "history": {"rows": [dict(r) for r in self.history.rows], "stopped_early": self.history.stopped_early},
@@ -118,7 +121,7 @@ class Loop:
                                   f"run {len(self.schedulers)}")
         for s, saved in zip(self.schedulers, state["schedulers"]):
             s.load_state_dict(_plain(saved))
-        set_generator_states(self.generators, state["generators"])
+        set_generator_states(self.generators(), state["generators"])
         if state["loader"] is not None:
             self.train_loader.load_state_dict(_plain(state["loader"]))
         self.averages.load_state_dict(state["averages"])
