@@ -149,3 +149,12 @@ def test_bad_batches_are_clear_errors():
             verbose=0)
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), [], epochs=0, verbose=0)
+
+
+def test_training_data_that_runs_dry_is_an_error_not_a_hang():
+    from dlbasics.errors import DataError
+
+    model = nn.Linear(2, 2)
+    batches = iter([(dl.zeros(4, 2), dl.tensor(np.zeros(4, dtype=np.int64)))])  # one pass, then nothing
+    with pytest.raises(DataError, match="the training data gave no batch in epoch 2"):
+        fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), batches, steps=5, verbose=0)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from dlbasics.errors import CheckpointError, DivergedError
+from dlbasics.errors import CheckpointError, DataError, DivergedError
 from dlbasics.nn.module import Module
 from dlbasics.optim.lr_scheduler import ReduceLROnPlateau
 from dlbasics.rng import find_generators, generator_states, set_generator_states
@@ -172,7 +172,7 @@ class Loop:
         task, loader = self.task, self.train_loader
         task.train()
         start = time.perf_counter()
-        samples = 0
+        samples, fresh = 0, self.batch == 0  # not a resumed epoch (which may have no batch left)
         bar = self._progress()
         for batch in loader:
             try:
@@ -200,6 +200,9 @@ class Loop:
             if self.done:
                 break
         else:  # the epoch is complete
+            if fresh and samples == 0 and self.batch == 0:
+                raise DataError(f"the training data gave no batch in epoch {self.epoch + 1} (an empty data set, or "
+                                "an iterator that is used up after one pass)")
             self.epoch += 1
             self.batch = 0
             if self.schedule_unit == "epoch":
