@@ -214,3 +214,17 @@ def test_replace_starts_from_what_was_given():
     assert other.model.options == {"hidden": [8]} and other.budget.epochs == 1
     resolved = base.resolve(load_data(base))
     assert resolved.options() == base.options() == {"epochs": 1, "hidden": [8]}
+
+
+def test_what_the_data_finds_is_named_as_the_caller_wrote_it(tmp_path):
+    python = RunConfig.from_options(data="sin", loss="cross_entropy")
+    with pytest.raises(ConfigError, match=r"^loss cross_entropy: the data set 'sin' is a regression task"):
+        python.resolve(load_data(python))
+    toml = tmp_path / "run.toml"
+    toml.write_text("[data]\nbatch-size = 5000\n")
+    cfg = RunConfig.from_toml(toml)
+    with pytest.raises(ConfigError, match=r"run.toml: \[data\] batch-size 5000 is larger than the training split"):
+        cfg.resolve(load_data(cfg))
+    with pytest.raises(ConfigError, match=r"^--batch-size 5000 is larger"):
+        cli = from_cli("--batch-size", "5000")
+        cli.resolve(load_data(cli))

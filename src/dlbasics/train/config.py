@@ -280,6 +280,8 @@ class RunConfig:
     regularizers: RegularizerConfig
     # the options the caller gave, as they gave them (the rest are defaults): what ``replace`` starts from
     given: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # how the caller spelled them, so that what ``resolve`` and the builders find names the option the same way
+    spelling: Spelling = field(default_factory=Spelling, compare=False, repr=False)
 
     # ---- building ----
     @classmethod
@@ -363,8 +365,9 @@ class RunConfig:
         _resolve_model(out, info)
         _resolve_loss(out)
         if out.regularizers.mixup is not None and info.task != "classification":
-            raise ConfigError(f"--mixup: mixes class labels; the data set {out.data.name!r} is a regression task")
-        check_batch_size(out.data.batch_size, len(splits.train))
+            raise ConfigError(f"{self.spelling('mixup')}: mixes class labels; the data set {out.data.name!r} is a "
+                              "regression task")
+        check_batch_size(out.data.batch_size, len(splits.train), self.spelling("batch_size"))
         return out
 
     # ---- convenience ----
@@ -556,7 +559,7 @@ def _build(flat: dict[str, Any], resolved: dict[str, Any], spelling: Spelling) -
                                   fields["schedule_unit"] or unit),
         budget=BudgetConfig(epochs, steps, eval_every, fields["clip_grad_norm"], fields["checkpoint_every"]),
         regularizers=RegularizerConfig(fields["mixup"], fields["patience"]),
-        given=dict(flat),
+        given=dict(flat), spelling=spelling,
     )
     for key, value in resolved.items():
         section, name = key.split(".")
@@ -592,7 +595,8 @@ def _resolve_loss(cfg: RunConfig) -> None:
     problem = cfg.data.problem
     name = cfg.loss.name or ("cross_entropy" if problem == "classification" else "mse")
     if problem == "regression" and name != "mse":
-        raise ConfigError(f"--loss {name}: the data set {cfg.data.name!r} is a regression task; use mse")
+        raise ConfigError(f"{cfg.spelling('loss')} {name}: the data set {cfg.data.name!r} is a regression task; "
+                          "use mse")
     cfg.loss.name = name
 
 
@@ -616,7 +620,7 @@ def load_data(cfg: RunConfig) -> Any:
     except ValueError as e:  # the loader's own argument checks (scikit-learn's for moons' noise, say)
         if isinstance(e, DLBasicsError):
             raise
-        raise ConfigError(f"--data {cfg.data.name}: {e}") from e
+        raise ConfigError(f"{cfg.spelling('data')} {cfg.data.name}: {e}") from e
     check_splits(splits)
     return splits
 
@@ -656,7 +660,7 @@ def build_model(cfg: RunConfig) -> Any:
     except ValueError as e:  # the builder's own argument checks (depth 6n + 2, an unknown activation)
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"--model {cfg.model.name}: {e}") from e
+        raise ConfigError(f"{cfg.spelling('model')} {cfg.model.name}: {e}") from e
 
 
 def build_loss(cfg: RunConfig) -> Callable:
@@ -700,7 +704,7 @@ def build_optimizer(cfg: RunConfig, model: Any) -> Any:
     except ValueError as e:  # the class's own checks (a betas outside [0, 1), say)
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"--optimizer {cfg.algorithm.optimizer}: {e}") from e
+        raise ConfigError(f"{cfg.spelling('optimizer')} {cfg.algorithm.optimizer}: {e}") from e
 
 
 def schedule_length(cfg: RunConfig, steps_per_epoch: int) -> int:
@@ -721,7 +725,7 @@ def build_scheduler(cfg: RunConfig, optimizer: Any, steps_per_epoch: int) -> Any
     except ValueError as e:
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"--scheduler {cfg.algorithm.scheduler}: {e}") from e
+        raise ConfigError(f"{cfg.spelling('scheduler')} {cfg.algorithm.scheduler}: {e}") from e
 
 
 class RunBuilder:
