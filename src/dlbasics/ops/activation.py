@@ -7,7 +7,10 @@ import math
 import numpy as np
 from scipy import special
 
+from dlbasics import kernels
 from dlbasics.autograd.function import Function
+from dlbasics.kernels.activation import relu_backward, relu_forward
+from dlbasics.ops._layout import axis_order
 from dlbasics.ops._operands import floating
 from dlbasics.tensor import Tensor
 
@@ -18,12 +21,42 @@ class ReLU(Function):
     def forward(self, x):
         # keep the mask, not the output: a quarter of the memory, and backward is one pass (0.18 vs 0.32 ms
         # on 2 MB; the compare here costs 0.08)
-        self.mask = x > 0
-        return np.maximum(x, 0)
+        flat = _flat_view(x) if kernels.JIT else None
+        if flat is None:
+            self.mask = x > 0
+            return np.maximum(x, 0)
+        out, self.mask = np.empty_like(x), np.empty_like(x, dtype=bool)  # x's memory order: flat views agree
+        relu_forward(flat, out.ravel(order="K"), self.mask.ravel(order="K"))
+        return out
 
     def backward(self, g):
         # a multiply by the mask, 8x faster than np.where (which zeroes even a NaN gradient; this passes it on)
-        return g * self.mask
+        same_order = g.shape == self.mask.shape and axis_order(g) == axis_order(self.mask)
+        flat = _flat_view(g) if kernels.JIT and same_order else None
+        if flat is None:
+            return g * self.mask
+        out = np.empty_like(g)
+        relu_backward(flat, self.mask.ravel(order="K"), out.ravel(order="K"))
+        return out
+
+
+def _flat_view(x: np.ndarray) -> np.ndarray | None:
+    """x as one flat array in memory order, without a copy, or None (a view with gaps, or not a float)."""
+    if x.dtype.kind != "f" or not (x.flags.c_contiguous or x.flags.f_contiguous or _dense(x)):
+        return None
+    flat = x.ravel(order="K")
+    return flat if np.shares_memory(flat, x) or x.size <= 1 else None
+
+
+def _dense(x: np.ndarray) -> bool:
+    """Whether x fills its memory without gaps in some axis order (a channels-last conv output behind NCHW)."""
+    order = sorted(range(x.ndim), key=lambda a: x.strides[a])
+    expected = x.itemsize
+    for a in order:
+        if x.shape[a] > 1 and x.strides[a] != expected:
+            return False
+        expected *= x.shape[a]
+    return True
 
 
 class LeakyReLU(Function):

@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 
+from dlbasics import kernels
 from dlbasics.autograd.function import Function
+from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, rows_of
 from dlbasics.ops._blas import gemm
 from dlbasics.ops._layout import long_rows, per_channel
 from dlbasics.tensor import Tensor
@@ -96,6 +98,10 @@ class BatchNorm(Function):
         xt = np.moveaxis(x, 1, -1)  # (..., C)
         m = x.size // c if c else 0
         self.batch_stats = mean is None
+        x3 = rows_of(xt) if kernels.JIT and m and x.dtype == gamma.dtype else None
+        self.kernel = x3 is not None
+        if self.kernel:  # compiled passes over the rows where they lie (kernels/norm.py)
+            return self._forward_kernel(x3, xt.shape, gamma, beta, eps, mean, var, stats_out)
         if self.batch_stats:
             mean = _channel_sum(xt) / m
         xc = np.empty((m, c), x.dtype)
@@ -111,7 +117,37 @@ class BatchNorm(Function):
         self.xc, self.inv_std, self.gamma, self.ones, self.m = xc, inv_std, gamma, ones, m
         return np.moveaxis(out.reshape(xt.shape), -1, 1)
 
+    def _forward_kernel(self, x3, shape, gamma, beta, eps, mean, var, stats_out):
+        c, dt = shape[-1], x3.dtype
+        train = mean is None
+        mean = np.empty(c, dt) if train else np.asarray(mean, dt)
+        var = np.empty(c, dt) if train else np.asarray(var, dt)
+        out = np.empty((x3.shape[0] * x3.shape[1], x3.shape[2]), dt)  # dense rows
+        batch_norm_forward(x3, gamma, beta, dt.type(eps), mean, var, train, False, out)
+        if train and stats_out is not None:
+            stats_out.extend((mean, var))
+        self.x3, self.y, self.mean, self.var, self.eps, self.gamma = x3, out, mean, var, dt.type(eps), gamma
+        return np.moveaxis(out.reshape(shape), -1, 1)
+
+    def _backward_kernel(self, g):
+        gt = np.moveaxis(g, 1, -1)
+        g3 = rows_of(gt)
+        if g3 is None or g3.shape != self.x3.shape:  # the kernel walks g, x and y row by row together
+            g3 = np.ascontiguousarray(gt).reshape(self.x3.shape[0], self.x3.shape[1], -1)
+        needs = self.needs_input_grad
+        c = gt.shape[-1]
+        gx = np.empty_like(self.y) if needs[0] else np.empty((0, self.y.shape[1]), self.y.dtype)
+        sums = np.empty((2, c), self.y.dtype)
+        batch_norm_backward(g3, self.x3, self.y, self.gamma, self.mean, self.var, self.eps, self.batch_stats,
+                            False, sums, gx)
+        gx = np.moveaxis(gx.reshape(gt.shape), -1, 1) if needs[0] else None
+        ggamma = sums[1].copy() if needs[1] else None
+        gbeta = sums[0].copy() if needs[2] else None
+        return gx, ggamma, gbeta
+
     def backward(self, g):
+        if self.kernel:
+            return self._backward_kernel(g)
         c = g.shape[1]
         g2 = np.ascontiguousarray(np.moveaxis(g, 1, -1).reshape(-1, c))
         xc, inv_std, ones, m = self.xc, self.inv_std, self.ones, self.m

@@ -1,0 +1,149 @@
+"""Compiled kernels against their NumPy twins, and the ops that use them against the plain NumPy path.
+
+Each kernel runs both ways on the same inputs - float32 and float64, odd sizes, rows at strides with gaps,
+NaN and inf - and the results must agree (to float rounding: the kernels sum in float64, in another order).
+The op tests switch ``kernels.JIT`` off and on in one process, so the suite holds both paths equal whichever
+``DLBASICS_NO_JIT`` says.
+"""
+
+import numpy as np
+import pytest
+
+import dlbasics as dl
+from dlbasics import kernels, nn
+from dlbasics.kernels.activation import relu_backward, relu_forward
+from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, rows_of
+
+numba = pytest.importorskip("numba", reason="the compiled kernels need numba")
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
+
+
+def both(kernel, make_args):
+    """Run the compiled kernel and the NumPy twin on fresh copies of the same arguments."""
+    a, b = make_args(), make_args()
+    ra, rb = kernel.compiled(*a), kernel.numpy(*b)
+    return a, b, ra, rb
+
+
+def assert_same(x, y, dtype):
+    np.testing.assert_allclose(x, y, equal_nan=True, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 1000, 4099])
+def test_relu_kernels_match_their_twins(dtype, n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n).astype(dtype)
+    if n >= 5:
+        x[:5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+    a, b, _, _ = both(relu_forward, lambda: (x, np.empty_like(x), np.empty(n, bool)))
+    np.testing.assert_array_equal(a[1], b[1])  # exact: max(x, 0) rounds nothing
+    np.testing.assert_array_equal(a[2], b[2])
+    g = rng.standard_normal(n).astype(dtype)
+    g[0] = np.nan
+    a, b, _, _ = both(relu_backward, lambda: (g, a[2], np.empty_like(g)))
+    np.testing.assert_array_equal(a[2], b[2])
+
+
+def _rows(rng, shape, dtype, gap):
+    """(P, Q, L) rows at strides with ``gap`` values between rows, as a conv output with gaps has."""
+    p, q, n = shape
+    buf = rng.standard_normal((p, q, n + gap)).astype(dtype)
+    return buf[:, :, :n]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, c, gap", [((1, 37, 3), 3, 0), ((4, 5, 24), 8, 3), ((2, 3, 16), 16, 0),
+                                           ((3, 7, 20), 5, 1)])
+@pytest.mark.parametrize("train, relu", [(True, False), (True, True), (False, False), (False, True)])
+def test_batch_norm_kernels_match_their_twins(dtype, shape, c, gap, train, relu):
+    rng = np.random.default_rng(7)
+    x = _rows(rng, shape, dtype, gap) * 3 + 1
+    gamma, beta = rng.random(c).astype(dtype) + 0.5, rng.standard_normal(c).astype(dtype)
+    stats = (rng.random(c).astype(dtype), rng.random(c).astype(dtype) + 0.5)
+    rows = shape[0] * shape[1]
+
+    def fwd_args():
+        mean, var = (np.empty(c, dtype), np.empty(c, dtype)) if train else (stats[0].copy(), stats[1].copy())
+        return x, gamma, beta, dtype(1e-5), mean, var, train, relu, np.empty((rows, shape[2]), dtype)
+
+    a, b, _, _ = both(batch_norm_forward, fwd_args)
+    for i in (4, 5, 8):
+        assert_same(a[i], b[i], dtype)
+    g = _rows(rng, shape, dtype, gap)
+
+    def bwd_args():
+        return g, x, a[8], gamma, a[4], a[5], dtype(1e-5), train, relu, np.empty((2, c), dtype), \
+            np.empty((rows, shape[2]), dtype)
+
+    a2, b2, _, _ = both(batch_norm_backward, bwd_args)
+    assert_same(a2[9], b2[9], dtype)
+    assert_same(a2[10], b2[10], dtype)
+
+
+def test_batch_norm_kernel_propagates_nan_and_inf():
+    x = np.ones((1, 6, 2), np.float32)
+    x[0, 2, 1] = np.nan
+    out = np.empty((6, 2), np.float32)
+    mean, var = np.empty(2, np.float32), np.empty(2, np.float32)
+    batch_norm_forward.compiled(x, np.ones(2, np.float32), np.zeros(2, np.float32), np.float32(1e-5), mean, var,
+                                True, True, out)
+    assert np.isnan(mean[1]) and np.isnan(out[:, 1]).all() and np.isfinite(out[:, 0]).all()
+
+
+def test_rows_of_reads_conv_outputs_where_they_lie():
+    base = np.zeros((2, 3, 5 * 4 + 2), np.float32)  # image rows of 5 pixels x 4 channels, 2 values of gap
+    xt = np.lib.stride_tricks.as_strided(base, (2, 3, 5, 4), (base.strides[0], base.strides[1], 16, 4))
+    r = rows_of(xt)
+    assert r.shape == (2, 3, 20) and np.shares_memory(r, base)
+    assert rows_of(np.zeros((6, 4), np.float32)).shape == (1, 6, 4)
+    assert rows_of(np.zeros((4, 6), np.float32).T) is None  # channels not contiguous: the NumPy path
+
+
+# ---- the ops, both ways ------------------------------------------------------------------------------------
+def _run(layer, x, monkeypatch, jit):
+    monkeypatch.setattr(kernels, "JIT", jit)
+    layer.zero_grad()
+    xt = dl.tensor(x.copy(), requires_grad=True)
+    out = layer(xt)
+    (out * dl.tensor(np.linspace(-1, 1, out.data.size).reshape(out.shape).astype(x.dtype))).sum().backward()
+    grads = [p.grad.copy() for p in layer.parameters()]
+    return out.data.copy(), xt.grad.copy(), grads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", ["bn2d", "bn1d", "bn2d_eval", "relu", "conv_bn_relu"])
+def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
+    rng = np.random.default_rng(3)
+    if make.startswith("bn2d"):
+        layer, x = nn.BatchNorm2d(6), rng.standard_normal((4, 6, 5, 3))
+    elif make == "bn1d":
+        layer, x = nn.BatchNorm1d(5), rng.standard_normal((9, 5))
+    elif make == "relu":
+        layer, x = nn.ReLU(), rng.standard_normal((3, 4, 5))
+    else:  # a conv's channels-last output with gaps feeds the batch norm
+        dl.manual_seed(1)
+        layer, x = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()), rng.standard_normal(
+            (2, 3, 9, 9))
+    layer = layer.to(dtype)
+    if make == "bn2d_eval":
+        layer.running_mean.data[:] = rng.standard_normal(6)
+        layer.eval()
+    x = x.astype(dtype)
+    plain = _run(layer, x, monkeypatch, False)
+    fast = _run(layer, x, monkeypatch, True)
+    assert_same(fast[0], plain[0], dtype)
+    assert_same(fast[1], plain[1], dtype)
+    for a, b in zip(fast[2], plain[2]):
+        assert_same(a, b, dtype)
+
+
+def test_no_jit_selects_the_numpy_twins(monkeypatch):
+    monkeypatch.setattr(kernels, "JIT", False)
+    x = np.array([-1.0, 2.0])
+    out, mask = np.empty(2), np.empty(2, bool)
+    calls = []
+    monkeypatch.setattr(relu_forward, "_compiled", lambda *a: calls.append(a))
+    relu_forward(x, out, mask)
+    assert not calls and list(out) == [0.0, 2.0]
