@@ -12,7 +12,7 @@ import pytest
 import dlbasics as dl
 from dlbasics import kernels, nn
 from dlbasics.kernels.activation import relu_backward, relu_forward
-from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, rows_of
+from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, flat_rows, rows_of
 
 numba = pytest.importorskip("numba", reason="the compiled kernels need numba")
 
@@ -66,20 +66,20 @@ def test_batch_norm_kernels_match_their_twins(dtype, shape, c, gap, train, relu)
 
     def fwd_args():
         mean, var = (np.empty(c, dtype), np.empty(c, dtype)) if train else (stats[0].copy(), stats[1].copy())
-        return x, gamma, beta, dtype(1e-5), mean, var, train, relu, np.empty((rows, shape[2]), dtype)
+        return (*flat_rows(x), gamma, beta, dtype(1e-5), mean, var, train, relu, np.empty((rows, shape[2]), dtype))
 
     a, b, _, _ = both(batch_norm_forward, fwd_args)
-    for i in (4, 5, 8):
+    for i in (5, 6, 9):  # mean, var, out
         assert_same(a[i], b[i], dtype)
     g = _rows(rng, shape, dtype, gap)
 
     def bwd_args():
-        return g, x, a[8], gamma, a[4], a[5], dtype(1e-5), train, relu, np.empty((2, c), dtype), \
-            np.empty((rows, shape[2]), dtype)
+        return (*flat_rows(g), *flat_rows(x), a[9], gamma, a[5], a[6], dtype(1e-5), train, relu,
+                np.empty((2, c), dtype), np.empty((rows, shape[2]), dtype))
 
     a2, b2, _, _ = both(batch_norm_backward, bwd_args)
-    assert_same(a2[9], b2[9], dtype)
-    assert_same(a2[10], b2[10], dtype)
+    assert_same(a2[11], b2[11], dtype)  # the sums
+    assert_same(a2[12], b2[12], dtype)  # dx
 
 
 def test_batch_norm_kernel_propagates_nan_and_inf():
@@ -87,8 +87,8 @@ def test_batch_norm_kernel_propagates_nan_and_inf():
     x[0, 2, 1] = np.nan
     out = np.empty((6, 2), np.float32)
     mean, var = np.empty(2, np.float32), np.empty(2, np.float32)
-    batch_norm_forward.compiled(x, np.ones(2, np.float32), np.zeros(2, np.float32), np.float32(1e-5), mean, var,
-                                True, True, out)
+    batch_norm_forward.compiled(*flat_rows(x), np.ones(2, np.float32), np.zeros(2, np.float32), np.float32(1e-5),
+                                mean, var, True, True, out)
     assert np.isnan(mean[1]) and np.isnan(out[:, 1]).all() and np.isfinite(out[:, 0]).all()
 
 

@@ -1,9 +1,10 @@
 """BatchNorm over the channels-last view of (N, C, ...), optionally fused with the ReLU that follows it, forward
 and backward, in one or two passes over the data.
 
-The input is given as rows: x (P, Q, L), each row L = K * C contiguous values (K pixels of C channels), the
-rows at any strides - so a conv output whose image rows have gaps between them (ops/conv.py) is read where it
-lies, without a copy; a plain (M, C) matrix is (1, M, C). Outputs are dense (P * Q, L).
+The input is given as rows of L = K * C contiguous values (K pixels of C channels), the rows anywhere in one
+buffer - so a conv output whose image rows have gaps between them (ops/conv.py) is read where it lies,
+without a copy: ``rows_of`` finds the (P, Q, L) rows of a channels-last array, ``flat_rows`` turns them into
+the flat buffer and row offsets the kernels take. Outputs are dense (R, L), R = P * Q rows.
 
 With xhat = (x - mean) * inv_std, inv_std = 1 / sqrt(var + eps), and s = gamma * inv_std:
     forward:    y = relu?(xhat * gamma + beta)          (train: mean and biased var of the batch, per channel)
@@ -23,45 +24,61 @@ from dlbasics.kernels import Kernel
 BLOCKS = 64  # row blocks of the sums
 
 
-def _bn_forward_loop(x, gamma, beta, eps, mean, var, train, relu, out):
-    p, q, n = x.shape
+def _bn_forward_loop(xb, xo, gamma, beta, eps, mean, var, train, relu, out):
+    rows, n = out.shape
     c = gamma.shape[0]
-    rows, k = p * q, n // c
-    m = rows * k
+    m = rows * (n // c)
     nb = max(1, min(rows, BLOCKS))
     if train:  # two passes: the mean, then the centred squares (no cancellation as in E[x^2] - E[x]^2)
-        part = np.zeros((nb, c), np.float64)
+        part = np.zeros((nb, n), np.float64)  # per block, per position of a row: contiguous, vectorized
         for b in range(nb):
+            acc = part[b]
             for r in range(b * rows // nb, (b + 1) * rows // nb):
-                row = x[r // q, r % q]
-                for i in range(k):
-                    for j in range(c):
-                        part[b, j] += row[i * c + j]
-        for j in range(c):
-            mean[j] = part[:, j].sum() / m
-        part2 = np.zeros((nb, c), np.float64)
+                row = xb[xo[r]:xo[r] + n]  # a contiguous slice: vectorized (indexing xb[o + i] is 5x slower)
+                for i in range(n):
+                    acc[i] += row[i]
+        total = np.zeros(c, np.float64)  # fold the blocks and the K pixels of a row into channels
         for b in range(nb):
+            for i in range(n):
+                total[i % c] += part[b, i]
+        mean[:] = total / m
+        mrow = np.empty(n, out.dtype)
+        for i in range(n):
+            mrow[i] = mean[i % c]
+        part[:] = 0
+        for b in range(nb):
+            acc = part[b]
             for r in range(b * rows // nb, (b + 1) * rows // nb):
-                row = x[r // q, r % q]
-                for i in range(k):
-                    for j in range(c):
-                        d = row[i * c + j] - mean[j]
-                        part2[b, j] += d * d
-        for j in range(c):
-            var[j] = part2[:, j].sum() / m
+                row = xb[xo[r]:xo[r] + n]
+                for i in range(n):
+                    d = row[i] - mrow[i]
+                    acc[i] += d * d
+        total[:] = 0
+        for b in range(nb):
+            for i in range(n):
+                total[i % c] += part[b, i]
+        var[:] = total / m
     scale = gamma / np.sqrt(var + eps)
+    srow, trow = np.empty(n, out.dtype), np.empty(n, out.dtype)
+    for i in range(n):  # y = x s + t with s = gamma inv_std, t = beta - mean s: one multiply-add a value
+        srow[i] = scale[i % c]
+        trow[i] = beta[i % c] - mean[i % c] * scale[i % c]
     for r in range(rows):
-        row = x[r // q, r % q]
-        for i in range(k):
-            for j in range(c):
-                y = (row[i * c + j] - mean[j]) * scale[j] + beta[j]
-                out[r, i * c + j] = 0 if relu and y <= 0 else y  # y <= 0 is False for a NaN: it stays
+        row, orow = xb[xo[r]:xo[r] + n], out[r]
+        for i in range(n):
+            y = row[i] * srow[i] + trow[i]
+            orow[i] = 0 if relu and y <= 0 else y  # y <= 0 is False for a NaN: it stays
     return out
 
 
-def _bn_forward_numpy(x, gamma, beta, eps, mean, var, train, relu, out):
+def _gather(buf, offsets, n):
+    """The (R, L) rows a flat buffer and its row offsets stand for (a copy)."""
+    return buf[offsets[:, None] + np.arange(n)]
+
+
+def _bn_forward_numpy(xb, xo, gamma, beta, eps, mean, var, train, relu, out):
     c = gamma.shape[0]
-    xm = x.reshape(-1, c)  # (M, C); a copy where the rows have gaps
+    xm = _gather(xb, xo, out.shape[1]).reshape(-1, c)  # (M, C)
     if train:
         mean[...] = xm.mean(axis=0, dtype=np.float64)
         d = xm - mean
@@ -75,51 +92,62 @@ def _bn_forward_numpy(x, gamma, beta, eps, mean, var, train, relu, out):
     return out
 
 
-def _bn_backward_loop(g, x, y, gamma, mean, var, eps, train, relu, sums, gx):
-    """sums (2, C) <- sum(g'), sum(g' xhat); gx (P Q, L) <- dx (not written when gx has no rows). g and x are
-    (P, Q, L) rows, y the forward's dense output (P Q, L)."""
-    p, q, n = g.shape
+def _bn_backward_loop(gb, go, xb, xo, y, gamma, mean, var, eps, train, relu, sums, gx):
+    """sums (2, C) <- sum(g'), sum(g' xhat); gx (R, L) <- dx (not written when gx has no rows). g and x are
+    flat buffers with row offsets (``flat_rows``), y the forward's dense output (R, L)."""
+    rows, n = y.shape
     c = gamma.shape[0]
-    rows, k = p * q, n // c
-    m = rows * k
+    m = rows * (n // c)
     inv_std = 1.0 / np.sqrt(var + eps)
     nb = max(1, min(rows, BLOCKS))
-    part = np.zeros((nb, 2, c), np.float64)
+    sum_g = np.zeros((nb, n), np.float64)
+    sum_gx = np.zeros((nb, n), np.float64)  # sum(g' x); sum(g' xhat) = inv_std (sum(g' x) - mean sum(g'))
     for b in range(nb):
         for r in range(b * rows // nb, (b + 1) * rows // nb):
-            grow, xrow = g[r // q, r % q], x[r // q, r % q]
-            for i in range(k):
-                for j in range(c):
-                    gp = grow[i * c + j]
-                    if relu and not y[r, i * c + j] > 0:
-                        gp = gp * 0  # 0, or NaN for a NaN gradient, as the ReLU's backward gives
-                    part[b, 0, j] += gp
-                    part[b, 1, j] += gp * (xrow[i * c + j] - mean[j]) * inv_std[j]
+            grow, xrow, yrow = gb[go[r]:go[r] + n], xb[xo[r]:xo[r] + n], y[r]
+            ag, agx = sum_g[b], sum_gx[b]
+            for i in range(n):
+                gp = grow[i]
+                if relu and not yrow[i] > 0:
+                    gp = gp * 0  # 0, or NaN for a NaN gradient, as the ReLU's backward gives
+                ag[i] += gp
+                agx[i] += gp * xrow[i]
+    sg, sgx = np.zeros(c, np.float64), np.zeros(c, np.float64)  # folded into channels
+    for b in range(nb):
+        for i in range(n):
+            sg[i % c] += sum_g[b, i]
+            sgx[i % c] += sum_gx[b, i]
     for j in range(c):
-        sums[0, j] = part[:, 0, j].sum()
-        sums[1, j] = part[:, 1, j].sum()
+        sums[0, j] = sg[j]
+        sums[1, j] = inv_std[j] * (sgx[j] - mean[j] * sg[j])
     if gx.shape[0] == 0:
         return sums
+    # dx = s (g' - sum(g')/M - xhat sum(g' xhat)/M) = g' a + x b + k per channel, one multiply-add pass
     s = gamma * inv_std
-    a = sums[0] / m
-    b2 = sums[1] / m
+    arow, brow, krow = np.empty(n, y.dtype), np.empty(n, y.dtype), np.empty(n, y.dtype)
+    for i in range(n):
+        j = i % c
+        arow[i] = s[j]
+        if train:
+            w = s[j] * inv_std[j] * sums[1, j] / m
+            brow[i] = -w
+            krow[i] = w * mean[j] - s[j] * sums[0, j] / m
+        else:
+            brow[i] = 0
+            krow[i] = 0
     for r in range(rows):
-        grow, xrow = g[r // q, r % q], x[r // q, r % q]
-        for i in range(k):
-            for j in range(c):
-                gp = grow[i * c + j]
-                if relu and not y[r, i * c + j] > 0:
-                    gp = gp * 0
-                if train:
-                    gx[r, i * c + j] = s[j] * (gp - a[j] - (xrow[i * c + j] - mean[j]) * inv_std[j] * b2[j])
-                else:
-                    gx[r, i * c + j] = s[j] * gp
+        grow, xrow, yrow, out = gb[go[r]:go[r] + n], xb[xo[r]:xo[r] + n], y[r], gx[r]
+        for i in range(n):
+            gp = grow[i]
+            if relu and not yrow[i] > 0:
+                gp = gp * 0
+            out[i] = gp * arow[i] + xrow[i] * brow[i] + krow[i]
     return sums
 
 
-def _bn_backward_numpy(g, x, y, gamma, mean, var, eps, train, relu, sums, gx):
+def _bn_backward_numpy(gb, go, xb, xo, y, gamma, mean, var, eps, train, relu, sums, gx):
     c = gamma.shape[0]
-    gm, xm = g.reshape(-1, c), x.reshape(-1, c)
+    gm, xm = _gather(gb, go, y.shape[1]).reshape(-1, c), _gather(xb, xo, y.shape[1]).reshape(-1, c)
     inv_std = 1.0 / np.sqrt(var + eps)
     gp = gm * (y.reshape(-1, c) > 0) if relu else gm
     xhat = (xm - mean) * inv_std
@@ -140,6 +168,21 @@ batch_norm_forward = Kernel(_bn_forward_loop, numpy=_bn_forward_numpy)
 batch_norm_backward = Kernel(_bn_backward_loop, numpy=_bn_backward_numpy)
 
 
+def flat_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (P, Q, L), each contiguous, as one flat contiguous buffer from the first value to the last (gaps
+    included, never read) and the offset of each row in it: a kernel then takes each row as a contiguous slice
+    ``buf[offset:offset + L]``, which the compiler vectorizes, where a strided 3-D view would not be."""
+    p, q, n = rows.shape
+    item = rows.itemsize
+    sp, sq = rows.strides[0] // item, rows.strides[1] // item
+    if min(sp, sq) < 0 or rows.strides[2] != item:
+        raise ValueError(f"flat_rows: rows must lie forwards in memory, got strides {rows.strides}")
+    span = (p - 1) * sp + (q - 1) * sq + n if rows.size else 0
+    buf = np.lib.stride_tricks.as_strided(rows, (span,), (item,), writeable=False)
+    offsets = (np.arange(p)[:, None] * sp + np.arange(q) * sq).reshape(-1).astype(np.int64)
+    return buf, offsets
+
+
 def rows_of(xt: np.ndarray) -> np.ndarray | None:
     """A channels-last array (..., C) as rows (P, Q, L) with each row contiguous, without a copy; None where its
     layout has no such view (then the caller takes the NumPy path)."""
@@ -156,4 +199,4 @@ def rows_of(xt: np.ndarray) -> np.ndarray | None:
     return None
 
 
-__all__ = ["batch_norm_backward", "batch_norm_forward", "rows_of"]
+__all__ = ["batch_norm_backward", "batch_norm_forward", "flat_rows", "rows_of"]

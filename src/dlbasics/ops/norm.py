@@ -9,7 +9,7 @@ import numpy as np
 
 from dlbasics import kernels
 from dlbasics.autograd.function import Function
-from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, rows_of
+from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, flat_rows, rows_of
 from dlbasics.ops._blas import gemm
 from dlbasics.ops._layout import long_rows, per_channel
 from dlbasics.tensor import Tensor
@@ -123,7 +123,7 @@ class BatchNorm(Function):
         mean = np.empty(c, dt) if train else np.asarray(mean, dt)
         var = np.empty(c, dt) if train else np.asarray(var, dt)
         out = np.empty((x3.shape[0] * x3.shape[1], x3.shape[2]), dt)  # dense rows
-        batch_norm_forward(x3, gamma, beta, dt.type(eps), mean, var, train, False, out)
+        batch_norm_forward(*flat_rows(x3), gamma, beta, dt.type(eps), mean, var, train, False, out)
         if train and stats_out is not None:
             stats_out.extend((mean, var))
         self.x3, self.y, self.mean, self.var, self.eps, self.gamma = x3, out, mean, var, dt.type(eps), gamma
@@ -138,8 +138,8 @@ class BatchNorm(Function):
         c = gt.shape[-1]
         gx = np.empty_like(self.y) if needs[0] else np.empty((0, self.y.shape[1]), self.y.dtype)
         sums = np.empty((2, c), self.y.dtype)
-        batch_norm_backward(g3, self.x3, self.y, self.gamma, self.mean, self.var, self.eps, self.batch_stats,
-                            False, sums, gx)
+        batch_norm_backward(*flat_rows(g3), *flat_rows(self.x3), self.y, self.gamma, self.mean, self.var, self.eps,
+                            self.batch_stats, False, sums, gx)
         gx = np.moveaxis(gx.reshape(gt.shape), -1, 1) if needs[0] else None
         ggamma = sums[1].copy() if needs[1] else None
         gbeta = sums[0].copy() if needs[2] else None

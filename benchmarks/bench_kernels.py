@@ -1,0 +1,168 @@
+"""The compiled kernels against the NumPy path and PyTorch: the memory-bound ops alone, and where a ResNet-20
+training step spends its time, op by op, with and without the kernels (in one process, alternating).
+
+    python benchmarks/bench_kernels.py            # tables on stdout (Markdown)
+
+Op timings: median of --steps calls after warm-up. The ResNet-20 breakdown times each op class's forward and
+backward through wrappers (the wrappers add ~1 µs a call) over --steps training steps of the benchmark's
+ResNet-20 (benchmarks/bench_train_step.py), once with ``kernels.JIT`` off and once on; PyTorch runs in its own
+process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+THREADS = 2
+
+
+def _median_ms(f: Callable[[], object], steps: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        f()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
+
+
+def bn_relu_step(lib, shape=(32, 16, 32, 32)):
+    """BatchNorm2d + ReLU, forward and backward, training mode."""
+    x = lib.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), requires_grad=True)
+    bn, relu = lib.nn.BatchNorm2d(shape[1]), lib.nn.ReLU()
+    g = lib.tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
+
+    def step():
+        x.grad = None
+        (relu(bn(x)) * g).sum().backward()
+
+    return step
+
+
+def adam_step(lib, n=535_000):
+    p = lib.nn.Parameter(lib.tensor(np.random.default_rng(0).standard_normal(n).astype(np.float32)))
+    p.grad = lib.tensor(np.random.default_rng(1).standard_normal(n).astype(np.float32))
+    if lib.__name__ == "dlbasics":
+        p.grad = p.grad.data
+    opt = lib.optim.Adam([p], lr=1e-3)
+    return opt.step
+
+
+OPS = {"BatchNorm2d + ReLU fwd+bwd (32, 16, 32, 32)": bn_relu_step, "Adam, 535k parameters": adam_step}
+
+
+def torch_worker(steps: int) -> dict[str, float]:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    out = {name: _median_ms(make(torch), steps) for name, make in OPS.items()}
+    import bench_train_step as b
+
+    out["ResNet-20 step"] = _median_ms(b.resnet20(torch), max(10, steps // 10), warmup=3)
+    return out
+
+
+def dl_ops(steps: int) -> dict[str, dict[str, float]]:
+    import dlbasics as dl
+    from dlbasics import kernels
+
+    out: dict[str, dict[str, float]] = {}
+    for jit in (False, True):
+        kernels.JIT = jit
+        out["kernels" if jit else "numpy"] = {name: _median_ms(make(dl), steps) for name, make in OPS.items()}
+    return out
+
+
+def resnet_breakdown(steps: int) -> dict[str, dict[str, float]]:
+    """ms per training step spent in each op class (forward + backward), with and without kernels."""
+    import bench_train_step as b
+
+    import dlbasics as dl
+    from dlbasics import kernels
+    from dlbasics.autograd.function import Function
+
+    spent: collections.Counter = collections.Counter()
+    wrapped = {}
+    def timer(f, name):
+        def timed(self, *a, **k):
+            t = time.perf_counter()
+            try:
+                return f(self, *a, **k)
+            finally:
+                spent[name] += time.perf_counter() - t
+
+        return timed
+
+    for cls in _subclasses(Function):
+        for meth in ("forward", "backward"):
+            if meth in vars(cls):
+                wrapped[(cls, meth)] = vars(cls)[meth]
+                setattr(cls, meth, timer(vars(cls)[meth], cls.__name__))
+    result = {}
+    try:
+        for jit in (False, True):
+            kernels.JIT = jit
+            step = b.resnet20(dl)
+            for _ in range(3):
+                step()
+            spent.clear()
+            t = time.perf_counter()
+            for _ in range(steps):
+                step()
+            total = (time.perf_counter() - t) / steps * 1e3
+            per = {k: v / steps * 1e3 for k, v in spent.most_common()}
+            result["kernels" if jit else "numpy"] = {"step": total, **per}
+    finally:
+        for (cls, meth), f in wrapped.items():
+            setattr(cls, meth, f)
+    return result
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.torch_worker:
+        print(json.dumps(torch_worker(args.steps)))
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(THREADS)
+    theirs = json.loads(subprocess.run([sys.executable, __file__, "--torch-worker", "--steps", str(args.steps)],
+                                       capture_output=True, text=True, check=True).stdout)
+    ours = dl_ops(args.steps)
+    print("| op | NumPy path | kernels | PyTorch | kernels / PyTorch |\n|---|---:|---:|---:|---:|")
+    for name in OPS:
+        n, k, t = ours["numpy"][name], ours["kernels"][name], theirs[name]
+        print(f"| {name} | {n:.3f} ms | {k:.3f} ms | {t:.3f} ms | {k / t:.2f} |")
+    br = resnet_breakdown(max(10, args.steps // 5))
+    print(f"\nResNet-20 step (batch 32), ms per step by op (forward + backward); PyTorch's step "
+          f"{theirs['ResNet-20 step']:.1f} ms in its own process\n")
+    print("| op | NumPy path | kernels |\n|---|---:|---:|")
+    names = list(dict.fromkeys([*br["numpy"], *br["kernels"]]))
+    for name in names:
+        a, c = br["numpy"].get(name, 0.0), br["kernels"].get(name, 0.0)
+        if name == "step" or max(a, c) >= 0.5:
+            print(f"| {name} | {a:.1f} | {c:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
