@@ -66,20 +66,26 @@ def lenet(lib: Any) -> Callable[[], None]:
 
 
 def resnet20(lib: Any) -> Callable[[], None]:
-    """He et al.'s CIFAR ResNet-20 (3 stages x 3 basic blocks, 16/32/64 channels, option-A shortcuts)."""
+    """He et al.'s CIFAR ResNet-20 (3 stages x 3 basic blocks, 16/32/64 channels, option-A shortcuts). A BN
+    followed by a ReLU is one module: dlbasics' fused ``BatchNormReLU2d``, PyTorch's BatchNorm2d + ReLU (eager
+    PyTorch has no fused module; the computation is the same)."""
     nn, F = lib.nn, lib.nn.functional
+
+    def bn_relu(c: int) -> Any:
+        fused = getattr(nn, "BatchNormReLU2d", None)
+        return fused(c) if fused is not None else nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
 
     class Block(nn.Module):
         def __init__(self, cin: int, cout: int, stride: int) -> None:
             super().__init__()
             self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
+            self.bn1 = bn_relu(cout)
             self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
             self.bn2 = nn.BatchNorm2d(cout)
             self.down = (cout - cin) // 2 if stride != 1 else 0
 
         def forward(self, x: Any) -> Any:
-            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.bn1(self.conv1(x))  # relu(BN(conv(x)))
             out = self.bn2(self.conv2(out))
             short = x if not self.down else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.down, self.down))
             return F.relu(out + short)
@@ -87,7 +93,7 @@ def resnet20(lib: Any) -> Callable[[], None]:
     class ResNet20(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), bn_relu(16))
             blocks, cin = [], 16
             for cout, stride in ((16, 1), (32, 2), (64, 2)):
                 for b in range(3):

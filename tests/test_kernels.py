@@ -113,7 +113,8 @@ def _run(layer, x, monkeypatch, jit):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("make", ["bn2d", "bn1d", "bn2d_eval", "relu", "conv_bn_relu"])
+@pytest.mark.parametrize("make", ["bn2d", "bn1d", "bn2d_eval", "relu", "conv_bn_relu", "conv_bnrelu_fused",
+                                  "bnrelu1d"])
 def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
     rng = np.random.default_rng(3)
     if make.startswith("bn2d"):
@@ -122,6 +123,12 @@ def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
         layer, x = nn.BatchNorm1d(5), rng.standard_normal((9, 5))
     elif make == "relu":
         layer, x = nn.ReLU(), rng.standard_normal((3, 4, 5))
+    elif make == "conv_bnrelu_fused":
+        dl.manual_seed(1)
+        layer, x = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNormReLU2d(8)), rng.standard_normal(
+            (2, 3, 9, 9))
+    elif make == "bnrelu1d":
+        layer, x = nn.BatchNormReLU1d(5), rng.standard_normal((9, 5))
     else:  # a conv's channels-last output with gaps feeds the batch norm
         dl.manual_seed(1)
         layer, x = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()), rng.standard_normal(
@@ -147,3 +154,27 @@ def test_no_jit_selects_the_numpy_twins(monkeypatch):
     monkeypatch.setattr(relu_forward, "_compiled", lambda *a: calls.append(a))
     relu_forward(x, out, mask)
     assert not calls and list(out) == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_relu_is_relu_of_batch_norm(jit, train, monkeypatch):
+    """The fused layer gives what BatchNorm2d then ReLU give, values and gradients, and loads its state dict."""
+    monkeypatch.setattr(kernels, "JIT", jit)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 6, 5)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    plain, fused = nn.BatchNorm2d(4), nn.BatchNormReLU2d(4)
+    plain.weight.data[:] = rng.random(4) + 0.5
+    plain.running_var.data[:] = rng.random(4) + 0.5
+    fused.load_state_dict(plain.state_dict())
+    plain.train(train)
+    fused.train(train)
+    outs = []
+    for layer in (nn.Sequential(plain, nn.ReLU()), fused):
+        xt = dl.tensor(x.copy(), requires_grad=True)
+        out = layer(xt)
+        (out * dl.tensor(np.linspace(-1, 1, out.data.size).reshape(out.shape).astype(np.float32))).sum().backward()
+        outs.append((out.data, xt.grad, layer.parameters().__next__().grad))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, equal_nan=True)

@@ -71,13 +71,13 @@ class BasicBlock(nn.Module):
                  plain: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = nn.BatchNormReLU2d(planes)  # BN then ReLU as one op; a BatchNorm2d's parameters
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.shortcut = None if plain else _shortcut(in_channels, planes, stride, shortcut)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.bn1(self.conv1(x)).relu()
+        out = self.bn1(self.conv1(x))  # relu(BN(conv(x)))
         out = self.bn2(self.conv2(out))  # F(x)
         if self.shortcut is not None:
             out = out + self.shortcut(x)  # F(x) + x
@@ -96,16 +96,16 @@ class Bottleneck(nn.Module):
         super().__init__()
         out_channels = planes * self.expansion
         self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = nn.BatchNormReLU2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)  # stride on the 3x3
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = nn.BatchNormReLU2d(planes)
         self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.shortcut = None if plain else _shortcut(in_channels, out_channels, stride, shortcut)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.bn1(self.conv1(x)).relu()
-        out = self.bn2(self.conv2(out)).relu()
+        out = self.bn1(self.conv1(x))  # relu(BN(conv(x)))
+        out = self.bn2(self.conv2(out))
         out = self.bn3(self.conv3(out))  # F(x)
         if self.shortcut is not None:
             out = out + self.shortcut(x)  # F(x) + x
@@ -121,7 +121,8 @@ class ResNet(nn.Module):
     ``depth`` counts the weighted layers: 6n + 2 with basic blocks, 9n + 2 with bottlenecks; ``width`` is
     the first stage's width (16 in the paper), doubled in each of the two following stages.
     Init as torchvision: convs kaiming_normal_(mode="fan_out", nonlinearity="relu"), BN weight 1 and
-    bias 0, the fully connected layer as nn.Linear.
+    bias 0, the fully connected layer as nn.Linear. A BN directly followed by a ReLU is one
+    ``nn.BatchNormReLU2d`` (the same parameters and state dict names as a BatchNorm2d).
     """
 
     def __init__(self, depth: int = 20, num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
@@ -144,7 +145,7 @@ class ResNet(nn.Module):
         Block = BLOCKS[block]
         self.depth, self.plain, self.image_size = depth, plain, image_size
         self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)  # (N, width, S, S)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = nn.BatchNormReLU2d(width)
         channels = width
         stages = []
         for i, stride in enumerate((1, 2, 2)):  # maps S, S/2, S/4
@@ -161,7 +162,7 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.bn1(self.conv1(x)).relu()  # (N, w, S, S)
+        x = self.bn1(self.conv1(x))  # relu(BN(conv(x))), (N, w, S, S)
         x = self.layer1(x)  # (N, w * e, S, S), e = the block's expansion
         x = self.layer2(x)  # (N, 2w * e, S/2, S/2)
         x = self.layer3(x)  # (N, 4w * e, S/4, S/4)

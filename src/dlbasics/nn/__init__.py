@@ -6,7 +6,14 @@ from dlbasics.nn.layers.container import ModuleDict, ModuleList, Sequential
 from dlbasics.nn.layers.conv import Conv2d
 from dlbasics.nn.layers.dropout import Dropout
 from dlbasics.nn.layers.linear import Flatten, Identity, Linear
-from dlbasics.nn.layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm, LocalResponseNorm
+from dlbasics.nn.layers.norm import (
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNormReLU1d,
+    BatchNormReLU2d,
+    LayerNorm,
+    LocalResponseNorm,
+)
 from dlbasics.nn.layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from dlbasics.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from dlbasics.nn.module import Module
@@ -19,6 +26,8 @@ __all__ = [
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
+    "BatchNormReLU1d",
+    "BatchNormReLU2d",
     "Conv2d",
     "CrossEntropyLoss",
     "Dropout",

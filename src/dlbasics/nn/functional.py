@@ -235,6 +235,19 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """Batch normalization over dim 1 of (N, C, ...), as ``torch.nn.functional.batch_norm``: training uses the
     batch's statistics and, where running statistics are given, updates them in place,
     running = (1 - momentum) running + momentum stat (the variance unbiased); evaluation uses them."""
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=False)
+
+
+def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                    weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+                    momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """relu(batch_norm(...)) as one op: the same values and gradients, in the same passes over the data (with
+    the compiled kernels), and the mask taken from the output instead of a second array."""
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=True)
+
+
+def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None,
+                bias: Tensor | None, training: bool, momentum: float, eps: float, relu: bool) -> Tensor:
     if input.ndim < 2:
         raise RuntimeError(f"batch_norm: expected input (N, C, ...), got {input.shape}")
     c = input.shape[1]
@@ -249,12 +262,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation (training=False) needs running_mean and running_var")
-        return _batch_norm_op(input, gamma, beta, eps, running_mean.data, running_var.data)[0]
+        return _batch_norm_op(input, gamma, beta, eps, running_mean.data, running_var.data, relu=relu)[0]
     n = input.data.size // c if c else 0
     if n <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                          f"{input.shape}")
-    out, mean, var = _batch_norm_op(input, gamma, beta, eps)
+    out, mean, var = _batch_norm_op(input, gamma, beta, eps, relu=relu)
     if running_mean is not None:
         running_mean.data *= 1 - momentum
         running_mean.data += momentum * mean

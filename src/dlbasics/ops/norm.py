@@ -93,7 +93,12 @@ class BatchNorm(Function):
         dgamma = inv_std sum(g xc),  dbeta = sum(g).
     """
 
-    def forward(self, x, gamma, beta, eps, mean=None, var=None, stats_out=None):
+    def forward(self, x, gamma, beta, eps, mean=None, var=None, stats_out=None, relu=False):
+        if relu and not kernels.JIT:  # the NumPy path: the plain op, then max(y, 0) in place and its mask
+            out = self.forward(x, gamma, beta, eps, mean, var, stats_out)
+            self.relu, self.mask = True, out > 0
+            return np.maximum(out, 0, out=out)
+        self.relu = relu
         c = x.shape[1]
         xt = np.moveaxis(x, 1, -1)  # (..., C)
         m = x.size // c if c else 0
@@ -102,6 +107,11 @@ class BatchNorm(Function):
         self.kernel = x3 is not None
         if self.kernel:  # compiled passes over the rows where they lie (kernels/norm.py)
             return self._forward_kernel(x3, xt.shape, gamma, beta, eps, mean, var, stats_out)
+        if relu:  # no rows view of this layout: the plain op, then the ReLU
+            self.relu = False
+            out = self.forward(x, gamma, beta, eps, mean, var, stats_out)
+            self.relu, self.mask = True, out > 0
+            return np.maximum(out, 0, out=out)
         if self.batch_stats:
             mean = _channel_sum(xt) / m
         xc = np.empty((m, c), x.dtype)
@@ -123,7 +133,7 @@ class BatchNorm(Function):
         mean = np.empty(c, dt) if train else np.asarray(mean, dt)
         var = np.empty(c, dt) if train else np.asarray(var, dt)
         out = np.empty((x3.shape[0] * x3.shape[1], x3.shape[2]), dt)  # dense rows
-        batch_norm_forward(*flat_rows(x3), gamma, beta, dt.type(eps), mean, var, train, False, out)
+        batch_norm_forward(*flat_rows(x3), gamma, beta, dt.type(eps), mean, var, train, self.relu, out)
         if train and stats_out is not None:
             stats_out.extend((mean, var))
         self.x3, self.y, self.mean, self.var, self.eps, self.gamma = x3, out, mean, var, dt.type(eps), gamma
@@ -139,7 +149,7 @@ class BatchNorm(Function):
         gx = np.empty_like(self.y) if needs[0] else np.empty((0, self.y.shape[1]), self.y.dtype)
         sums = np.empty((2, c), self.y.dtype)
         batch_norm_backward(*flat_rows(g3), *flat_rows(self.x3), self.y, self.gamma, self.mean, self.var, self.eps,
-                            self.batch_stats, False, sums, gx)
+                            self.batch_stats, self.relu, sums, gx)
         gx = np.moveaxis(gx.reshape(gt.shape), -1, 1) if needs[0] else None
         ggamma = sums[1].copy() if needs[1] else None
         gbeta = sums[0].copy() if needs[2] else None
@@ -147,7 +157,9 @@ class BatchNorm(Function):
 
     def backward(self, g):
         if self.kernel:
-            return self._backward_kernel(g)
+            return self._backward_kernel(g)  # the ReLU's mask is applied inside, from the output
+        if self.relu:
+            g = g * self.mask  # a NaN gradient stays NaN where the mask is 0, as ReLU's backward
         c = g.shape[1]
         g2 = np.ascontiguousarray(np.moveaxis(g, 1, -1).reshape(-1, c))
         xc, inv_std, ones, m = self.xc, self.inv_std, self.ones, self.m
@@ -176,14 +188,16 @@ class BatchNorm(Function):
 
 
 def batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float, running_mean: np.ndarray | None = None,
-               running_var: np.ndarray | None = None) -> tuple[Tensor, np.ndarray | None, np.ndarray | None]:
+               running_var: np.ndarray | None = None,
+               relu: bool = False) -> tuple[Tensor, np.ndarray | None, np.ndarray | None]:
     """Normalize over all dims but 1. With ``running_mean``/``running_var`` given they are used as constants
-    (evaluation); otherwise batch statistics are used and returned (mean, biased var) for the running update."""
+    (evaluation); otherwise batch statistics are used and returned (mean, biased var) for the running update.
+    ``relu``: max(y, 0) of the result, in the same passes (the BatchNorm-ReLU pair of most CNNs)."""
     if running_mean is None:
         stats: list[np.ndarray] = []
-        out = BatchNorm.apply(x, gamma, beta, eps=eps, stats_out=stats)
+        out = BatchNorm.apply(x, gamma, beta, eps=eps, stats_out=stats, relu=relu)
         return out, stats[0], stats[1]
-    return BatchNorm.apply(x, gamma, beta, eps=eps, mean=running_mean, var=running_var), None, None
+    return BatchNorm.apply(x, gamma, beta, eps=eps, mean=running_mean, var=running_var, relu=relu), None, None
 
 
 class LayerNorm(Function):

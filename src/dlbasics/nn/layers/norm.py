@@ -21,6 +21,7 @@ from dlbasics.tensor import Tensor
 
 class _BatchNorm(Module):
     _ndims: tuple[int, ...] = ()
+    _relu = False  # the BatchNormReLU layers: max(y, 0) in the same op
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, dtype: Any = None) -> None:
@@ -55,8 +56,9 @@ class _BatchNorm(Module):
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             m = 1.0 / int(self.num_batches_tracked.data) if self.momentum is None else self.momentum
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_stats, momentum=m, eps=self.eps)
+        norm = F.batch_norm_relu if self._relu else F.batch_norm
+        return norm(x, self.running_mean, self.running_var, self.weight, self.bias, training=use_batch_stats,
+                    momentum=m, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -73,6 +75,21 @@ class BatchNorm2d(_BatchNorm):
     """Over (N, C, H, W) inputs: statistics per channel C over N, H and W."""
 
     _ndims = (4,)
+
+
+class BatchNormReLU1d(BatchNorm1d):
+    """relu(BatchNorm1d(x)) as one op (``F.batch_norm_relu``). Its parameters, buffers and state dict are
+    BatchNorm1d's, so a PyTorch BatchNorm1d's weights load into it by name."""
+
+    _relu = True
+
+
+class BatchNormReLU2d(BatchNorm2d):
+    """relu(BatchNorm2d(x)) as one op (``F.batch_norm_relu``): the pair that follows most convolutions, in the
+    same passes over the data. Its parameters, buffers and state dict are BatchNorm2d's, so a PyTorch
+    BatchNorm2d's weights load into it by name (timm calls the same idea ``BatchNormAct2d``)."""
+
+    _relu = True
 
 
 class LayerNorm(Module):
