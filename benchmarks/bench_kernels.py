@@ -38,14 +38,28 @@ def _median_ms(f: Callable[[], object], steps: int, warmup: int = 5) -> float:
 
 
 def bn_relu_step(lib, shape=(32, 16, 32, 32)):
-    """BatchNorm2d + ReLU, forward and backward, training mode."""
-    x = lib.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), requires_grad=True)
-    bn, relu = lib.nn.BatchNorm2d(shape[1]), lib.nn.ReLU()
-    g = lib.tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
+    """BatchNorm2d + ReLU, forward and backward, training mode, on a channels-last input (as a conv's output is
+    in both libraries): dlbasics' fused BatchNormReLU2d, PyTorch's BatchNorm2d then ReLU."""
+    n, c, h, w = shape
+    data = np.random.default_rng(0).standard_normal((n, h, w, c)).astype(np.float32).transpose(0, 3, 1, 2)
+    if lib.__name__ == "torch":
+        x = lib.tensor(np.ascontiguousarray(data)).contiguous(memory_format=lib.channels_last).requires_grad_()
+        layer = lib.nn.Sequential(lib.nn.BatchNorm2d(c), lib.nn.ReLU())
+    else:
+        x = lib.tensor(data, requires_grad=True)
+        x.data = data  # the NCHW view of NHWC memory (the constructor copies C-ordered, as torch.tensor)
+        layer = lib.nn.BatchNormReLU2d(c)
+    g = np.random.default_rng(1).standard_normal((n, h, w, c)).astype(np.float32).transpose(0, 3, 1, 2)
+    if lib.__name__ == "torch":  # the upstream gradient channels-last too
+        g = lib.tensor(np.ascontiguousarray(g)).contiguous(memory_format=lib.channels_last)
+    else:
+        gt = lib.tensor(g)
+        gt.data = g
+        g = gt
 
     def step():
         x.grad = None
-        (relu(bn(x)) * g).sum().backward()
+        layer(x).backward(g)
 
     return step
 

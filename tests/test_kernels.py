@@ -97,7 +97,8 @@ def test_rows_of_reads_conv_outputs_where_they_lie():
     xt = np.lib.stride_tricks.as_strided(base, (2, 3, 5, 4), (base.strides[0], base.strides[1], 16, 4))
     r = rows_of(xt)
     assert r.shape == (2, 3, 20) and np.shares_memory(r, base)
-    assert rows_of(np.zeros((6, 4), np.float32)).shape == (1, 6, 4)
+    assert rows_of(np.zeros((6, 4), np.float32)).shape == (1, 3, 8)  # dense: rows of several pixels
+    assert rows_of(np.zeros((4096, 16), np.float32)).shape == (1, 16, 4096)
     assert rows_of(np.zeros((4, 6), np.float32).T) is None  # channels not contiguous: the NumPy path
 
 

@@ -12,7 +12,7 @@ With xhat = (x - mean) * inv_std, inv_std = 1 / sqrt(var + eps), and s = gamma *
                 train:  dx = s (g' - sum(g') / M - xhat sum(g' xhat) / M)
                 eval:   dx = s g'
                 dgamma = sum(g' xhat),  dbeta = sum(g')
-Sums are accumulated in float64 per block of rows, then added (the blocks keep the float64 sums short).
+Sums are accumulated in float64, per position of a row, then folded into channels.
 """
 
 from __future__ import annotations
@@ -21,42 +21,33 @@ import numpy as np
 
 from dlbasics.kernels import Kernel
 
-BLOCKS = 64  # row blocks of the sums
-
 
 def _bn_forward_loop(xb, xo, gamma, beta, eps, mean, var, train, relu, out):
     rows, n = out.shape
     c = gamma.shape[0]
     m = rows * (n // c)
-    nb = max(1, min(rows, BLOCKS))
     if train:  # two passes: the mean, then the centred squares (no cancellation as in E[x^2] - E[x]^2)
-        part = np.zeros((nb, n), np.float64)  # per block, per position of a row: contiguous, vectorized
-        for b in range(nb):
-            acc = part[b]
-            for r in range(b * rows // nb, (b + 1) * rows // nb):
-                row = xb[xo[r]:xo[r] + n]  # a contiguous slice: vectorized (indexing xb[o + i] is 5x slower)
-                for i in range(n):
-                    acc[i] += row[i]
-        total = np.zeros(c, np.float64)  # fold the blocks and the K pixels of a row into channels
-        for b in range(nb):
+        acc = np.zeros(n, np.float64)  # per position of a row: contiguous, vectorized
+        for r in range(rows):
+            row = xb[xo[r]:xo[r] + n]  # a contiguous slice: vectorized (indexing xb[o + i] is 5x slower)
             for i in range(n):
-                total[i % c] += part[b, i]
+                acc[i] += row[i]
+        total = np.zeros(c, np.float64)  # fold the K pixels of a row into channels
+        for i in range(n):
+            total[i % c] += acc[i]
         mean[:] = total / m
         mrow = np.empty(n, out.dtype)
         for i in range(n):
             mrow[i] = mean[i % c]
-        part[:] = 0
-        for b in range(nb):
-            acc = part[b]
-            for r in range(b * rows // nb, (b + 1) * rows // nb):
-                row = xb[xo[r]:xo[r] + n]
-                for i in range(n):
-                    d = row[i] - mrow[i]
-                    acc[i] += d * d
-        total[:] = 0
-        for b in range(nb):
+        acc[:] = 0
+        for r in range(rows):
+            row = xb[xo[r]:xo[r] + n]
             for i in range(n):
-                total[i % c] += part[b, i]
+                d = row[i] - mrow[i]
+                acc[i] += d * d
+        total[:] = 0
+        for i in range(n):
+            total[i % c] += acc[i]
         var[:] = total / m
     scale = gamma / np.sqrt(var + eps)
     srow, trow = np.empty(n, out.dtype), np.empty(n, out.dtype)
@@ -99,24 +90,20 @@ def _bn_backward_loop(gb, go, xb, xo, y, gamma, mean, var, eps, train, relu, sum
     c = gamma.shape[0]
     m = rows * (n // c)
     inv_std = 1.0 / np.sqrt(var + eps)
-    nb = max(1, min(rows, BLOCKS))
-    sum_g = np.zeros((nb, n), np.float64)
-    sum_gx = np.zeros((nb, n), np.float64)  # sum(g' x); sum(g' xhat) = inv_std (sum(g' x) - mean sum(g'))
-    for b in range(nb):
-        for r in range(b * rows // nb, (b + 1) * rows // nb):
-            grow, xrow, yrow = gb[go[r]:go[r] + n], xb[xo[r]:xo[r] + n], y[r]
-            ag, agx = sum_g[b], sum_gx[b]
-            for i in range(n):
-                gp = grow[i]
-                if relu and not yrow[i] > 0:
-                    gp = gp * 0  # 0, or NaN for a NaN gradient, as the ReLU's backward gives
-                ag[i] += gp
-                agx[i] += gp * xrow[i]
-    sg, sgx = np.zeros(c, np.float64), np.zeros(c, np.float64)  # folded into channels
-    for b in range(nb):
+    ag = np.zeros(n, np.float64)
+    agx = np.zeros(n, np.float64)  # sum(g' x); sum(g' xhat) = inv_std (sum(g' x) - mean sum(g'))
+    for r in range(rows):
+        grow, xrow, yrow = gb[go[r]:go[r] + n], xb[xo[r]:xo[r] + n], y[r]
         for i in range(n):
-            sg[i % c] += sum_g[b, i]
-            sgx[i % c] += sum_gx[b, i]
+            gp = grow[i]
+            if relu and not yrow[i] > 0:
+                gp = gp * 0  # 0, or NaN for a NaN gradient, as the ReLU's backward gives
+            ag[i] += gp
+            agx[i] += gp * xrow[i]
+    sg, sgx = np.zeros(c, np.float64), np.zeros(c, np.float64)  # folded into channels
+    for i in range(n):
+        sg[i % c] += ag[i]
+        sgx[i % c] += agx[i]
     for j in range(c):
         sums[0, j] = sg[j]
         sums[1, j] = inv_std[j] * (sgx[j] - mean[j] * sg[j])
@@ -187,11 +174,14 @@ def rows_of(xt: np.ndarray) -> np.ndarray | None:
     """A channels-last array (..., C) as rows (P, Q, L) with each row contiguous, without a copy; None where its
     layout has no such view (then the caller takes the NumPy path)."""
     c = xt.shape[-1]
+    if xt.flags.c_contiguous:  # dense: long rows of k pixels, so the per-row work is spread over many values
+        m = xt.size // c if c else 0
+        k = m & -m if m else 1  # the largest power of two dividing M, down to rows of at most 4096 values
+        while k > 1 and k * c > 4096:
+            k //= 2
+        return xt.reshape(1, m // k, k * c)
     if xt.ndim == 2:
-        return xt[None] if xt.strides[1] == xt.itemsize or c == 1 else None
-    lead = xt.reshape(-1, c) if xt.flags.c_contiguous else None
-    if lead is not None:
-        return lead[None]
+        return None
     if xt.ndim == 4:  # (N, H, W, C): rows of W C values, image rows at any strides (a conv output with gaps)
         n, h, w, _ = xt.shape
         if xt.strides[3] == xt.itemsize and (w == 1 or xt.strides[2] == c * xt.itemsize):
