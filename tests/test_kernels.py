@@ -179,3 +179,22 @@ def test_batch_norm_relu_is_relu_of_batch_norm(jit, train, monkeypatch):
         outs.append((out.data, xt.grad, layer.parameters().__next__().grad))
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("decay, l2, maximize, amsgrad", [(1.0, 0.0, False, False), (0.99, 0.0, False, True),
+                                                         (1.0, 0.01, True, False), (1.0, 0.01, False, True)])
+def test_adam_kernel_matches_its_twin(dtype, decay, l2, maximize, amsgrad):
+    from dlbasics.kernels.optim import adam_update
+
+    rng = np.random.default_rng(11)
+    n = 1001
+    theta, g, m, v = (rng.standard_normal(n).astype(dtype) for _ in range(4))
+    v = np.abs(v)
+    g[3] = np.nan
+    v_max = np.abs(rng.standard_normal(n)).astype(dtype) if amsgrad else np.empty(0, dtype)
+    scalars = [dtype(s) for s in (decay, l2)] + [maximize] + [dtype(s) for s in (0.1, 0.999, 0.001, 1e-3, 1e-8)]
+    a, b, _, _ = both(adam_update, lambda: (theta.copy(), g, m.copy(), v.copy(), v_max.copy(), *scalars))
+    for i in (0, 2, 3, 4):  # theta, m, v, v_max
+        assert_same(a[i], b[i], dtype)
+    assert np.isnan(a[0][3]) and np.isnan(b[0][3])  # a NaN gradient reaches its parameter, both ways

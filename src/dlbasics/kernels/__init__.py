@@ -19,7 +19,9 @@ GEMMs whose OpenBLAS threads are still spinning. One pass on one core already be
 
 Floating-point flags: ``fastmath`` is the subset {"reassoc", "contract"}, which lets LLVM vectorize sums and
 fuse multiply-adds, but not {"nnan", "ninf"}: a NaN or inf in the input still comes out (numba's full
-``fastmath=True`` assumes there are none).
+``fastmath=True`` assumes there are none). ``error_model="numpy"``: a division by zero gives inf or NaN, as in
+NumPy, instead of raising - Python's model checks every division, which stops the loop from being vectorized
+(the Adam update over 535k values: 1.26 ms with the checks, 0.16 ms without).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class Kernel:
                 import numba
             except ImportError:
                 raise ImportError("compiled kernels need numba: pip install numba") from None
-            self._compiled = numba.njit(fastmath=set(FASTMATH), cache=True, nogil=True)(self.loop)
+            self._compiled = numba.njit(fastmath=set(FASTMATH), error_model="numpy", cache=True,
+                                        nogil=True)(self.loop)
         return self._compiled
 
     def __call__(self, *args: Any) -> Any:

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from dlbasics import kernels
+from dlbasics.kernels.optim import adam_update
 from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
 from dlbasics.tensor import Tensor
 
@@ -58,6 +60,14 @@ class Adam(Optimizer):
             # the same value in one pass fewer
             c = (1 - beta2**t) ** 0.5
             step_size, eps_c = lr / (1 - beta1**t) * c, eps * c
+            if kernels.JIT and _flat(p.data, p.grad):  # one compiled pass (kernels/optim.py)
+                dt = p.data.dtype.type
+                v_max = state.get("max_exp_avg_sq")
+                adam_update(p.data.reshape(-1), p.grad.reshape(-1), state["exp_avg"].reshape(-1),
+                            state["exp_avg_sq"].reshape(-1), _NONE if v_max is None else v_max.reshape(-1),
+                            dt(1 if decay is None else decay), dt(l2), maximize, dt(1 - beta1), dt(beta2),
+                            dt(1 - beta2), dt(step_size), dt(eps_c))
+                continue
             d_buf = self._scratch_array(p, 1) if l2 != 0 or maximize else None
             for theta, g, m, v, v_max, tmp, d_out in blocks(
                     p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
@@ -79,6 +89,14 @@ class Adam(Optimizer):
                 np.divide(m, tmp, out=tmp)
                 tmp *= step_size
                 theta -= tmp
+
+
+_NONE = np.empty(0, np.float32)  # no AMSGrad maximum: the kernel takes an empty array for it
+
+
+def _flat(*arrays: np.ndarray) -> bool:
+    """Whether the arrays are C-contiguous and of one dtype (their flat views share the kernel's loop)."""
+    return all(a.flags.c_contiguous and a.dtype == arrays[0].dtype for a in arrays)
 
 
 @OPTIMIZERS.register("adamw")
