@@ -105,6 +105,7 @@ def test_rows_of_reads_conv_outputs_where_they_lie():
 # ---- the ops, both ways ------------------------------------------------------------------------------------
 def _run(layer, x, monkeypatch, jit):
     monkeypatch.setattr(kernels, "JIT", jit)
+    monkeypatch.setattr(kernels, "MIN_SIZE", 0)  # small test arrays take the kernels too
     layer.zero_grad()
     xt = dl.tensor(x.copy(), requires_grad=True)
     out = layer(xt)
@@ -147,6 +148,24 @@ def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
         assert_same(a, b, dtype)
 
 
+def test_small_arrays_keep_the_numpy_path(monkeypatch):
+    monkeypatch.setattr(kernels, "JIT", True)
+    assert not kernels.use(kernels.MIN_SIZE - 1) and kernels.use(kernels.MIN_SIZE)
+    monkeypatch.setattr(kernels, "JIT", False)
+    assert not kernels.use(10**9)
+
+
+def test_the_default_run_never_imports_numba(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from dlbasics.cli import main; "
+            f"main(['train', '--epochs', '2', '--quiet', '--out', {str(tmp_path / 'r')!r}]); "
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-1] == "False"  # the digits MLP's arrays are all below MIN_SIZE
+
+
 def test_no_jit_selects_the_numpy_twins(monkeypatch):
     monkeypatch.setattr(kernels, "JIT", False)
     x = np.array([-1.0, 2.0])
@@ -162,6 +181,7 @@ def test_no_jit_selects_the_numpy_twins(monkeypatch):
 def test_batch_norm_relu_is_relu_of_batch_norm(jit, train, monkeypatch):
     """The fused layer gives what BatchNorm2d then ReLU give, values and gradients, and loads its state dict."""
     monkeypatch.setattr(kernels, "JIT", jit)
+    monkeypatch.setattr(kernels, "MIN_SIZE", 0)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, 6, 5)).astype(np.float32)
     x[0, 1, 2, 3] = np.nan

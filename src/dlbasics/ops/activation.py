@@ -21,7 +21,7 @@ class ReLU(Function):
     def forward(self, x):
         # keep the mask, not the output: a quarter of the memory, and backward is one pass (0.18 vs 0.32 ms
         # on 2 MB; the compare here costs 0.08)
-        flat = _flat_view(x) if kernels.JIT else None
+        flat = _flat_view(x) if kernels.use(x.size) else None
         if flat is None:
             self.mask = x > 0
             return np.maximum(x, 0)
@@ -32,7 +32,7 @@ class ReLU(Function):
     def backward(self, g):
         # a multiply by the mask, 8x faster than np.where (which zeroes even a NaN gradient; this passes it on)
         same_order = g.shape == self.mask.shape and axis_order(g) == axis_order(self.mask)
-        flat = _flat_view(g) if kernels.JIT and same_order else None
+        flat = _flat_view(g) if kernels.use(g.size) and same_order else None
         if flat is None:
             return g * self.mask
         out = np.empty_like(g)

@@ -94,7 +94,7 @@ class BatchNorm(Function):
     """
 
     def forward(self, x, gamma, beta, eps, mean=None, var=None, stats_out=None, relu=False):
-        if relu and not kernels.JIT:  # the NumPy path: the plain op, then max(y, 0) in place and its mask
+        if relu and not kernels.use(x.size):  # the NumPy path: the plain op, then max(y, 0) in place and its mask
             out = self.forward(x, gamma, beta, eps, mean, var, stats_out)
             self.relu, self.mask = True, out > 0
             return np.maximum(out, 0, out=out)
@@ -103,7 +103,7 @@ class BatchNorm(Function):
         xt = np.moveaxis(x, 1, -1)  # (..., C)
         m = x.size // c if c else 0
         self.batch_stats = mean is None
-        x3 = rows_of(xt) if kernels.JIT and m and x.dtype == gamma.dtype else None
+        x3 = rows_of(xt) if kernels.use(x.size) and x.dtype == gamma.dtype else None
         self.kernel = x3 is not None
         if self.kernel:  # compiled passes over the rows where they lie (kernels/norm.py)
             return self._forward_kernel(x3, xt.shape, gamma, beta, eps, mean, var, stats_out)

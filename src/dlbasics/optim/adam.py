@@ -60,7 +60,7 @@ class Adam(Optimizer):
             # the same value in one pass fewer
             c = (1 - beta2**t) ** 0.5
             step_size, eps_c = lr / (1 - beta1**t) * c, eps * c
-            if kernels.JIT and _flat(p.data, p.grad):  # one compiled pass (kernels/optim.py)
+            if kernels.use(p.data.size) and _flat(p.data, p.grad):  # one compiled pass (kernels/optim.py)
                 dt = p.data.dtype.type
                 v_max = state.get("max_exp_avg_sq")
                 adam_update(p.data.reshape(-1), p.grad.reshape(-1), state["exp_avg"].reshape(-1),
