@@ -43,11 +43,11 @@ def train_step(model: Any, loss_fn: Any, opt: Any, x: Any, y: Any) -> Callable[[
     return step
 
 
-def mlp(lib: Any) -> Callable[[], None]:
+def mlp(lib: Any, batch: int = 128) -> Callable[[], None]:
     lib.manual_seed(0)
     rng = np.random.default_rng(0)
-    x = lib.tensor(rng.standard_normal((128, 784)).astype(np.float32))
-    y = lib.tensor(rng.integers(0, 10, 128))
+    x = lib.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
+    y = lib.tensor(rng.integers(0, 10, batch))
     nn = lib.nn
     model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
     return train_step(model, nn.CrossEntropyLoss(), lib.optim.Adam(model.parameters(), lr=1e-3), x, y)
@@ -132,6 +132,7 @@ def conv_layer(lib: Any) -> Callable[[], None]:
 
 WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp),
+    "mlp1024": ("MLP 784-512-256-10, batch 1024, Adam", lambda lib: mlp(lib, 1024)),
     "lenet": ("LeNet-style CNN, 1x28x28, batch 64, Adam", lenet),
     "resnet20": ("ResNet-20, 3x32x32, batch 32, Adam", resnet20),
     "conv": ("one conv 16->16 3x3 on 32x32, batch 32 (fwd + bwd)", conv_layer),
