@@ -186,7 +186,7 @@ def test_sigkill_at_20_random_moments_then_resume_reaches_the_same_weights(tmp_p
 
 @pytest.mark.slow
 def test_ctrl_c_checkpoints_the_exact_step_and_resumes(tmp_path):
-    args = ["train", "--hidden", "32", "--epochs", "30", "--quiet"]
+    args = ["train", "--hidden", "32", "--epochs", "80", "--quiet"]  # long enough to be running at the signal
     subprocess.run(_dlbasics(*args, "--out", str(tmp_path / "ref")), check=True, capture_output=True)
     proc = subprocess.Popen(_dlbasics(*args, "--out", str(tmp_path / "run")), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
