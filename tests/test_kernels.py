@@ -107,9 +107,10 @@ def _run(layer, x, monkeypatch, jit):
     monkeypatch.setattr(kernels, "JIT", jit)
     monkeypatch.setattr(kernels, "MIN_SIZE", 0)  # small test arrays take the kernels too
     layer.zero_grad()
-    xt = dl.tensor(x.copy(), requires_grad=True)
+    xt = dl.tensor(x.copy(), dtype=x.dtype, requires_grad=True)  # (floats become float32 unless told)
     out = layer(xt)
-    (out * dl.tensor(np.linspace(-1, 1, out.data.size).reshape(out.shape).astype(x.dtype))).sum().backward()
+    weights = np.linspace(-1, 1, out.data.size).reshape(out.shape)
+    (out * dl.tensor(weights, dtype=x.dtype)).sum().backward()
     grads = [p.grad.copy() for p in layer.parameters()]
     return out.data.copy(), xt.grad.copy(), grads
 
@@ -131,6 +132,7 @@ def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
             (2, 3, 9, 9))
     elif make == "bnrelu1d":
         layer, x = nn.BatchNormReLU1d(5), rng.standard_normal((9, 5))
+
     else:  # a conv's channels-last output with gaps feeds the batch norm
         dl.manual_seed(1)
         layer, x = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()), rng.standard_normal(
