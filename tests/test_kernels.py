@@ -117,7 +117,7 @@ def _run(layer, x, monkeypatch, jit):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("make", ["bn2d", "bn1d", "bn2d_eval", "relu", "conv_bn_relu", "conv_bnrelu_fused",
-                                  "bnrelu1d"])
+                                  "bnrelu1d", "layernorm", "layernorm_2d_no_bias"])
 def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
     rng = np.random.default_rng(3)
     if make.startswith("bn2d"):
@@ -132,6 +132,10 @@ def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
             (2, 3, 9, 9))
     elif make == "bnrelu1d":
         layer, x = nn.BatchNormReLU1d(5), rng.standard_normal((9, 5))
+    elif make == "layernorm":
+        layer, x = nn.LayerNorm(7), rng.standard_normal((3, 5, 7)) * 3 + 1
+    elif make == "layernorm_2d_no_bias":
+        layer, x = nn.LayerNorm((4, 6), bias=False), rng.standard_normal((5, 4, 6))
 
     else:  # a conv's channels-last output with gaps feeds the batch norm
         dl.manual_seed(1)
@@ -220,3 +224,29 @@ def test_adam_kernel_matches_its_twin(dtype, decay, l2, maximize, amsgrad):
     for i in (0, 2, 3, 4):  # theta, m, v, v_max
         assert_same(a[i], b[i], dtype)
     assert np.isnan(a[0][3]) and np.isnan(b[0][3])  # a NaN gradient reaches its parameter, both ways
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, d", [(1, 1), (7, 33), (64, 128)])
+def test_layer_norm_kernels_match_their_twins(dtype, rows, d):
+    from dlbasics.kernels.norm import layer_norm_backward, layer_norm_forward
+
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((rows, d)) * 2 + 3).astype(dtype)
+    x[0, 0] = np.nan if rows > 1 else x[0, 0]
+    w, b = (rng.standard_normal(d).astype(dtype) for _ in range(2))
+
+    def fwd():
+        return x, w, b, dtype(1e-5), np.empty_like(x), np.empty_like(x), np.empty(rows, dtype)
+
+    a, bb, _, _ = both(layer_norm_forward, fwd)
+    for i in (4, 5, 6):
+        assert_same(a[i], bb[i], dtype)
+    g = rng.standard_normal((rows, d)).astype(dtype)
+
+    def bwd():
+        return g, a[5], a[6], w, np.empty_like(g), np.zeros(d), np.zeros(d)
+
+    a2, b2, _, _ = both(layer_norm_backward, bwd)
+    for i in (4, 5, 6):
+        assert_same(a2[i], b2[i], dtype)

@@ -189,4 +189,80 @@ def rows_of(xt: np.ndarray) -> np.ndarray | None:
     return None
 
 
-__all__ = ["batch_norm_backward", "batch_norm_forward", "flat_rows", "rows_of"]
+
+
+# ---- LayerNorm over (R, D) rows: each row normalized on its own ----------------------------------------------
+def _ln_forward_loop(x, w, b, eps, out, xhat, inv_std):
+    """x (R, D) -> out = xhat * w + b, xhat = (x - mean) * inv_std per row; xhat (R, D) and inv_std (R,) kept."""
+    rows, d = x.shape
+    for r in range(rows):
+        row = x[r]
+        s = 0.0
+        for i in range(d):
+            s += row[i]
+        mean = s / d
+        q = 0.0
+        for i in range(d):
+            t = row[i] - mean
+            q += t * t
+        k = 1.0 / np.sqrt(q / d + eps)
+        inv_std[r] = k
+        hrow, orow = xhat[r], out[r]
+        for i in range(d):
+            h = (row[i] - mean) * k
+            hrow[i] = h
+            orow[i] = h * w[i] + b[i]
+    return out
+
+
+def _ln_forward_numpy(x, w, b, eps, out, xhat, inv_std):
+    mean = x.mean(axis=1, keepdims=True, dtype=np.float64)
+    var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
+    k = 1.0 / np.sqrt(var + eps)
+    inv_std[:] = k[:, 0]
+    xhat[:] = (x - mean) * k
+    np.multiply(xhat, w, out=out)
+    out += b
+    return out
+
+
+def _ln_backward_loop(g, xhat, inv_std, w, gx, dw, db):
+    """gx (R, D) <- (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) inv_std with dxhat = g w (not written when gx
+    has no rows); dw, db (D,) <- sums over rows of g xhat and g, in float64."""
+    rows, d = g.shape
+    for r in range(rows):
+        grow, hrow = g[r], xhat[r]
+        for i in range(d):
+            dw[i] += grow[i] * hrow[i]
+            db[i] += grow[i]
+        if gx.shape[0] == 0:
+            continue
+        s1 = 0.0
+        s2 = 0.0
+        for i in range(d):
+            t = grow[i] * w[i]
+            s1 += t
+            s2 += t * hrow[i]
+        m1, m2, k = s1 / d, s2 / d, inv_std[r]
+        orow = gx[r]
+        for i in range(d):
+            orow[i] = (grow[i] * w[i] - m1 - hrow[i] * m2) * k
+    return gx
+
+
+def _ln_backward_numpy(g, xhat, inv_std, w, gx, dw, db):
+    dw += (g * xhat).sum(axis=0, dtype=np.float64)
+    db += g.sum(axis=0, dtype=np.float64)
+    if gx.shape[0]:
+        dxhat = g * w
+        m1 = dxhat.mean(axis=1, keepdims=True)
+        m2 = (dxhat * xhat).mean(axis=1, keepdims=True)
+        gx[:] = (dxhat - m1 - xhat * m2) * inv_std[:, None]
+    return gx
+
+
+layer_norm_forward = Kernel(_ln_forward_loop, numpy=_ln_forward_numpy)
+layer_norm_backward = Kernel(_ln_backward_loop, numpy=_ln_backward_numpy)
+
+__all__ = ["batch_norm_backward", "batch_norm_forward", "flat_rows", "layer_norm_backward", "layer_norm_forward",
+           "rows_of"]

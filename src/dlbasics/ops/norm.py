@@ -9,7 +9,14 @@ import numpy as np
 
 from dlbasics import kernels
 from dlbasics.autograd.function import Function
-from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, flat_rows, rows_of
+from dlbasics.kernels.norm import (
+    batch_norm_backward,
+    batch_norm_forward,
+    flat_rows,
+    layer_norm_backward,
+    layer_norm_forward,
+    rows_of,
+)
 from dlbasics.ops._blas import gemm
 from dlbasics.ops._layout import long_rows, per_channel
 from dlbasics.tensor import Tensor
@@ -212,6 +219,12 @@ class LayerNorm(Function):
     """
 
     def forward(self, x, *affine, k, eps, has_weight, has_bias):
+        d = math.prod(x.shape[x.ndim - k:])
+        self.kernel = kernels.use(x.size) and x.flags.c_contiguous and d > 0 and all(a.dtype == x.dtype
+                                                                                     for a in affine)
+        if self.kernel:  # one compiled pass per row (kernels/norm.py)
+            self.affine_shape = x.shape[x.ndim - k:]
+            return self._forward_kernel(x, affine, d, eps, has_weight, has_bias)
         axes = tuple(range(x.ndim - k, x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
         xc = x - mean
@@ -233,7 +246,35 @@ class LayerNorm(Function):
         # no weight: xhat may be the output itself; recorded outputs refuse in-place writes, so it stays intact
         return xhat + bias if has_bias else xhat
 
+    def _forward_kernel(self, x, affine, d, eps, has_weight, has_bias):
+        x2 = x.reshape(-1, d)
+        dt = x.dtype
+        w = affine[0].reshape(-1) if has_weight else np.ones(d, dt)
+        b = affine[-1].reshape(-1) if has_bias else np.zeros(d, dt)
+        out, xhat, inv_std = np.empty_like(x2), np.empty_like(x2), np.empty(len(x2), dt)
+        layer_norm_forward(x2, w, b, dt.type(eps), out, xhat, inv_std)
+        self.x_shape, self.w, self.xhat, self.inv_std = x.shape, w, xhat, inv_std
+        self.has_weight, self.has_bias = has_weight, has_bias
+        return out.reshape(x.shape)
+
+    def _backward_kernel(self, g):
+        needs = self.needs_input_grad
+        g2 = np.ascontiguousarray(g).reshape(self.xhat.shape)
+        d = g2.shape[1]
+        gx = np.empty_like(g2) if needs[0] else np.empty((0, d), g2.dtype)
+        dw, db = np.zeros(d, np.float64), np.zeros(d, np.float64)
+        layer_norm_backward(g2, self.xhat, self.inv_std, self.w, gx, dw, db)
+        grads = [gx.reshape(self.x_shape) if needs[0] else None]
+        norm_shape = self.affine_shape
+        if self.has_weight:
+            grads.append(dw.astype(g2.dtype).reshape(norm_shape) if needs[1] else None)
+        if self.has_bias:
+            grads.append(db.astype(g2.dtype).reshape(norm_shape) if needs[-1] else None)
+        return tuple(grads)
+
     def backward(self, g):
+        if self.kernel:
+            return self._backward_kernel(g)
         xhat, axes = self.xhat, self.axes
         needs = self.needs_input_grad
         gx = None
