@@ -117,7 +117,7 @@ def _run(layer, x, monkeypatch, jit):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("make", ["bn2d", "bn1d", "bn2d_eval", "relu", "conv_bn_relu", "conv_bnrelu_fused",
-                                  "bnrelu1d", "layernorm", "layernorm_2d_no_bias"])
+                                  "bnrelu1d", "layernorm", "layernorm_2d_no_bias", "gelu", "gelu_tanh"])
 def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
     rng = np.random.default_rng(3)
     if make.startswith("bn2d"):
@@ -132,6 +132,8 @@ def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
             (2, 3, 9, 9))
     elif make == "bnrelu1d":
         layer, x = nn.BatchNormReLU1d(5), rng.standard_normal((9, 5))
+    elif make.startswith("gelu"):
+        layer, x = nn.GELU(approximate="tanh" if make.endswith("tanh") else "none"), rng.standard_normal((4, 33)) * 3
     elif make == "layernorm":
         layer, x = nn.LayerNorm(7), rng.standard_normal((3, 5, 7)) * 3 + 1
     elif make == "layernorm_2d_no_bias":
@@ -250,3 +252,17 @@ def test_layer_norm_kernels_match_their_twins(dtype, rows, d):
     a2, b2, _, _ = both(layer_norm_backward, bwd)
     for i in (4, 5, 6):
         assert_same(a2[i], b2[i], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tanh_form", [False, True])
+def test_gelu_kernels_match_their_twins(dtype, tanh_form):
+    from dlbasics.kernels.activation import gelu_backward, gelu_forward
+
+    x = np.concatenate([np.linspace(-8, 8, 1001), [np.nan, np.inf, -np.inf]]).astype(dtype)
+    with np.errstate(invalid="ignore"):  # inf * 0 at -inf: NaN both ways
+        a, b, _, _ = both(gelu_forward, lambda: (x, tanh_form, np.empty_like(x)))
+        assert_same(a[2], b[2], dtype)
+        g = np.linspace(-1, 1, x.size).astype(dtype)
+        a, b, _, _ = both(gelu_backward, lambda: (g, x, tanh_form, np.empty_like(x)))
+        assert_same(a[3], b[3], dtype)

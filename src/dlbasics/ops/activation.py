@@ -9,7 +9,7 @@ from scipy import special
 
 from dlbasics import kernels
 from dlbasics.autograd.function import Function
-from dlbasics.kernels.activation import relu_backward, relu_forward
+from dlbasics.kernels.activation import gelu_backward, gelu_forward, relu_backward, relu_forward
 from dlbasics.ops._layout import axis_order
 from dlbasics.ops._operands import floating
 from dlbasics.tensor import Tensor
@@ -38,6 +38,13 @@ class ReLU(Function):
         out = np.empty_like(g)
         relu_backward(flat, self.mask.ravel(order="K"), out.ravel(order="K"))
         return out
+
+
+def _like(ref: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``a``'s values in an array laid out as ``ref`` (same shape)."""
+    out = np.empty_like(ref)
+    np.copyto(out, a)
+    return out
 
 
 def _flat_view(x: np.ndarray) -> np.ndarray | None:
@@ -109,6 +116,13 @@ class GELU(Function):
 
     def forward(self, x, approximate):
         self.x, self.approximate = x, approximate
+        # the tanh form as one compiled pass (kernels/activation.py); the exact form stays with SciPy's erf,
+        # which is vectorized where numba calls a scalar erf per value (1024 x 512 fwd+bwd: 7.8 vs 12.6 ms)
+        self.flat = _flat_view(x) if approximate == "tanh" and kernels.use(x.size) else None
+        if self.flat is not None:
+            out = np.empty_like(x)
+            gelu_forward(self.flat, approximate == "tanh", out.ravel(order="K"))
+            return out
         if approximate == "tanh":
             self.t = np.tanh(_K * (x + 0.044715 * x**3))
             return 0.5 * x * (1 + self.t)
@@ -117,6 +131,13 @@ class GELU(Function):
 
     def backward(self, g):
         x = self.x
+        if self.flat is not None:  # forward ran the kernel: the gradient too, from x
+            same = g.shape == x.shape and axis_order(g) == axis_order(x) and _flat_view(g) is not None
+            if not same:  # bring g into x's memory order, so that the flat views line up
+                g = _like(x, g)
+            out = np.empty_like(x)
+            gelu_backward(g.ravel(order="K"), self.flat, self.approximate == "tanh", out.ravel(order="K"))
+            return out
         if self.approximate == "tanh":
             t = self.t
             du = _K * (1 + 3 * 0.044715 * x * x)
