@@ -266,3 +266,38 @@ def test_gelu_kernels_match_their_twins(dtype, tanh_form):
         g = np.linspace(-1, 1, x.size).astype(dtype)
         a, b, _, _ = both(gelu_backward, lambda: (g, x, tanh_form, np.empty_like(x)))
         assert_same(a[3], b[3], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("first, l2, maximize, momentum, dampening, nesterov", [
+    (False, 0.0, False, 0.0, 0.0, False), (True, 0.0, False, 0.9, 0.0, False), (False, 0.01, False, 0.9, 0.0, True),
+    (False, 0.01, True, 0.9, 0.1, False)])
+def test_sgd_kernel_matches_its_twin(dtype, first, l2, maximize, momentum, dampening, nesterov):
+    from dlbasics.kernels.optim import sgd_update
+
+    rng = np.random.default_rng(12)
+    theta, g, buf = (rng.standard_normal(777).astype(dtype) for _ in range(3))
+    buf = buf if momentum else np.empty(0, dtype)
+    args = [first, dtype(l2), maximize, dtype(momentum), dtype(1 - dampening), nesterov, dtype(0.05)]
+    a, b, _, _ = both(sgd_update, lambda: (theta.copy(), g, buf.copy(), *args))
+    assert_same(a[0], b[0], dtype)
+    assert_same(a[2], b[2], dtype)
+
+
+@pytest.mark.parametrize("name, kw", [("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+                                      ("SGD", {"lr": 0.1}), ("Adam", {"lr": 1e-2, "amsgrad": True}),
+                                      ("AdamW", {"lr": 1e-2})])
+def test_optimizer_steps_are_the_same_with_and_without_kernels(name, kw, monkeypatch):
+    from dlbasics import optim
+
+    monkeypatch.setattr(kernels, "MIN_SIZE", 0)
+    results = []
+    for jit in (False, True):
+        monkeypatch.setattr(kernels, "JIT", jit)
+        p = nn.Parameter(dl.tensor(np.linspace(-1, 1, 300).reshape(20, 15)))
+        opt = getattr(optim, name)([p], **kw)
+        for step in range(5):
+            p.grad = np.cos(p.data * (step + 1)).astype(np.float32)
+            opt.step()
+        results.append(p.data.copy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)

@@ -1,4 +1,4 @@
-"""The Adam / AdamW update of one parameter, in one pass over its values instead of about twelve.
+"""The Adam / AdamW and SGD updates of one parameter, each in one pass over its values instead of several.
 
 Per value, in the float operations and order of ``optim/adam.py`` (and PyTorch's: lerp for m, addcmul for v):
     θ ← θ · decay                                   (AdamW: decay = 1 − ηλ; else 1)
@@ -58,4 +58,43 @@ def _adam_numpy(theta, g, m, v, v_max, decay, l2, maximize, one_minus_b1, b2, on
 
 adam_update = Kernel(_adam_loop, numpy=_adam_numpy)
 
-__all__ = ["adam_update"]
+
+
+def _sgd_loop(theta, g, buf, first, l2, maximize, momentum, one_minus_dampening, nesterov, lr):
+    """SGD with momentum (buf has no values when momentum is 0), in ``optim/sgd.py``'s float order:
+    d = ±g + l2 θ;  b = d (first step) or b μ + (1 − τ) d;  d = d + μ b (Nesterov) or b;  θ ← θ − η d."""
+    has_buf = buf.size > 0
+    for i in range(theta.size):
+        th = theta[i]
+        d = -g[i] if maximize else g[i]
+        if l2 != 0:
+            d = th * l2 - g[i] if maximize else th * l2 + g[i]
+        if has_buf:
+            if first:
+                b = d
+            elif one_minus_dampening == 1:
+                b = buf[i] * momentum + d
+            else:
+                b = buf[i] * momentum + d * one_minus_dampening
+            buf[i] = b
+            d = b * momentum + d if nesterov else b
+        theta[i] = th - d * lr
+    return theta
+
+
+def _sgd_numpy(theta, g, buf, first, l2, maximize, momentum, one_minus_dampening, nesterov, lr):
+    d = (-g if maximize else g) if l2 == 0 else (theta * l2 - g if maximize else theta * l2 + g)
+    if buf.size:
+        if first:
+            buf[...] = d
+        else:
+            buf *= momentum
+            buf += d if one_minus_dampening == 1 else d * one_minus_dampening
+        d = buf * momentum + d if nesterov else buf
+    theta -= d * lr
+    return theta
+
+
+sgd_update = Kernel(_sgd_loop, numpy=_sgd_numpy)
+
+__all__ = ["adam_update", "sgd_update"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from dlbasics import kernels
 from dlbasics.kernels.optim import adam_update
-from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad, kernel_ready
 from dlbasics.tensor import Tensor
 
 
@@ -60,11 +60,11 @@ class Adam(Optimizer):
             # the same value in one pass fewer
             c = (1 - beta2**t) ** 0.5
             step_size, eps_c = lr / (1 - beta1**t) * c, eps * c
-            if kernels.use(p.data.size) and _flat(p.data, p.grad):  # one compiled pass (kernels/optim.py)
+            if kernels.use(p.data.size) and kernel_ready(p.data, p.grad):  # one compiled pass (kernels/optim.py)
                 dt = p.data.dtype.type
                 v_max = state.get("max_exp_avg_sq")
                 adam_update(p.data.reshape(-1), p.grad.reshape(-1), state["exp_avg"].reshape(-1),
-                            state["exp_avg_sq"].reshape(-1), _NONE if v_max is None else v_max.reshape(-1),
+                            state["exp_avg_sq"].reshape(-1), NO_ARRAY if v_max is None else v_max.reshape(-1),
                             dt(1 if decay is None else decay), dt(l2), maximize, dt(1 - beta1), dt(beta2),
                             dt(1 - beta2), dt(step_size), dt(eps_c))
                 continue
@@ -89,14 +89,6 @@ class Adam(Optimizer):
                 np.divide(m, tmp, out=tmp)
                 tmp *= step_size
                 theta -= tmp
-
-
-_NONE = np.empty(0, np.float32)  # no AMSGrad maximum: the kernel takes an empty array for it
-
-
-def _flat(*arrays: np.ndarray) -> bool:
-    """Whether the arrays are C-contiguous and of one dtype (their flat views share the kernel's loop)."""
-    return all(a.flags.c_contiguous and a.dtype == arrays[0].dtype for a in arrays)
 
 
 @OPTIMIZERS.register("adamw")

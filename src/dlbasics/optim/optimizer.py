@@ -252,6 +252,14 @@ def blocks(*arrays: np.ndarray | None) -> Iterator[tuple[Any, ...]]:
         yield tuple(None if f is None else f[lo:lo + size] for f in flat)
 
 
+NO_ARRAY = np.empty(0, np.float32)  # an absent state array (no momentum, no AMSGrad) for a kernel's argument
+
+
+def kernel_ready(*arrays: np.ndarray) -> bool:
+    """Whether the arrays are C-contiguous and of one dtype, so their flat views go through one kernel loop."""
+    return all(a.flags.c_contiguous and a.dtype == arrays[0].dtype for a in arrays)
+
+
 def decayed_grad(p: np.ndarray, g: np.ndarray, weight_decay: float, maximize: bool,
                  out: np.ndarray | None) -> np.ndarray:
     """d = ±g + λp (minus when maximizing), written to ``out``; ``g`` itself when neither applies.

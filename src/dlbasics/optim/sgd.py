@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics import kernels
+from dlbasics.kernels.optim import sgd_update
+from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad, kernel_ready
 
 
 @OPTIMIZERS.register("sgd")
@@ -49,6 +51,11 @@ class SGD(Optimizer):
                 if first:
                     state["momentum_buffer"] = self._new_state_array(p)
                 buf = state["momentum_buffer"]
+            if kernels.use(p.data.size) and kernel_ready(p.data, p.grad):  # one compiled pass (kernels/optim.py)
+                dt = p.data.dtype.type
+                sgd_update(p.data.reshape(-1), p.grad.reshape(-1), NO_ARRAY if buf is None else buf.reshape(-1),
+                           bool(first), dt(weight_decay), maximize, dt(momentum), dt(1 - dampening), nesterov, dt(lr))
+                continue
             d_buf = self._scratch_array(p, 1) if weight_decay != 0 or maximize else None
             for theta, g, b, tmp, d_out in blocks(p.data, p.grad, buf, self._scratch_array(p, 0), d_buf):
                 d = decayed_grad(theta, g, weight_decay, maximize, d_out)
