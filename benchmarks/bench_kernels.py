@@ -27,14 +27,9 @@ THREADS = 2
 
 
 def _median_ms(f: Callable[[], object], steps: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        f()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
+    from bench_train_step import step_times_ms
+
+    return float(np.median(step_times_ms(f, steps, warmup)))
 
 
 def bn_relu_step(lib, shape=(32, 16, 32, 32)):

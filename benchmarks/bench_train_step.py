@@ -140,13 +140,8 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
 
 
 # ---- measurement ----------------------------------------------------------------------------------
-def worker(workload: str, lib: str, steps: int, warmup: int) -> dict[str, float]:
-    if lib == "torch":
-        import torch
-
-        torch.set_num_threads(THREADS)
-    _, make = WORKLOADS[workload]
-    step = make(importlib.import_module(lib))
+def step_times_ms(step: Callable[[], Any], steps: int, warmup: int) -> np.ndarray:
+    """The wall time of each of ``steps`` calls, in ms, after ``warmup`` calls."""
     for _ in range(warmup):
         step()
     times = []
@@ -154,7 +149,16 @@ def worker(workload: str, lib: str, steps: int, warmup: int) -> dict[str, float]
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    ms = np.array(times) * 1e3
+    return np.array(times) * 1e3
+
+
+def worker(workload: str, lib: str, steps: int, warmup: int) -> dict[str, float]:
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(THREADS)
+    _, make = WORKLOADS[workload]
+    ms = step_times_ms(make(importlib.import_module(lib)), steps, warmup)
     return {"median_ms": float(np.median(ms)), "p10_ms": float(np.percentile(ms, 10)),
             "p90_ms": float(np.percentile(ms, 90)),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -222,7 +222,8 @@ def test_adam_kernel_matches_its_twin(dtype, decay, l2, maximize, amsgrad):
     g[3] = np.nan
     v_max = np.abs(rng.standard_normal(n)).astype(dtype) if amsgrad else np.empty(0, dtype)
     scalars = [dtype(s) for s in (decay, l2)] + [maximize] + [dtype(s) for s in (0.1, 0.999, 0.001, 1e-3, 1e-8)]
-    a, b, _, _ = both(adam_update, lambda: (theta.copy(), g, m.copy(), v.copy(), v_max.copy(), *scalars))
+    a, b, _, _ = both(adam_update, lambda: (theta.copy(), g, m.copy(), v.copy(), v_max.copy(), *scalars,
+                                            np.empty(n, dtype), np.empty(n, dtype)))
     for i in (0, 2, 3, 4):  # theta, m, v, v_max
         assert_same(a[i], b[i], dtype)
     assert np.isnan(a[0][3]) and np.isnan(b[0][3])  # a NaN gradient reaches its parameter, both ways

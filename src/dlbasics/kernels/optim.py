@@ -16,13 +16,15 @@ import numpy as np
 from dlbasics.kernels import Kernel
 
 
-def _adam_loop(theta, g, m, v, v_max, decay, l2, maximize, one_minus_b1, b2, one_minus_b2, step_size, eps_c):
+def _adam_loop(theta, g, m, v, v_max, decay, l2, maximize, one_minus_b1, b2, one_minus_b2, step_size, eps_c, tmp,
+               d_out):
+    """(``tmp`` and ``d_out`` are the NumPy twin's scratch arrays; the loop needs none.)"""
     amsgrad = v_max.size > 0
     for i in range(theta.size):
         th = theta[i] * decay if decay != 1 else theta[i]
         d = -g[i] if maximize else g[i]
         if l2 != 0:
-            d = th * l2 + d if not maximize else th * l2 - g[i]
+            d = th * l2 - g[i] if maximize else th * l2 + g[i]
         mi = m[i] + (d - m[i]) * one_minus_b1
         vi = v[i] * b2 + (d * one_minus_b2) * d
         m[i] = mi
@@ -35,15 +37,24 @@ def _adam_loop(theta, g, m, v, v_max, decay, l2, maximize, one_minus_b1, b2, one
     return theta
 
 
-def _adam_numpy(theta, g, m, v, v_max, decay, l2, maximize, one_minus_b1, b2, one_minus_b2, step_size, eps_c):
+def _adam_numpy(theta, g, m, v, v_max, decay, l2, maximize, one_minus_b1, b2, one_minus_b2, step_size, eps_c, tmp,
+                d_out):
+    """In place, with the scratch arrays ``tmp`` and ``d_out`` (the latter used only with l2 or maximize): no
+    array is allocated (``optim/adam.py`` runs it on cache-sized blocks)."""
     if decay != 1:
         theta *= decay
-    d = (-g if maximize else g) if l2 == 0 else (theta * l2 - g if maximize else theta * l2 + g)
-    tmp = d - m
+    d = g
+    if l2 != 0:  # d = l2 θ ± g
+        np.multiply(theta, l2, out=d_out)
+        (np.subtract if maximize else np.add)(d_out, g, out=d_out)
+        d = d_out
+    elif maximize:
+        d = np.negative(g, out=d_out)
+    np.subtract(d, m, out=tmp)  # m ← m + (1 − β₁)(g − m): torch's lerp
     tmp *= one_minus_b1
     m += tmp
     v *= b2
-    np.multiply(d, one_minus_b2, out=tmp)
+    np.multiply(d, one_minus_b2, out=tmp)  # ((1 − β₂)g)g: torch's addcmul order
     tmp *= d
     v += tmp
     if v_max.size:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from dlbasics import kernels
 from dlbasics.kernels.optim import adam_update
-from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad, kernel_ready
+from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, kernel_ready
 from dlbasics.tensor import Tensor
 
 
@@ -60,35 +58,21 @@ class Adam(Optimizer):
             # the same value in one pass fewer
             c = (1 - beta2**t) ** 0.5
             step_size, eps_c = lr / (1 - beta1**t) * c, eps * c
+            dt = p.data.dtype.type
+            scalars = (dt(1 if decay is None else decay), dt(l2), maximize, dt(1 - beta1), dt(beta2), dt(1 - beta2),
+                       dt(step_size), dt(eps_c))
+            v_max = state.get("max_exp_avg_sq")
             if kernels.use(p.data.size) and kernel_ready(p.data, p.grad):  # one compiled pass (kernels/optim.py)
-                dt = p.data.dtype.type
-                v_max = state.get("max_exp_avg_sq")
                 adam_update(p.data.reshape(-1), p.grad.reshape(-1), state["exp_avg"].reshape(-1),
                             state["exp_avg_sq"].reshape(-1), NO_ARRAY if v_max is None else v_max.reshape(-1),
-                            dt(1 if decay is None else decay), dt(l2), maximize, dt(1 - beta1), dt(beta2),
-                            dt(1 - beta2), dt(step_size), dt(eps_c))
+                            *scalars, NO_ARRAY, NO_ARRAY)
                 continue
+            # the NumPy twin on cache-sized blocks: its dozen passes then stay in L2
             d_buf = self._scratch_array(p, 1) if l2 != 0 or maximize else None
-            for theta, g, m, v, v_max, tmp, d_out in blocks(
-                    p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                    self._scratch_array(p, 0), d_buf):
-                if decay is not None:
-                    theta *= decay
-                d = decayed_grad(theta, g, l2, maximize, d_out)
-                np.subtract(d, m, out=tmp)  # m ← m + (1 − β₁)(g − m): torch's lerp
-                tmp *= 1 - beta1
-                m += tmp
-                v *= beta2
-                np.multiply(d, 1 - beta2, out=tmp)  # ((1 − β₂)g)g: torch's addcmul order
-                tmp *= d
-                v += tmp
-                if v_max is not None:
-                    v = np.maximum(v_max, v, out=v_max)
-                np.sqrt(v, out=tmp)
-                tmp += eps_c
-                np.divide(m, tmp, out=tmp)
-                tmp *= step_size
-                theta -= tmp
+            for theta, g, m, v, vm, tmp, d_out in blocks(
+                    p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], v_max, self._scratch_array(p, 0), d_buf):
+                adam_update.numpy(theta, g, m, v, NO_ARRAY if vm is None else vm, *scalars, tmp,
+                                  NO_ARRAY if d_out is None else d_out)
 
 
 @OPTIMIZERS.register("adamw")
