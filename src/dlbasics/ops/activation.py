@@ -48,11 +48,9 @@ def _like(ref: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def _flat_view(x: np.ndarray) -> np.ndarray | None:
-    """x as one flat array in memory order, without a copy, or None (a view with gaps, or not a float)."""
-    if x.dtype.kind != "f" or not (x.flags.c_contiguous or x.flags.f_contiguous or _dense(x)):
-        return None
-    flat = x.ravel(order="K")
-    return flat if np.shares_memory(flat, x) or x.size <= 1 else None
+    """x as one flat array in memory order, without a copy, or None (a view with gaps, or not a float). A dense
+    array's ``ravel(order="K")`` is a view, in the order of its memory."""
+    return x.ravel(order="K") if x.dtype.kind == "f" and _dense(x) else None
 
 
 def _dense(x: np.ndarray) -> bool:

@@ -101,24 +101,21 @@ class BatchNorm(Function):
     """
 
     def forward(self, x, gamma, beta, eps, mean=None, var=None, stats_out=None, relu=False):
-        if relu and not kernels.use(x.size):  # the NumPy path: the plain op, then max(y, 0) in place and its mask
-            out = self.forward(x, gamma, beta, eps, mean, var, stats_out)
-            self.relu, self.mask = True, out > 0
-            return np.maximum(out, 0, out=out)
-        self.relu = relu
-        c = x.shape[1]
+        self.relu, self.batch_stats = relu, mean is None
         xt = np.moveaxis(x, 1, -1)  # (..., C)
-        m = x.size // c if c else 0
-        self.batch_stats = mean is None
         x3 = rows_of(xt) if kernels.use(x.size) and x.dtype == gamma.dtype else None
         self.kernel = x3 is not None
-        if self.kernel:  # compiled passes over the rows where they lie (kernels/norm.py)
+        if self.kernel:  # compiled passes over the rows where they lie, the ReLU included (kernels/norm.py)
             return self._forward_kernel(x3, xt.shape, gamma, beta, eps, mean, var, stats_out)
-        if relu:  # no rows view of this layout: the plain op, then the ReLU
-            self.relu = False
-            out = self.forward(x, gamma, beta, eps, mean, var, stats_out)
-            self.relu, self.mask = True, out > 0
-            return np.maximum(out, 0, out=out)
+        out = self._forward_numpy(x, xt, gamma, beta, eps, mean, var, stats_out)
+        if relu:  # then max(y, 0) in place, keeping its mask
+            self.mask = out > 0
+            np.maximum(out, 0, out=out)
+        return out
+
+    def _forward_numpy(self, x, xt, gamma, beta, eps, mean, var, stats_out):
+        c = x.shape[1]
+        m = x.size // c if c else 0
         if self.batch_stats:
             mean = _channel_sum(xt) / m
         xc = np.empty((m, c), x.dtype)
