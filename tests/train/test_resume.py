@@ -153,11 +153,12 @@ def _mtime(path):
 def test_sigkill_at_20_random_moments_then_resume_reaches_the_same_weights(tmp_path):
     """Kill -9 at 20 random moments - a few while the process starts, most while it trains and writes a checkpoint
     every step - and each time the last checkpoint loads (never a torn file); --resume then ends with the
-    uninterrupted run's weights, metrics and summary."""
+    uninterrupted run's weights, metrics and summary. Whether a kill lands inside a checkpoint write is up to the
+    timing, so a torn write is also planted for certain before the last resume: it must be ignored and removed."""
     args = ["train", "--hidden", "32", "--dropout", "0.1", "--mixup", "0.2", "--epochs", "40", "--checkpoint-every",
             "1", "--quiet"]
     subprocess.run(_dlbasics(*args, "--out", str(tmp_path / "ref")), check=True, capture_output=True)
-    out, rng, torn_seen, kills = tmp_path / "run", random.Random(0), 0, 0
+    out, rng, kills = tmp_path / "run", random.Random(0), 0
     ckpt = out / "checkpoint.safetensors"
     while kills < 20:
         cmd = _dlbasics("train", "--resume", str(out), "--quiet") if (out / "config.json").exists() else \
@@ -174,14 +175,14 @@ def test_sigkill_at_20_random_moments_then_resume_reaches_the_same_weights(tmp_p
         proc.wait()
         assert not (out / "model.safetensors").exists(), "the run finished: make it longer"
         kills += 1
-        torn_seen += len(list(out.glob(".checkpoint.safetensors.*.tmp")))
         if ckpt.exists():
             assert read_checkpoint(ckpt)["position"]["step"] >= 1  # loads: never a half-written file
+    # what a writer killed halfway leaves: the first half of a checkpoint under the writer's temporary name
+    (out / ".checkpoint.safetensors.planted.tmp").write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     done = subprocess.run(_dlbasics("train", "--resume", str(out), "--quiet"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not list(out.glob(".checkpoint.safetensors.*.tmp"))  # the killed writers' leftovers are cleaned up
     _same_run_folder(tmp_path / "ref", out)
-    assert torn_seen >= 1  # some kills landed inside a checkpoint write, and were ignored on resume
 
 
 @pytest.mark.slow
