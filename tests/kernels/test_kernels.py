@@ -13,22 +13,9 @@ import dlbasics as dl
 from dlbasics import kernels, nn
 from dlbasics.kernels.activation import relu_backward, relu_forward
 from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, flat_rows, rows_of
+from tests.kernels.common import assert_same, both, run_layer
 
 numba = pytest.importorskip("numba", reason="the compiled kernels need numba")
-
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
-
-
-def both(kernel, make_args):
-    """Run the compiled kernel and the NumPy twin on fresh copies of the same arguments."""
-    a, b = make_args(), make_args()
-    ra, rb = kernel.compiled(*a), kernel.numpy(*b)
-    return a, b, ra, rb
-
-
-def assert_same(x, y, dtype):
-    np.testing.assert_allclose(x, y, equal_nan=True, **TOL[dtype])
-
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 7, 1000, 4099])
@@ -103,18 +90,6 @@ def test_rows_of_reads_conv_outputs_where_they_lie():
 
 
 # ---- the ops, both ways ------------------------------------------------------------------------------------
-def _run(layer, x, monkeypatch, jit):
-    monkeypatch.setattr(kernels, "JIT", jit)
-    monkeypatch.setattr(kernels, "MIN_SIZE", 0)  # small test arrays take the kernels too
-    layer.zero_grad()
-    xt = dl.tensor(x.copy(), dtype=x.dtype, requires_grad=True)  # (floats become float32 unless told)
-    out = layer(xt)
-    weights = np.linspace(-1, 1, out.data.size).reshape(out.shape)
-    (out * dl.tensor(weights, dtype=x.dtype)).sum().backward()
-    grads = [p.grad.copy() for p in layer.parameters()]
-    return out.data.copy(), xt.grad.copy(), grads
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("make", ["bn2d", "bn1d", "bn2d_eval", "relu", "conv_bn_relu", "conv_bnrelu_fused",
                                   "bnrelu1d", "layernorm", "layernorm_2d_no_bias", "gelu", "gelu_tanh"])
@@ -148,8 +123,8 @@ def test_ops_give_the_same_with_and_without_kernels(make, dtype, monkeypatch):
         layer.running_mean.data[:] = rng.standard_normal(6)
         layer.eval()
     x = x.astype(dtype)
-    plain = _run(layer, x, monkeypatch, False)
-    fast = _run(layer, x, monkeypatch, True)
+    plain = run_layer(layer, x, monkeypatch, False)
+    fast = run_layer(layer, x, monkeypatch, True)
     assert_same(fast[0], plain[0], dtype)
     assert_same(fast[1], plain[1], dtype)
     for a, b in zip(fast[2], plain[2]):
@@ -210,26 +185,6 @@ def test_batch_norm_relu_is_relu_of_batch_norm(jit, train, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("decay, l2, maximize, amsgrad", [(1.0, 0.0, False, False), (0.99, 0.0, False, True),
-                                                         (1.0, 0.01, True, False), (1.0, 0.01, False, True)])
-def test_adam_kernel_matches_its_twin(dtype, decay, l2, maximize, amsgrad):
-    from dlbasics.kernels.optim import adam_update
-
-    rng = np.random.default_rng(11)
-    n = 1001
-    theta, g, m, v = (rng.standard_normal(n).astype(dtype) for _ in range(4))
-    v = np.abs(v)
-    g[3] = np.nan
-    v_max = np.abs(rng.standard_normal(n)).astype(dtype) if amsgrad else np.empty(0, dtype)
-    scalars = [dtype(s) for s in (decay, l2)] + [maximize] + [dtype(s) for s in (0.1, 0.999, 0.001, 1e-3, 1e-8)]
-    a, b, _, _ = both(adam_update, lambda: (theta.copy(), g, m.copy(), v.copy(), v_max.copy(), *scalars,
-                                            np.empty(n, dtype), np.empty(n, dtype)))
-    for i in (0, 2, 3, 4):  # theta, m, v, v_max
-        assert_same(a[i], b[i], dtype)
-    assert np.isnan(a[0][3]) and np.isnan(b[0][3])  # a NaN gradient reaches its parameter, both ways
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, d", [(1, 1), (7, 33), (64, 128)])
 def test_layer_norm_kernels_match_their_twins(dtype, rows, d):
     from dlbasics.kernels.norm import layer_norm_backward, layer_norm_forward
@@ -267,38 +222,3 @@ def test_gelu_kernels_match_their_twins(dtype, tanh_form):
         g = np.linspace(-1, 1, x.size).astype(dtype)
         a, b, _, _ = both(gelu_backward, lambda: (g, x, tanh_form, np.empty_like(x)))
         assert_same(a[3], b[3], dtype)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("first, l2, maximize, momentum, dampening, nesterov", [
-    (False, 0.0, False, 0.0, 0.0, False), (True, 0.0, False, 0.9, 0.0, False), (False, 0.01, False, 0.9, 0.0, True),
-    (False, 0.01, True, 0.9, 0.1, False)])
-def test_sgd_kernel_matches_its_twin(dtype, first, l2, maximize, momentum, dampening, nesterov):
-    from dlbasics.kernels.optim import sgd_update
-
-    rng = np.random.default_rng(12)
-    theta, g, buf = (rng.standard_normal(777).astype(dtype) for _ in range(3))
-    buf = buf if momentum else np.empty(0, dtype)
-    args = [first, dtype(l2), maximize, dtype(momentum), dtype(1 - dampening), nesterov, dtype(0.05)]
-    a, b, _, _ = both(sgd_update, lambda: (theta.copy(), g, buf.copy(), *args))
-    assert_same(a[0], b[0], dtype)
-    assert_same(a[2], b[2], dtype)
-
-
-@pytest.mark.parametrize("name, kw", [("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
-                                      ("SGD", {"lr": 0.1}), ("Adam", {"lr": 1e-2, "amsgrad": True}),
-                                      ("AdamW", {"lr": 1e-2})])
-def test_optimizer_steps_are_the_same_with_and_without_kernels(name, kw, monkeypatch):
-    from dlbasics import optim
-
-    monkeypatch.setattr(kernels, "MIN_SIZE", 0)
-    results = []
-    for jit in (False, True):
-        monkeypatch.setattr(kernels, "JIT", jit)
-        p = nn.Parameter(dl.tensor(np.linspace(-1, 1, 300).reshape(20, 15)))
-        opt = getattr(optim, name)([p], **kw)
-        for step in range(5):
-            p.grad = np.cos(p.data * (step + 1)).astype(np.float32)
-            opt.step()
-        results.append(p.data.copy())
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,65 @@
+"""The optimizers' compiled updates against their NumPy twins, and whole optimizer steps with and without them."""
+
+import numpy as np
+import pytest
+
+import dlbasics as dl
+from dlbasics import kernels, nn
+from tests.kernels.common import assert_same, both
+
+numba = pytest.importorskip("numba", reason="the compiled kernels need numba")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("decay, l2, maximize, amsgrad", [(1.0, 0.0, False, False), (0.99, 0.0, False, True),
+                                                         (1.0, 0.01, True, False), (1.0, 0.01, False, True)])
+def test_adam_kernel_matches_its_twin(dtype, decay, l2, maximize, amsgrad):
+    from dlbasics.kernels.optim import adam_update
+
+    rng = np.random.default_rng(11)
+    n = 1001
+    theta, g, m, v = (rng.standard_normal(n).astype(dtype) for _ in range(4))
+    v = np.abs(v)
+    g[3] = np.nan
+    v_max = np.abs(rng.standard_normal(n)).astype(dtype) if amsgrad else np.empty(0, dtype)
+    scalars = [dtype(s) for s in (decay, l2)] + [maximize] + [dtype(s) for s in (0.1, 0.999, 0.001, 1e-3, 1e-8)]
+    a, b, _, _ = both(adam_update, lambda: (theta.copy(), g, m.copy(), v.copy(), v_max.copy(), *scalars,
+                                            np.empty(n, dtype), np.empty(n, dtype)))
+    for i in (0, 2, 3, 4):  # theta, m, v, v_max
+        assert_same(a[i], b[i], dtype)
+    assert np.isnan(a[0][3]) and np.isnan(b[0][3])  # a NaN gradient reaches its parameter, both ways
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("first, l2, maximize, momentum, dampening, nesterov", [
+    (False, 0.0, False, 0.0, 0.0, False), (True, 0.0, False, 0.9, 0.0, False), (False, 0.01, False, 0.9, 0.0, True),
+    (False, 0.01, True, 0.9, 0.1, False)])
+def test_sgd_kernel_matches_its_twin(dtype, first, l2, maximize, momentum, dampening, nesterov):
+    from dlbasics.kernels.optim import sgd_update
+
+    rng = np.random.default_rng(12)
+    theta, g, buf = (rng.standard_normal(777).astype(dtype) for _ in range(3))
+    buf = buf if momentum else np.empty(0, dtype)
+    args = [first, dtype(l2), maximize, dtype(momentum), dtype(1 - dampening), nesterov, dtype(0.05)]
+    a, b, _, _ = both(sgd_update, lambda: (theta.copy(), g, buf.copy(), *args))
+    assert_same(a[0], b[0], dtype)
+    assert_same(a[2], b[2], dtype)
+
+
+@pytest.mark.parametrize("name, kw", [("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+                                      ("SGD", {"lr": 0.1}), ("Adam", {"lr": 1e-2, "amsgrad": True}),
+                                      ("AdamW", {"lr": 1e-2})])
+def test_optimizer_steps_are_the_same_with_and_without_kernels(name, kw, monkeypatch):
+    from dlbasics import optim
+
+    monkeypatch.setattr(kernels, "MIN_SIZE", 0)
+    results = []
+    for jit in (False, True):
+        monkeypatch.setattr(kernels, "JIT", jit)
+        p = nn.Parameter(dl.tensor(np.linspace(-1, 1, 300).reshape(20, 15)))
+        opt = getattr(optim, name)([p], **kw)
+        for step in range(5):
+            p.grad = np.cos(p.data * (step + 1)).astype(np.float32)
+            opt.step()
+        results.append(p.data.copy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
