@@ -282,6 +282,20 @@ def test_leaf_grads_are_private_whatever_the_op(make):
     np.testing.assert_array_equal(b.grad, before_b)
 
 
+def test_leaf_grad_is_laid_out_as_its_leaf():
+    """As PyTorch: a channels-last leaf gets a channels-last .grad (a straight copy, not a transposing one), and
+    a C-ordered leaf a C-ordered .grad even when its gradient arrives as a transposed view."""
+    nhwc = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 4, 5, 3)
+    x = dl.tensor(nhwc, requires_grad=True)
+    x.data = nhwc.transpose(0, 3, 1, 2)  # logical (N, C, H, W), channels-last in memory
+    (x * 2.0).sum().backward()
+    assert x.grad.strides == x.data.strides and x.grad.shape == (2, 3, 4, 5)
+    w = leaf(np.ones((3, 4)))
+    (w.T * 3.0).sum().backward()  # the gradient comes back as a transposed view
+    assert w.grad.flags.c_contiguous
+    np.testing.assert_array_equal(w.grad, np.full((3, 4), 3.0))
+
+
 def test_leaf_grad_not_shared_with_the_seed_gradient():
     x = leaf([1.0, 2.0])
     seed = np.array([1.0, 1.0])

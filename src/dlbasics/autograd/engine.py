@@ -58,9 +58,10 @@ def topological_order(root: Function) -> list[Function]:
     return order
 
 
-def _owned(g: np.ndarray) -> bool:
+def _owned(g: np.ndarray, like: np.ndarray) -> bool:
+    """Whether ``g`` owns its memory, laid out as ``like`` (the leaf's data), so it can become the leaf's .grad."""
     f = g.flags
-    return f.owndata and f.writeable and f.c_contiguous
+    return f.owndata and f.writeable and g.strides == like.strides
 
 
 def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
@@ -107,9 +108,13 @@ def _accumulate(leaves: dict[int, tuple[Tensor, np.ndarray]]) -> None:
             g = g.astype(leaf.data.dtype)
         if leaf.grad is None:
             # Take the array over when nothing else can see it; a view, a read-only broadcast or an
-            # array handed to two leaves is copied so that later in-place accumulation stays private.
-            if id(g) in taken or not _owned(g):
-                g = np.array(g, order="C", copy=True)
+            # array handed to two leaves is copied so that later in-place accumulation stays private. The
+            # gradient is laid out as the leaf's data (as PyTorch: a channels-last input gets a channels-last
+            # .grad, and a parameter a C-ordered one, whose flat view the optimizers' kernels take).
+            if id(g) in taken or not _owned(g, leaf.data):
+                g_own = np.empty_like(leaf.data)
+                np.copyto(g_own, g)
+                g = g_own
             taken.add(id(g))
             leaf.grad = g
         else:
