@@ -151,7 +151,7 @@ def test_the_original_model_is_untouched_and_order_is_kept():
     assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
     assert all(type(m) is nn.Linear for _, m in linear_layers(model))
     assert list(small.layers._modules) == list(model.layers._modules)  # each factor pair sits where its layer was
-    assert [type(m).__name__ for m in small.layers][:3] == ["LowRankLinear", "BatchNorm1d", "ReLU"]
+    assert [type(m).__name__ for m in small.layers][:3] == ["LowRankLinear", "BatchNormReLU1d", "Identity"]
     x = np.random.default_rng(0).standard_normal((5, 64)).astype(np.float32)
     assert outputs(small, x).shape == (5, 10)
     assert set(report.ranks) == {"layers.0", "layers.3", "layers.6"}
