@@ -222,3 +222,45 @@ def test_gelu_kernels_match_their_twins(dtype, tanh_form):
         g = np.linspace(-1, 1, x.size).astype(dtype)
         a, b, _, _ = both(gelu_backward, lambda: (g, x, tanh_form, np.empty_like(x)))
         assert_same(a[3], b[3], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_kernels_match_their_twins(dtype):
+    from dlbasics.kernels.dropout import dropout_backward, dropout_forward
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(1003).astype(dtype)
+    x[:3] = [np.nan, np.inf, -np.inf]
+    u = rng.random(1003).astype(dtype)
+    u[:3] = [0.0, 0.9, 0.0]  # NaN dropped, inf kept, -inf dropped: NaN, inf, NaN both ways
+    args = lambda: (x, u, dtype(0.3), dtype(1 / 0.7), np.empty_like(x), np.empty(x.size, bool))  # noqa: E731
+    with np.errstate(invalid="ignore"):
+        a, b, _, _ = both(dropout_forward, args)
+        np.testing.assert_array_equal(a[4], b[4])  # exact: one multiply by the same scale
+        np.testing.assert_array_equal(a[5], b[5])
+        assert np.isnan(a[4][0]) and a[4][1] == np.inf and np.isnan(a[4][2])
+        g = rng.standard_normal(1003).astype(dtype)
+        a2, b2, _, _ = both(dropout_backward, lambda: (g, a[5], dtype(1 / 0.7), np.empty_like(g)))
+        np.testing.assert_array_equal(a2[3], b2[3])
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("layout", ["C", "channels_last"])
+def test_dropout_op_is_the_composite_it_replaces(jit, layout, monkeypatch):
+    """The fused op gives, bit for bit, what x * (keep * scale) gives with the same draws, both ways."""
+    import dlbasics.nn.functional as F
+
+    monkeypatch.setattr(kernels, "JIT", jit)
+    monkeypatch.setattr(kernels, "MIN_SIZE", 0)
+    data = np.random.default_rng(7).standard_normal((4, 5, 6, 3)).astype(np.float32)
+    if layout == "channels_last":
+        data = data.transpose(0, 3, 1, 2)
+    x = dl.tensor(data, requires_grad=True)
+    x.data = data
+    y = F.dropout(x, 0.4, generator=11)
+    g = np.linspace(-1, 1, y.data.size, dtype=np.float32).reshape(y.shape)
+    y.backward(g)
+    keep = np.random.default_rng(11).random(data.shape, dtype=np.float32) >= 0.4
+    scale = keep.astype(np.float32) * np.float32(1 / 0.6)
+    np.testing.assert_array_equal(y.data, data * scale)
+    np.testing.assert_array_equal(x.grad, g * scale)

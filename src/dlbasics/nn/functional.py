@@ -14,6 +14,7 @@ from dlbasics.autograd import is_grad_enabled
 from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
 from dlbasics.ops._operands import constant
 from dlbasics.ops.conv import conv2d
+from dlbasics.ops.nn_ops import dropout as _dropout_op
 from dlbasics.ops.norm import batch_norm as _batch_norm_op
 from dlbasics.ops.norm import layer_norm
 from dlbasics.ops.pool import adaptive_avg_pool2d, avg_pool2d, local_response_norm, max_pool2d, pad
@@ -75,10 +76,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator: See
     if p == 1.0:
         return input * 0.0
     dtype = input.data.dtype if input.data.dtype.kind == "f" else np.dtype(np.float32)
-    keep = get_generator(generator).random(input.shape, dtype=np.float32 if dtype == np.float32 else np.float64) >= p
-    scale = keep.astype(dtype)
-    scale *= dtype.type(1.0 / (1.0 - p))
-    return input * Tensor._make(scale, False, None)
+    u = get_generator(generator).random(input.shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+    return _dropout_op(input, u, p)
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:

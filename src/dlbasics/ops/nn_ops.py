@@ -1,5 +1,5 @@
 """Fused neural-network ops whose hand-written backward is faster and more stable than the composite:
-softmax, log-softmax, cross-entropy (log-softmax + NLL in one op), BCE with logits."""
+softmax, log-softmax, cross-entropy (log-softmax + NLL in one op), BCE with logits, dropout."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from dlbasics import kernels
 from dlbasics.autograd.function import Function
+from dlbasics.kernels.dropout import dropout_backward, dropout_forward
 from dlbasics.ops._operands import floating, normalize_dim
 from dlbasics.tensor import Tensor
 
@@ -129,6 +131,37 @@ class BCEWithLogits(Function):
         if self.needs_input_grad[1]:
             gy = g * (-x if pw is None else -x + (pw - 1) * self.sp)
         return gx, gy
+
+
+class Dropout(Function):
+    """y = x · keep / (1 − p), keep = u ≥ p for uniform u;  dx = g · keep / (1 − p).
+
+    One op instead of a mask, a cast, a scale and a multiply: one pass each way (kernels/dropout.py), and the
+    mask kept as bytes rather than a float array of scales. ``u`` comes from the caller's generator."""
+
+    def forward(self, x, u, p):
+        dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+        x = x.astype(dtype, copy=False)
+        self.scale = dtype.type(1.0 / (1.0 - p))
+        self.keep = np.empty(x.shape, bool)
+        out = np.empty(x.shape, dtype)
+        if kernels.use(x.size) and x.flags.c_contiguous:  # u is C-ordered: flat views then match value for value
+            dropout_forward(x.reshape(-1), u.reshape(-1), u.dtype.type(p), self.scale, out.reshape(-1),
+                            self.keep.reshape(-1))
+            return out
+        return dropout_forward.numpy(x, u, u.dtype.type(p), self.scale, out, self.keep)
+
+    def backward(self, g):
+        out = np.empty(g.shape, self.scale.dtype)
+        if kernels.use(g.size) and g.flags.c_contiguous:
+            dropout_backward(g.reshape(-1), self.keep.reshape(-1), self.scale, out.reshape(-1))
+            return out
+        return dropout_backward.numpy(g, self.keep, self.scale, out)
+
+
+def dropout(x: Tensor, u: np.ndarray, p: float) -> Tensor:
+    """Inverted dropout of ``x`` with the uniform draws ``u`` (x's shape): see ``Dropout``."""
+    return Dropout.apply(x, u=u, p=p)
 
 
 def softmax(x: Tensor, dim: int) -> Tensor:
