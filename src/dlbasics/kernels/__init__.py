@@ -22,6 +22,10 @@ fuse multiply-adds, but not {"nnan", "ninf"}: a NaN or inf in the input still co
 ``fastmath=True`` assumes there are none). ``error_model="numpy"``: a division by zero gives inf or NaN, as in
 NumPy, instead of raising - Python's model checks every division, which stops the loop from being vectorized
 (the Adam update over 535k values: 1.26 ms with the checks, 0.16 ms without).
+
+The loops are scalar loops, without array expressions (``a[:] = b / m``, ``gamma / np.sqrt(var)``): numba
+compiles each array expression as a ufunc loop of its own, which is what a first run waits for (BatchNorm's
+forward compiled in 2.4 s with five of them, 0.6 s without).
 """
 
 from __future__ import annotations
