@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics import kernels
+from dlbasics.kernels.optim import adadelta_update
+from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, kernel_ready
 from dlbasics.tensor import Tensor
 
 
@@ -42,24 +42,15 @@ class Adadelta(Optimizer):
             state["acc_delta"] = self._new_state_array(p)
 
         for p, state in self._with_state(group, init):
+            dt = p.data.dtype.type
+            scalars = (dt(weight_decay), maximize, dt(rho), dt(1 - rho), dt(eps), dt(lr))
+            if kernels.use(p.data.size) and kernel_ready(p.data, p.grad):  # one compiled pass (kernels/optim.py)
+                adadelta_update(p.data.reshape(-1), p.grad.reshape(-1), state["square_avg"].reshape(-1),
+                                state["acc_delta"].reshape(-1), *scalars, NO_ARRAY, NO_ARRAY, NO_ARRAY)
+                continue
+            # the NumPy twin on cache-sized blocks: its passes then stay in L2
             d_buf = self._scratch_array(p, 2) if weight_decay != 0 or maximize else None
             for theta, g, v, u, std, delta, d_out in blocks(
                     p.data, p.grad, state["square_avg"], state["acc_delta"],
                     self._scratch_array(p, 0), self._scratch_array(p, 1), d_buf):
-                d = decayed_grad(theta, g, weight_decay, maximize, d_out)
-                v *= rho
-                np.multiply(d, 1 - rho, out=std)  # ((1 − ρ)g)g: torch's addcmul order
-                std *= d
-                v += std
-                np.add(v, eps, out=std)
-                np.sqrt(std, out=std)
-                np.add(u, eps, out=delta)
-                np.sqrt(delta, out=delta)
-                delta /= std
-                delta *= d
-                u *= rho
-                np.multiply(delta, 1 - rho, out=std)
-                std *= delta
-                u += std
-                delta *= lr
-                theta -= delta
+                adadelta_update.numpy(theta, g, v, u, *scalars, std, delta, NO_ARRAY if d_out is None else d_out)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics import kernels
+from dlbasics.kernels.optim import adagrad_update
+from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, kernel_ready
 from dlbasics.tensor import Tensor
 
 
@@ -45,13 +45,13 @@ class Adagrad(Optimizer):
 
         for p, state in self._with_state(group, init):
             clr = lr / (1 + (state["step"] - 1) * lr_decay)
+            dt = p.data.dtype.type
+            scalars = (dt(weight_decay), maximize, dt(clr), dt(eps))
+            if kernels.use(p.data.size) and kernel_ready(p.data, p.grad):  # one compiled pass (kernels/optim.py)
+                adagrad_update(p.data.reshape(-1), p.grad.reshape(-1), state["sum"].reshape(-1), *scalars,
+                               NO_ARRAY, NO_ARRAY)
+                continue
+            # the NumPy twin on cache-sized blocks: its passes then stay in L2
             d_buf = self._scratch_array(p, 1) if weight_decay != 0 or maximize else None
             for theta, g, s, tmp, d_out in blocks(p.data, p.grad, state["sum"], self._scratch_array(p, 0), d_buf):
-                d = decayed_grad(theta, g, weight_decay, maximize, d_out)
-                np.multiply(d, d, out=tmp)
-                s += tmp
-                np.sqrt(s, out=tmp)
-                tmp += eps
-                np.divide(d, tmp, out=tmp)
-                tmp *= clr
-                theta -= tmp
+                adagrad_update.numpy(theta, g, s, *scalars, tmp, NO_ARRAY if d_out is None else d_out)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from dlbasics.optim.optimizer import OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad
+from dlbasics import kernels
+from dlbasics.kernels.optim import rmsprop_update
+from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, kernel_ready
 from dlbasics.tensor import Tensor
 
 
@@ -49,30 +49,19 @@ class RMSprop(Optimizer):
                 state["grad_avg"] = self._new_state_array(p)
 
         for p, state in self._with_state(group, init):
+            dt = p.data.dtype.type
+            scalars = (dt(weight_decay), maximize, dt(alpha), dt(1 - alpha), dt(eps), dt(momentum), dt(lr))
+            # the group's flags choose the variant, as in torch (a buffer left from other settings is ignored)
+            m = state["grad_avg"] if centered else None
+            b = state["momentum_buffer"] if momentum > 0 else None
+            if kernels.use(p.data.size) and kernel_ready(p.data, p.grad):  # one compiled pass (kernels/optim.py)
+                rmsprop_update(p.data.reshape(-1), p.grad.reshape(-1), state["square_avg"].reshape(-1),
+                               NO_ARRAY if m is None else m.reshape(-1), NO_ARRAY if b is None else b.reshape(-1),
+                               *scalars, NO_ARRAY, NO_ARRAY)
+                continue
+            # the NumPy twin on cache-sized blocks: its passes then stay in L2
             d_buf = self._scratch_array(p, 1) if weight_decay != 0 or maximize else None
-            for theta, g, v, m, b, sigma, d_out in blocks(
-                    p.data, p.grad, state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer"),
-                    self._scratch_array(p, 0), d_buf):
-                d = decayed_grad(theta, g, weight_decay, maximize, d_out)
-                v *= alpha
-                np.multiply(d, 1 - alpha, out=sigma)  # ((1 − α)g)g: torch's addcmul order
-                sigma *= d
-                v += sigma
-                if centered:
-                    np.subtract(d, m, out=sigma)  # m ← m + (1 − α)(g − m): torch's lerp
-                    sigma *= 1 - alpha
-                    m += sigma
-                    np.multiply(m, m, out=sigma)
-                    np.subtract(v, sigma, out=sigma)
-                    np.sqrt(sigma, out=sigma)
-                else:
-                    np.sqrt(v, out=sigma)
-                sigma += eps
-                np.divide(d, sigma, out=sigma)
-                if momentum > 0:
-                    b *= momentum
-                    b += sigma
-                    np.multiply(b, lr, out=sigma)
-                else:
-                    sigma *= lr
-                theta -= sigma
+            for theta, g, v, mb, bb, tmp, d_out in blocks(
+                    p.data, p.grad, state["square_avg"], m, b, self._scratch_array(p, 0), d_buf):
+                rmsprop_update.numpy(theta, g, v, NO_ARRAY if mb is None else mb, NO_ARRAY if bb is None else bb,
+                                     *scalars, tmp, NO_ARRAY if d_out is None else d_out)
