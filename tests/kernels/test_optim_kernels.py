@@ -43,7 +43,8 @@ def test_sgd_kernel_matches_its_twin(dtype, first, l2, maximize, momentum, dampe
     theta, g, buf = (rng.standard_normal(777).astype(dtype) for _ in range(3))
     buf = buf if momentum else np.empty(0, dtype)
     args = [first, dtype(l2), maximize, dtype(momentum), dtype(1 - dampening), nesterov, dtype(0.05)]
-    a, b, _, _ = both(sgd_update, lambda: (theta.copy(), g, buf.copy(), *args))
+    scratch = [np.empty_like(theta), np.empty_like(theta)]
+    a, b, _, _ = both(sgd_update, lambda: (theta.copy(), g, buf.copy(), *args, *scratch))
     assert_same(a[0], b[0], dtype)
     assert_same(a[2], b[2], dtype)
 

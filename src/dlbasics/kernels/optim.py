@@ -10,7 +10,7 @@ addcmul's ((1 − β) d) d for running squares), with d ← ±g + l2 · θ (− 
               s ← d / σ (momentum: b ← b μ + s, s ← b),  θ ← θ − η s
     Adagrad   S ← S + d d,  θ ← θ − d / (√S + ε) · η_t
     Adadelta  v ← ρ v + ((1 − ρ) d) d,  Δ ← √(u + ε) / √(v + ε) · d,  u ← ρ u + ((1 − ρ) Δ) Δ,  θ ← θ − Δ η
-But for SGD's, each NumPy twin is its optimizer's NumPy path itself (run on cache-sized blocks with scratch
+Each NumPy twin is its optimizer's NumPy path itself (run on cache-sized blocks with scratch
 arrays, which the loop ignores), so the math is written once in each form. The scalars come in the parameter's
 dtype, so float32 stays float32 as in NumPy (a Python float would make numba compute in float64); an absent
 state array comes as an empty one.
@@ -79,9 +79,10 @@ def _adam_numpy(theta, g, m, v, v_max, decay, l2, maximize, one_minus_b1, b2, on
 adam_update = Kernel(_adam_loop, numpy=_adam_numpy)
 
 
-def _sgd_loop(theta, g, buf, first, l2, maximize, momentum, one_minus_dampening, nesterov, lr):
-    """SGD with momentum (buf has no values when momentum is 0), in ``optim/sgd.py``'s float order:
-    d = ±g + l2 θ;  b = d (first step) or b μ + (1 − τ) d;  d = d + μ b (Nesterov) or b;  θ ← θ − η d."""
+def _sgd_loop(theta, g, buf, first, l2, maximize, momentum, one_minus_dampening, nesterov, lr, tmp, d_out):
+    """SGD with momentum (buf has no values when momentum is 0), in the twin's float order:
+    d = ±g + l2 θ;  b = d (first step) or b μ + (1 − τ) d;  d = d + μ b (Nesterov) or b;  θ ← θ − η d.
+    (``tmp`` and ``d_out`` are the NumPy twin's scratch arrays; the loop needs none.)"""
     has_buf = buf.size > 0
     for i in range(theta.size):
         th = theta[i]
@@ -101,16 +102,27 @@ def _sgd_loop(theta, g, buf, first, l2, maximize, momentum, one_minus_dampening,
     return theta
 
 
-def _sgd_numpy(theta, g, buf, first, l2, maximize, momentum, one_minus_dampening, nesterov, lr):
-    d = (-g if maximize else g) if l2 == 0 else (theta * l2 - g if maximize else theta * l2 + g)
+def _sgd_numpy(theta, g, buf, first, l2, maximize, momentum, one_minus_dampening, nesterov, lr, tmp, d_out):
+    """In place, with the scratch arrays ``tmp`` and ``d_out`` (the latter used only with l2 or maximize)."""
+    d = _decayed_numpy(theta, g, l2, maximize, d_out)
     if buf.size:
         if first:
-            buf[...] = d
+            np.copyto(buf, d)
         else:
             buf *= momentum
-            buf += d if one_minus_dampening == 1 else d * one_minus_dampening
-        d = buf * momentum + d if nesterov else buf
-    theta -= d * lr
+            if one_minus_dampening == 1:
+                buf += d
+            else:
+                np.multiply(d, one_minus_dampening, out=tmp)
+                buf += tmp
+        if nesterov:
+            np.multiply(buf, momentum, out=tmp)
+            tmp += d
+            d = tmp
+        else:
+            d = buf
+    np.multiply(d, lr, out=tmp)
+    theta -= tmp
     return theta
 
 

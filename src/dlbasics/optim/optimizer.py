@@ -260,23 +260,6 @@ def kernel_ready(*arrays: np.ndarray) -> bool:
     return all(a.flags.c_contiguous and a.dtype == arrays[0].dtype for a in arrays)
 
 
-def decayed_grad(p: np.ndarray, g: np.ndarray, weight_decay: float, maximize: bool,
-                 out: np.ndarray | None) -> np.ndarray:
-    """d = ±g + λp (minus when maximizing), written to ``out``; ``g`` itself when neither applies.
-
-    ``g`` is the user's ``p.grad`` (or a view of it) and is never written.
-    """
-    if weight_decay == 0 and not maximize:
-        return g
-    assert out is not None
-    if weight_decay != 0:
-        np.multiply(p, weight_decay, out=out)
-        (np.subtract if maximize else np.add)(out, g, out=out)
-    else:
-        np.negative(g, out=out)
-    return out
-
-
 def _plain(value: Any) -> Any:
     """Hyperparameters as plain JSON-able Python: NumPy scalars -> int/float/bool, lists -> tuples.
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from dlbasics import kernels
 from dlbasics.kernels.optim import sgd_update
-from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, decayed_grad, kernel_ready
+from dlbasics.optim.optimizer import NO_ARRAY, OPTIMIZERS, Optimizer, ParamsT, blocks, kernel_ready
 
 
 @OPTIMIZERS.register("sgd")
@@ -51,29 +49,14 @@ class SGD(Optimizer):
                 if first:
                     state["momentum_buffer"] = self._new_state_array(p)
                 buf = state["momentum_buffer"]
+            dt = p.data.dtype.type
+            scalars = (bool(first), dt(weight_decay), maximize, dt(momentum), dt(1 - dampening), nesterov, dt(lr))
             if kernels.use(p.data.size) and kernel_ready(p.data, p.grad):  # one compiled pass (kernels/optim.py)
-                dt = p.data.dtype.type
                 sgd_update(p.data.reshape(-1), p.grad.reshape(-1), NO_ARRAY if buf is None else buf.reshape(-1),
-                           bool(first), dt(weight_decay), maximize, dt(momentum), dt(1 - dampening), nesterov, dt(lr))
+                           *scalars, NO_ARRAY, NO_ARRAY)
                 continue
+            # the NumPy twin on cache-sized blocks: its passes then stay in L2
             d_buf = self._scratch_array(p, 1) if weight_decay != 0 or maximize else None
             for theta, g, b, tmp, d_out in blocks(p.data, p.grad, buf, self._scratch_array(p, 0), d_buf):
-                d = decayed_grad(theta, g, weight_decay, maximize, d_out)
-                if b is not None:
-                    if first:
-                        np.copyto(b, d)
-                    else:
-                        b *= momentum
-                        if dampening == 0:
-                            b += d
-                        else:
-                            np.multiply(d, 1 - dampening, out=tmp)
-                            b += tmp
-                    if nesterov:
-                        np.multiply(b, momentum, out=tmp)
-                        tmp += d
-                        d = tmp
-                    else:
-                        d = b
-                np.multiply(d, lr, out=tmp)
-                theta -= tmp
+                sgd_update.numpy(theta, g, NO_ARRAY if b is None else b, *scalars, tmp,
+                                 NO_ARRAY if d_out is None else d_out)
