@@ -6,7 +6,7 @@
         ...  # x: (64, 64) float32 Tensor, y: (64,) int64 Tensor
 """
 
-from dlbasics.data import datasets, transforms
+from dlbasics.data import datasets, text, transforms
 from dlbasics.data.checks import check_batch_size, check_splits
 from dlbasics.data.dataloader import DataLoader, default_collate
 from dlbasics.data.dataset import (
@@ -23,5 +23,6 @@ from dlbasics.data.mixup import MixUp
 
 __all__ = [
     "ConcatDataset", "DataLoader", "Dataset", "DatasetInfo", "MixUp", "Splits", "StackedItems", "Subset",
-    "TensorDataset", "check_batch_size", "check_splits", "datasets", "default_collate", "random_split", "transforms",
+    "TensorDataset", "check_batch_size", "check_splits", "datasets", "default_collate", "random_split", "text",
+    "transforms",
 ]
