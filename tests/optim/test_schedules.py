@@ -3,6 +3,7 @@ get_cosine_schedule_with_warmup defines it, the others as PyTorch's classes, all
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,19 @@ def test_schedule_per_step_in_a_run(tmp_path, monkeypatch):
     assert lrs == pytest.approx(want, abs=1e-12)
     assert [r["step"] for r in result.history.rows] == [20, 40, 60]
     assert (tmp_path / result.run_dir / "model.safetensors").is_file()
+
+
+def test_cosine_decays_to_min_lr_as_nanogpt():
+    """nanoGPT's get_lr after warm-up: min_lr + ½(1 + cos(π ratio)) (lr − min_lr), reaching min_lr at the end."""
+    opt = optim.AdamW([nn.Parameter(np.ones(1, np.float32))], lr=1e-3)
+    sched = SCHEDULES.get("cosine").builder(opt, 2000, warmup=100, min_lr=1e-4)
+    lrs = []
+    for _ in range(2001):
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step()
+    for t in (100, 500, 1000, 1999, 2000):
+        ratio = (t - 100) / (2000 - 100)
+        assert lrs[t] == pytest.approx(1e-4 + 0.5 * (1 + math.cos(math.pi * ratio)) * (1e-3 - 1e-4), rel=1e-9)
+    assert lrs[50] == pytest.approx(1e-3 * 50 / 100)
+    with pytest.raises(ValueError, match="min_lr"):
+        SCHEDULES.get("cosine").builder(opt, 10, min_lr=0.1)

@@ -19,19 +19,22 @@ SCHEDULES = Registry("learning-rate schedule")
 
 
 class Warmup:
-    """λ(t) for ``LambdaLR``: a linear warm-up over ``warmup`` steps, then constant or a half cosine to 0.
+    """λ(t) for ``LambdaLR``: a linear warm-up over ``warmup`` steps, then constant or a half cosine down to
+    ``floor`` (a fraction of the lr; nanoGPT's min_lr / lr):
 
-        λ(t) = t / W                                        for t < W
-        λ(t) = 1                                            after, shape "constant"
-        λ(t) = ½ (1 + cos(π · min(1, (t − W) / (T − W))))   after, shape "cosine"
+        λ(t) = t / W                                                    for t < W
+        λ(t) = 1                                                        after, shape "constant"
+        λ(t) = f + (1 − f) · ½ (1 + cos(π · min(1, (t − W) / (T − W))))   after, shape "cosine"
 
     A callable object, not a lambda, so that ``LambdaLR.state_dict`` keeps its settings.
     """
 
-    def __init__(self, warmup: int, total: int, shape: str = "cosine") -> None:
+    def __init__(self, warmup: int, total: int, shape: str = "cosine", floor: float = 0.0) -> None:
         if shape not in ("constant", "cosine"):
             raise ValueError(f"Warmup: shape must be 'constant' or 'cosine', got {shape!r}")
-        self.warmup, self.total, self.shape = int(warmup), int(total), shape
+        if not 0.0 <= floor <= 1.0:
+            raise ValueError(f"Warmup: the floor must be a fraction of the lr in [0, 1], got {floor!r}")
+        self.warmup, self.total, self.shape, self.floor = int(warmup), int(total), shape, float(floor)
 
     def __call__(self, t: int) -> float:
         if t < self.warmup:
@@ -39,7 +42,7 @@ class Warmup:
         if self.shape == "constant":
             return 1.0
         progress = min(1.0, (t - self.warmup) / max(1, self.total - self.warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @SCHEDULES.register("constant", help="the optimizer's lr throughout, after a linear warm-up if --warmup > 0")
@@ -47,9 +50,13 @@ def constant(optimizer: Optimizer, total: int, warmup: int = 0) -> LRScheduler |
     return LambdaLR(optimizer, Warmup(warmup, total, "constant")) if warmup else None
 
 
-@SCHEDULES.register("cosine", help="linear warm-up over --warmup units, then a half cosine from lr to 0 at the end")
-def cosine(optimizer: Optimizer, total: int, warmup: int = 0) -> LRScheduler:
-    return LambdaLR(optimizer, Warmup(warmup, total, "cosine"))
+@SCHEDULES.register("cosine", help="linear warm-up over --warmup units, then a half cosine from lr down to --min-lr "
+                                    "(default 0) at the end")
+def cosine(optimizer: Optimizer, total: int, warmup: int = 0, min_lr: float = 0.0) -> LRScheduler:
+    lr = float(optimizer.param_groups[0]["lr"])
+    if not 0.0 <= min_lr <= lr:
+        raise ValueError(f"min_lr must be in [0, lr] = [0, {lr:g}], got {min_lr:g}")
+    return LambdaLR(optimizer, Warmup(warmup, total, "cosine", floor=min_lr / lr if lr else 0.0))
 
 
 @SCHEDULES.register("step", help="lr times --gamma every --step-size units (StepLR)")
