@@ -134,6 +134,29 @@ def test_a_registered_model_is_one_registration_away(monkeypatch):
     assert component_options()["squeeze"][2] == "tiny (default 4)"
 
 
+def test_a_models_recipe_stands_in_for_the_defaults_and_the_user_wins(monkeypatch):
+    from dlbasics import nn
+    from dlbasics.models.registry import MODELS
+
+    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))
+    recipe = {"steps": 30, "batch_size": 12, "optimizer": "adamw", "lr": 3e-3, "betas": [0.9, 0.99],
+              "scheduler": "cosine", "warmup": 5, "clip_grad_norm": 1.0}
+
+    @models.register("recipe_mlp", paper="none", default_data="digits", recipe=recipe)
+    def recipe_mlp(in_features: int, num_classes: int) -> nn.Module:
+        return nn.Linear(in_features, num_classes)
+
+    cfg = from_cli("--model", "recipe_mlp")
+    assert (cfg.budget.steps, cfg.budget.epochs, cfg.data.batch_size) == (30, None, 12)
+    assert cfg.algorithm.optimizer == "adamw" and cfg.algorithm.options["betas"] == [0.9, 0.99]
+    assert cfg.algorithm.schedule_options["warmup"] == 5 and cfg.budget.clip_grad_norm == 1.0
+    assert cfg.given == {"model": "recipe_mlp"}  # what the caller asked, not the recipe
+    cfg = from_cli("--model", "recipe_mlp", "--lr", "0.01", "--epochs", "2", "--optimizer", "sgd")
+    assert (cfg.budget.steps, cfg.budget.epochs) == (None, 2)  # a budget in epochs replaces the recipe's steps
+    assert cfg.algorithm.optimizer == "sgd" and cfg.lr == 0.01  # sgd takes no betas: the recipe's are dropped
+    assert cfg.algorithm.scheduler == "cosine" and cfg.data.batch_size == 12  # the rest of the recipe stays
+
+
 @pytest.mark.parametrize("toml, message", [
     ('batch_norm = "no"\n', "run.toml: batch_norm: must be true or false, got 'no'"),
     ('data = "mnist"\ndata_dir = 7\n', "run.toml: data_dir: must be a path (a string), got 7"),
@@ -191,7 +214,7 @@ def test_the_default_data_is_the_models_own():
 def test_budget_in_steps_and_schedules():
     cfg = from_cli("--steps", "100", "--scheduler", "cosine", "--warmup", "10", "--clip-grad-norm", "1")
     assert cfg.budget.epochs is None and cfg.budget.steps == 100 and cfg.budget.eval_every == 10
-    assert cfg.algorithm.schedule_unit == "step" and cfg.algorithm.schedule_options == {"warmup": 10}
+    assert cfg.algorithm.schedule_unit == "step" and cfg.algorithm.schedule_options == {"warmup": 10, "min_lr": 0.0}
     with pytest.raises(ConfigError, match="--warmup: the learning-rate schedule 'step' has no such option"):
         from_cli("--scheduler", "step", "--warmup", "5")
 

@@ -14,11 +14,12 @@ from dlbasics.registry import Entry, Registry
 MODELS = Registry("model")
 
 # Options the data decides (the run description fills them in from the data set), not the user.
-DATA_OPTIONS = ("in_features", "num_classes", "in_channels", "image_size")
+DATA_OPTIONS = ("in_features", "num_classes", "in_channels", "image_size", "vocab_size", "block_size")
 
 
 class ModelInfo:
-    """A registered model: ``name``, ``builder``, ``paper``, ``default_data``, ``summary``, ``options()``."""
+    """A registered model: ``name``, ``builder``, ``paper``, ``default_data``, ``summary``, ``options()``, the
+    ``task`` that trains it and its ``recipe`` (the run options it trains with unless told otherwise)."""
 
     def __init__(self, entry: Entry) -> None:
         self.entry = entry
@@ -26,14 +27,22 @@ class ModelInfo:
         self.paper: str = entry.meta["paper"]
         self.default_data: str = entry.meta["default_data"]
         self.summary: str = entry.meta.get("summary", "")
+        self.task: str = entry.meta.get("task", "supervised")
+        self.recipe: dict[str, Any] = dict(entry.meta.get("recipe", {}))
 
     def options(self) -> list[str]:
         return list(self.entry.options())
 
 
-def register(name: str, *, paper: str, default_data: str, summary: str = "") -> Callable:
-    """Decorator: ``@register("mlp", paper="...", default_data="digits")`` on a builder or Module class."""
-    return MODELS.register(name, paper=paper, default_data=default_data, summary=summary)
+def register(name: str, *, paper: str, default_data: str, summary: str = "", task: str = "supervised",
+             recipe: dict[str, Any] | None = None) -> Callable:
+    """Decorator: ``@register("mlp", paper="...", default_data="digits")`` on a builder or Module class.
+
+    ``task`` is the training step a run of this model takes by default (``--task``); ``recipe`` holds run
+    options (``{"steps": 2000, "optimizer": "adamw", ...}``) that replace the general defaults for this
+    model: what its paper (or the reference recipe) trains it with. The user's options win over both."""
+    return MODELS.register(name, paper=paper, default_data=default_data, summary=summary, task=task,
+                           recipe=dict(recipe or {}))
 
 
 def available() -> list[str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbasics.errors import ConfigError, DLBasicsError
+from dlbasics.models.registry import DATA_OPTIONS
 from dlbasics.registry import Entry, Option, Registry
 from dlbasics.train.options import Kind, coerce, kind_of
 
@@ -52,7 +53,8 @@ class Field:
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in (
-    Field("task", "run", Kind("str"), "supervised", "what a training step does"),
+    Field("task", "run", Kind("str", nullable=True), None, "what a training step does (default: the model's own, "
+          "supervised for most)"),
     Field("seed", "run", Kind("int"), 0, "seeds weights, data order, dropout, MixUp and augmentation (default 0)"),
     Field("data", "data", Kind("str", nullable=True), None, "the data set (default: the model's own, see "
           "dlbasics zoo)"),
@@ -131,7 +133,6 @@ class Component:
         return {v: k for k, v in self.rename}.get(option, option)
 
 
-DATA_OPTIONS = ("in_features", "num_classes", "in_channels", "image_size")
 COMPONENTS = (
     Component("model", "model", skip=DATA_OPTIONS),
     Component("optimizer", "algorithm", skip=("params", "maximize")),
@@ -509,17 +510,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _recipe(model: Entry, flat: dict[str, Any], table: dict[str, tuple[Component, Kind, str]]) -> dict[str, Any]:
+    """The model's recipe options that stand in for the general defaults: those the caller did not give, nor
+    made meaningless - a budget given in epochs drops the recipe's steps, another optimizer (data set, schedule)
+    drops the recipe's options of its own."""
+    chosen = {c.chooser for c in COMPONENTS if c.chooser in flat and flat[c.chooser] is not None}
+    out = {}
+    for key, value in model.meta.get("recipe", {}).items():
+        owner = table[key][0].chooser if key in table else None
+        if key in flat or owner in chosen or (key in ("steps", "epochs") and ("steps" in flat or "epochs" in flat)):
+            continue
+        out[key] = value
+    return out
+
+
 def _build(flat: dict[str, Any], resolved: dict[str, Any], spelling: Spelling) -> RunConfig:
     table = component_options()
     for name in flat:
         if name not in FIELDS and name not in table:
             raise _unknown(name, spelling)
+    comps = {c.chooser: c for c in COMPONENTS}
+    model = _choose(flat, comps["model"], "mlp", spelling)
+    given = dict(flat)
+    flat = {**_recipe(model, flat, table), **flat}
     fields = {name: _check(name, flat.get(name, f.default), f.kind, spelling) for name, f in FIELDS.items()}
     from dlbasics.train.task import TASKS
 
-    task = TASKS.get(fields["task"], spelling("task")).name
-    comps = {c.chooser: c for c in COMPONENTS}
-    model = _choose(flat, comps["model"], "mlp", spelling)
+    task = TASKS.get(fields["task"] or model.meta.get("task", "supervised"), spelling("task")).name
     data_name = fields["data"] or model.meta["default_data"]
     data = _choose({**flat, "data": data_name}, comps["data"], data_name, spelling)
     optimizer = _choose(flat, comps["optimizer"], "adam", spelling)
@@ -559,7 +576,7 @@ def _build(flat: dict[str, Any], resolved: dict[str, Any], spelling: Spelling) -
                                   fields["schedule_unit"] or unit),
         budget=BudgetConfig(epochs, steps, eval_every, fields["clip_grad_norm"], fields["checkpoint_every"]),
         regularizers=RegularizerConfig(fields["mixup"], fields["patience"]),
-        given=dict(flat), spelling=spelling,
+        given=given, spelling=spelling,
     )
     for key, value in resolved.items():
         section, name = key.split(".")
@@ -578,6 +595,8 @@ def model_options(name: str, info: Any, given: Mapping[str, Any] | None = None) 
     data: dict[str, Any] = {"in_features": info.in_features, "num_classes": info.out_features}
     if len(info.input_shape) == 3:  # images (C, H, W)
         data |= {"in_channels": info.input_shape[0], "image_size": info.input_shape[1]}
+    if info.task == "language_modeling":  # windows of block_size tokens from a vocabulary
+        data |= {"vocab_size": info.num_classes, "block_size": info.input_shape[0]}
     options = {k: v for k, v in data.items() if k in accepted}
     for key, opt in accepted.items():
         if given and key in given:
