@@ -49,7 +49,8 @@ def _shift_numpy(s, causal):
         np.copyto(s.reshape(-1, length, s.shape[1]), -np.inf, where=blocked)
     m = s.max(axis=1, keepdims=True)
     m[m == -np.inf] = 0
-    s -= m
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, silently, as the loop (the row is NaN either way)
+        s -= m
     return s
 
 

@@ -155,7 +155,7 @@ class MultiheadAttention(Module):
         """attn_mask and key_padding_mask in the frame of the scores (N, H, L, S), as one mask: ``blocked``
         (True = may not attend) where both are bool, else the float ``bias`` they add up to (bool ones as
         -inf / 0)."""
-        masks = []
+        masks, names = [], []
         if attn_mask is not None:
             m = _array(attn_mask)
             if m.ndim == 2 and m.shape != (length, source):
@@ -166,13 +166,15 @@ class MultiheadAttention(Module):
                                    f"{(n * self.num_heads, length, source)}")
             masks.append(_framed(attn_mask, (1, 1, length, source) if m.ndim == 2
                                  else (n, self.num_heads, length, source)))
+            names.append("attn_mask")
         if key_padding_mask is not None:
             m = _array(key_padding_mask)
             if m.shape != (n, source):
                 raise AssertionError(f"{self._name()}: expected key_padding_mask of shape {(n, source)}, got "
                                      f"{m.shape}")
             masks.append(_framed(key_padding_mask, (n, 1, 1, source)))
-        for name, m in zip(("attn_mask", "key_padding_mask"), masks):
+            names.append("key_padding_mask")
+        for name, m in zip(names, masks):
             kind = _array(m).dtype
             if kind != np.bool_ and kind.kind != "f":
                 raise AssertionError(f"{self._name()}: only bool and floating types of {name} are supported, "
