@@ -126,7 +126,7 @@ CASES = [
      "--loss: invalid choice 'hinge' (choose from mse, cross_entropy, nll)"),
     ("unknown-scheduler", "train --scheduler linear", None,
      "--scheduler: invalid choice 'linear' (choose from constant, cosine, step, exponential, plateau)"),
-    ("unknown-task", "train --task gan", None, "--task: invalid choice 'gan' (choose from supervised)"),
+    ("unknown-task", "train --task gan", None, "--task: invalid choice 'gan' (choose from supervised, language_model)"),
     ("unknown-option", "train --optimiser sgd", None, "unrecognized arguments: --optimiser sgd"),
     ("unknown-command", "frobnicate", None, "invalid choice: 'frobnicate'"),
     ("unknown-experiment", "lab nope", None, "unknown experiment 'nope'; choose from linear-regression"),

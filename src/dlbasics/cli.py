@@ -4,6 +4,7 @@
     dlbasics train --model resnet --depth 32 --data fashion-mnist --optimizer sgd --lr 0.1 --momentum 0.9
     dlbasics train --config run.toml                 # the same keys as the options
     dlbasics train --resume runs/mlp-digits-...      # continue a stopped run exactly
+    dlbasics generate RUN_DIR --prompt "ROMEO:"     # a text model's continuation of a prompt
     dlbasics evaluate RUN_DIR | predict RUN_DIR INPUT | zoo | lab | compress | cv | ensemble | tune
 
 This module only parses and prints. The run options are generated from the run description
@@ -114,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("input", metavar="INPUT")
     r.add_argument("--out", metavar="FILE", help="write the predictions to FILE (.csv or .npy) instead of printing")
     r.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
+    g = sub.add_parser("generate", help="a text model's continuation of a prompt, sampled token by token")
+    g.add_argument("run_dir", metavar="RUN_DIR")
+    g.add_argument("--prompt", default="\n", help="the text to continue (default a newline)")
+    g.add_argument("--tokens", type=int, default=300, metavar="N", help="tokens to sample (default 300)")
+    g.add_argument("--temperature", type=float, default=0.8, metavar="X",
+                   help="divides the logits: below 1 sharper, above 1 flatter (default 0.8)")
+    g.add_argument("--top-k", type=int, default=40, metavar="K",
+                   help="sample among the K most likely tokens only; 0 for all (default 40)")
+    g.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the sampling (default 0)")
+    g.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
     sub.add_parser("zoo", help="list the models with their papers")
 
     from dlbasics.lab import EXPERIMENTS
@@ -250,6 +261,28 @@ def cmd_predict(args: argparse.Namespace) -> list[str]:
     return predict_files(args.run_dir, args.input, args.out)
 
 
+def cmd_generate(args: argparse.Namespace) -> list[str]:
+    from dlbasics.train.language_model import sample_text
+    from dlbasics.train.rundir import load_model, load_tokenizer, open_run
+
+    if args.tokens < 0:
+        raise ConfigError(f"--tokens: must be >= 0, got {args.tokens}")
+    if not args.temperature > 0:
+        raise ConfigError(f"--temperature: must be > 0, got {args.temperature}")
+    if args.top_k < 0:
+        raise ConfigError(f"--top-k: must be >= 0 (0 for all tokens), got {args.top_k}")
+    run = open_run(args.run_dir)
+    tokenizer = load_tokenizer(run)
+    model = load_model(run)
+    try:
+        return [sample_text(model, tokenizer, run.config, args.prompt, args.tokens, args.temperature,
+                            args.top_k or None, args.seed)]
+    except ValueError as e:  # a prompt character the vocabulary does not have
+        if isinstance(e, DLBasicsError):
+            raise
+        raise ConfigError(f"--prompt: {e}") from None
+
+
 def cmd_zoo(args: argparse.Namespace) -> list[str]:
     """One line per model: name, default data, parameters (built for that data), paper."""
     from dlbasics import models
@@ -340,7 +373,8 @@ def cmd_tune(args: argparse.Namespace) -> list[str]:
             f"saved to {out_dir} (trials.csv, best.json, history.png; the best run's model, trained again)"]
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "zoo": cmd_zoo,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
+            "zoo": cmd_zoo,
             "compress": cmd_compress, "cv": cmd_cv, "ensemble": cmd_ensemble, "tune": cmd_tune}
 
 

@@ -258,11 +258,13 @@ class DatasetInfo:
     """What a model needs to know about a dataset.
 
     ``input_shape`` is one sample's shape, e.g. (64,) or (1, 28, 28); ``target_shape`` is () for class
-    labels and (1,) for a scalar regression target.
+    labels and (1,) for a scalar regression target. For language modelling a sample is a window of
+    ``input_shape`` = (block_size,) token ids, its target the next token at each position (target_shape
+    (block_size,)), and ``num_classes`` is the vocabulary's size.
     """
 
     name: str
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression", "language_modeling"]
     input_shape: tuple[int, ...]
     num_classes: int | None = None
     target_shape: tuple[int, ...] = ()
@@ -278,13 +280,15 @@ class DatasetInfo:
 
     @property
     def out_features(self) -> int:
-        """Outputs the model needs: one logit per class, or one value per target entry."""
-        return self.num_classes if self.task == "classification" else math.prod(self.target_shape)
+        """Outputs the model needs: one logit per class (per token of the vocabulary), or one value per target
+        entry."""
+        return self.num_classes if self.task != "regression" else math.prod(self.target_shape)
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Train, validation and test datasets plus their ``info``; unpacks like a tuple.
+    """Train, validation and test datasets plus their ``info``; unpacks like a tuple. Text sets also carry
+    the ``tokenizer`` that made their token ids (a run folder saves it, ``dlbasics generate`` decodes with it).
 
         train, val, test = dl.data.datasets.digits()
         splits = dl.data.datasets.digits(); splits.info.num_classes  # 10
@@ -294,6 +298,7 @@ class Splits:
     val: Any
     test: Any
     info: DatasetInfo
+    tokenizer: Any = None
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.train, self.val, self.test))

@@ -8,6 +8,7 @@ from dlbasics.train.config import RunBuilder, RunConfig
 from dlbasics.train.ensemble import Ensemble, bootstrap_indices, train_ensemble
 from dlbasics.train.history import History
 from dlbasics.train.kfold import CVResult, cross_validate, fold_indices, targets_of
+from dlbasics.train.language_model import LanguageModelTask, generate
 from dlbasics.train.loop import Loop, evaluate, fit
 from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
 from dlbasics.train.run import BuildRun, Run, train_run
@@ -28,6 +29,7 @@ __all__ = [
     "Float",
     "History",
     "Int",
+    "LanguageModelTask",
     "Loop",
     "PruningCallback",
     "Run",
@@ -44,6 +46,7 @@ __all__ = [
     "evaluate_run",
     "fit",
     "fold_indices",
+    "generate",
     "get_metric",
     "load_model",
     "mae",

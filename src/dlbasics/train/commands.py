@@ -47,6 +47,8 @@ def train(cfg: RunConfig, out: str | Path | None = None, verbose: int = 1) -> Tr
     cfg, splits, builder = _prepare(cfg)
     out_dir = rundir.new_run_dir(out, f"{cfg.model.name}-{cfg.data.name}")
     rundir.write_config(out_dir, "train", cfg)
+    if splits.tokenizer is not None:  # text: the ids mean nothing without it (dlbasics generate decodes with it)
+        rundir.write_json(out_dir / rundir.TOKENIZER, splits.tokenizer.to_dict())
     return _train_into(out_dir, cfg, splits, builder, verbose, resume=False)
 
 
@@ -80,23 +82,31 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
     # the model first: a failing test evaluation must not throw the trained model away
     rundir.save_model(out_dir, run.model)
     rundir.write_metrics(out_dir, history)
-    test = run.task.evaluate(DataLoader(splits.test, batch_size=512))
+    test = {} if splits.test is None else run.task.evaluate(DataLoader(splits.test, batch_size=512))
     unit = "epochs" if cfg.budget.steps is None else "steps"
     trained = history.rows[-1]["epoch" if unit == "epochs" else "step"] if history.rows else 0
-    summary = {f"test_{k}": v for k, v in test.items()} | {
+    val = [r["val_loss"] for r in history.rows if "val_loss" in r]
+    summary = {f"test_{k}": v for k, v in test.items()} | (
+        {"val_loss": val[-1], "best_val_loss": min(val)} if val else {}) | {
         unit: trained, "stopped_early": history.stopped_early,
         "parameters": int(sum(p.numel() for p in run.model.parameters()))}
     rundir.write_json(out_dir / "summary.json", summary)
+    if splits.tokenizer is not None and cfg.data.problem == "language_modeling":
+        from dlbasics.io import atomic_write_text
+        from dlbasics.train.language_model import sample_text
+
+        atomic_write_text(out_dir / "sample.txt", sample_text(run.model, splits.tokenizer, cfg, seed=cfg.seed))
     # wall time is kept apart from summary.json, which a resumed run must write bit for bit as an unbroken one
     timing = out_dir / "timing.json"
     before = json.loads(timing.read_text()).get("seconds", 0.0) if resume and timing.is_file() else 0.0
     rundir.write_json(timing, {"seconds": round(before + seconds, 3), "resumed": resume or None})
-    plot_curves(history, out_dir / "curves.png", cfg.metrics[0], f"{cfg.model.name} on {cfg.data.name}")
+    plot_curves(history, out_dir / "curves.png", next(iter(cfg.metrics), None), f"{cfg.model.name} on {cfg.data.name}")
     return TrainResult(summary, out_dir, history, seconds)
 
 
-def plot_curves(history: Any, path: Path, metric: str, title: str = "") -> None:
-    """Loss and ``metric``, train vs val, per row of the history (per epoch, or per evaluation in steps)."""
+def plot_curves(history: Any, path: Path, metric: str | None, title: str = "") -> None:
+    """Loss and ``metric`` (if any), train vs val, per row of the history (per epoch, or per evaluation in
+    steps)."""
     import io
 
     import numpy as np
@@ -108,7 +118,7 @@ def plot_curves(history: Any, path: Path, metric: str, title: str = "") -> None:
         return
     x_key = "step" if "step" in history else "epoch"
     xs = history[x_key]
-    keys = [k for k in ("loss", metric) if f"train_{k}" in history or f"val_{k}" in history]
+    keys = [k for k in ("loss", metric) if k and (f"train_{k}" in history or f"val_{k}" in history)]
     fig = Figure(figsize=(5 * len(keys), 4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(keys)))
     for ax, key in zip(axes, keys):

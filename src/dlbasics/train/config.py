@@ -367,14 +367,14 @@ class RunConfig:
         _resolve_loss(out)
         if out.regularizers.mixup is not None and info.task != "classification":
             raise ConfigError(f"{self.spelling('mixup')}: mixes class labels; the data set {out.data.name!r} is a "
-                              "regression task")
+                              f"{info.task.replace('_', ' ')} task")
         check_batch_size(out.data.batch_size, len(splits.train), self.spelling("batch_size"))
         return out
 
     # ---- convenience ----
     @property
     def metrics(self) -> tuple[str, ...]:
-        return ("accuracy",) if self.data.problem == "classification" else ("mae",)
+        return {"classification": ("accuracy",), "regression": ("mae",)}.get(self.data.problem, ())
 
     @property
     def lr(self) -> float:
@@ -510,6 +510,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _data_argument(value: str, flat: dict[str, Any], comp: Component,
+                   spelling: Spelling) -> tuple[str, dict[str, Any]]:
+    """``--data NAME:VALUE`` as ``--data NAME`` and the option the data set names as its ``argument``."""
+    name, arg = value.split(":", 1)
+    entry = comp.registry().get(name, spelling("data"))
+    option = entry.meta.get("argument")
+    if option is None:
+        takers = [e.name for e in comp.registry() if "argument" in e.meta]
+        raise ConfigError(f"{spelling('data')} {value}: the data set {entry.name!r} takes no NAME:VALUE argument "
+                          f"(those that do: {', '.join(takers)})")
+    if option in flat:
+        raise ConfigError(f"{spelling('data')} {value}: gives {option} twice ({spelling(option)} is given too)")
+    return entry.name, {**flat, option: arg}
+
+
 def _recipe(model: Entry, flat: dict[str, Any], table: dict[str, tuple[Component, Kind, str]]) -> dict[str, Any]:
     """The model's recipe options that stand in for the general defaults: those the caller did not give, nor
     made meaningless - a budget given in epochs drops the recipe's steps, another optimizer (data set, schedule)
@@ -538,6 +553,8 @@ def _build(flat: dict[str, Any], resolved: dict[str, Any], spelling: Spelling) -
 
     task = TASKS.get(fields["task"] or model.meta.get("task", "supervised"), spelling("task")).name
     data_name = fields["data"] or model.meta["default_data"]
+    if ":" in data_name:  # NAME:VALUE, e.g. text:notes.txt: the value is the data set's argument option
+        data_name, flat = _data_argument(data_name, flat, comps["data"], spelling)
     data = _choose({**flat, "data": data_name}, comps["data"], data_name, spelling)
     optimizer = _choose(flat, comps["optimizer"], "adam", spelling)
     schedule = _choose(flat, comps["scheduler"], "constant", spelling)
@@ -612,7 +629,10 @@ def _resolve_model(cfg: RunConfig, info: Any) -> None:
 
 def _resolve_loss(cfg: RunConfig) -> None:
     problem = cfg.data.problem
-    name = cfg.loss.name or ("cross_entropy" if problem == "classification" else "mse")
+    name = cfg.loss.name or ("mse" if problem == "regression" else "cross_entropy")
+    if problem == "language_modeling" and name != "cross_entropy":
+        raise ConfigError(f"{cfg.spelling('loss')} {name}: a language model is trained by the next token's "
+                          "cross-entropy; use cross_entropy")
     if problem == "regression" and name != "mse":
         raise ConfigError(f"{cfg.spelling('loss')} {name}: the data set {cfg.data.name!r} is a regression task; "
                           "use mse")

@@ -35,6 +35,7 @@ KINDS = ("train", "ensemble", "cv", "tune", "compress")
 CONFIG = "config.json"
 MODEL = "model.safetensors"
 CHECKPOINT = "checkpoint.safetensors"
+TOKENIZER = "tokenizer.json"  # text runs: what turns their token ids back into text
 
 
 # ---- making a folder ------------------------------------------------------------------------------------
@@ -259,6 +260,21 @@ def _weights(model: Module, file: Path) -> Module:
     return model
 
 
+def load_tokenizer(path: str | Path | RunFolder) -> Any:
+    """The tokenizer a text run trained with (its ``tokenizer.json``)."""
+    from dlbasics.data.text import tokenizer_from_dict
+
+    run = path if isinstance(path, RunFolder) else open_run(path)
+    file = run.path / TOKENIZER
+    if not file.is_file():
+        raise RunFolderError(f"{run.path} holds no {TOKENIZER}: it is not the run of a text model "
+                             f"({run.config.model.name} on {run.config.data.name})")
+    try:
+        return tokenizer_from_dict(json.loads(file.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as e:
+        raise RunFolderError(f"{file}: not a readable tokenizer ({e})") from None
+
+
 def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = None) -> list[tuple[str, dict]]:
     """The loss and metrics of a run folder's model(s) on ``split`` of its data: one row for most kinds;
     for a cv folder one row per fold, then their mean."""
@@ -271,6 +287,8 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
     run = open_run(path, data_dir)
     cfg = _resolved(run)
     splits = load_data(cfg)
+    if getattr(splits, split) is None:
+        raise ConfigError(f"--split {split}: the data set {cfg.data.name!r} has no {split} split; use --split val")
     loader = DataLoader(getattr(splits, split), batch_size=512)
     task = TASKS.get(cfg.task).builder
     model = load_model(run)
@@ -281,6 +299,6 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
     return [*rows, ("mean", mean)]
 
 
-__all__ = ["CHECKPOINT", "CONFIG", "KINDS", "MODEL", "MetricsWriter", "RunFolder", "evaluate_run", "json_text",
-           "load_model", "new_run_dir", "open_run", "open_run_kind", "save_model", "write_config", "write_json",
-           "write_metrics"]
+__all__ = ["CHECKPOINT", "CONFIG", "KINDS", "MODEL", "TOKENIZER", "MetricsWriter", "RunFolder", "evaluate_run",
+           "json_text", "load_model", "load_tokenizer", "new_run_dir", "open_run", "open_run_kind", "save_model",
+           "write_config", "write_json", "write_metrics"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbasics.data.dataset import DatasetInfo, Splits
+from dlbasics.data.datasets import text as text_sets
 from dlbasics.data.datasets.bundled import (
     FUNCTIONS,
     circles,
@@ -61,6 +62,9 @@ DATASETS.register("mnist", mnist, info=DatasetInfo("mnist", "classification", (1
 DATASETS.register("fashion-mnist", fashion_mnist,
                   info=DatasetInfo("fashion-mnist", "classification", (1, 28, 28), num_classes=10))
 DATASETS.register("cifar10", cifar10, info=DatasetInfo("cifar10", "classification", (3, 32, 32), num_classes=10))
+DATASETS.register("shakespeare", text_sets.shakespeare)
+# ``--data text:PATH`` gives ``path``: the one option a NAME:VALUE data argument fills
+DATASETS.register("text", text_sets.text, argument="path")
 
 
 def available() -> list[str]:
