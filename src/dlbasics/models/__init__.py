@@ -1,6 +1,6 @@
 """The model zoo: one file per model family, each opening with its paper; ``available()`` / ``create()``."""
 
-from dlbasics.models import alexnet, lenet, mlp, resnet
+from dlbasics.models import alexnet, gpt, lenet, mlp, resnet
 from dlbasics.models.alexnet import AlexNet
 from dlbasics.models.lenet import LeNet5
 from dlbasics.models.mlp import MLP
