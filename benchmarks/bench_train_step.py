@@ -130,12 +130,32 @@ def conv_layer(lib: Any) -> Callable[[], None]:
     return step
 
 
+def language_model(lib: Any, name: str) -> Callable[[], None]:
+    """A zoo language model (dlbasics ``models.create``; PyTorch: its twin in ``benchmarks/twins``, which the
+    tests hold equal by state dict) on a batch of 12 windows of 64 characters (vocabulary 65), AdamW as the
+    recipe (lr 1e-3, betas (0.9, 0.99), weight decay 0.1)."""
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.integers(0, 65, (12, 64)))
+    y = lib.tensor(rng.integers(0, 65, 12 * 64))
+    if lib.__name__ == "torch":
+        twin = importlib.import_module(f"twins.{name}")
+        model = getattr(twin, name)(vocab_size=65, block_size=64)
+    else:
+        model = lib.models.create(name, vocab_size=65, block_size=64)
+    opt = lib.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    loss_fn = lib.nn.CrossEntropyLoss()
+    return train_step(lambda idx: model(idx).reshape(12 * 64, 65), loss_fn, opt, x, y)
+
+
 WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp),
     "mlp1024": ("MLP 784-512-256-10, batch 1024, Adam", lambda lib: mlp(lib, 1024)),
     "lenet": ("LeNet-style CNN, 1x28x28, batch 64, Adam", lenet),
     "resnet20": ("ResNet-20, 3x32x32, batch 32, Adam", resnet20),
     "conv": ("one conv 16->16 3x3 on 32x32, batch 32 (fwd + bwd)", conv_layer),
+    "gpt": ("GPT 4 layers x 4 heads x 128, T 64, batch 12, AdamW", lambda lib: language_model(lib, "gpt")),
+    "char_lstm": ("char-LSTM 2 x 256, T 64, batch 12, AdamW", lambda lib: language_model(lib, "char_lstm")),
 }
 
 
