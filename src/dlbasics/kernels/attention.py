@@ -4,14 +4,14 @@ The exponential stays in NumPy after the shift: NumPy's exp is vectorized, numba
 here: 0.47 vs 2.45 ms per 1M float32), and so does the normalization, whose row sums BLAS computes as a product
 with ones as fast as a loop would (0.08 ms for both on (3072, 64), with the divide). Before it NumPy needs a
 maximum along short rows, which it does slowly: the shift on (3072, 64) scores took 0.25 ms (0.34 causal) in
-NumPy and 0.09 (0.10) here; the backward pass 0.11 and 0.08 ms.
+NumPy and 0.09 (0.10) here; the backward pass 0.11 ms in NumPy, 0.08 here.
 
     shift:      s <- s - max_j s (per row); with ``causal`` = L > 0, row r is query r mod L and keys j > r mod L
                 are set to -inf first. A row with every key at -inf is shifted by 0 (it stays -inf).
     (NumPy)     s <- e^s / sum_j e^s   (a row of zeros - every key masked - stays zero)
     backward:   dS = A ∘ (dA' - r),  r = sum_j A_j dA'_j  (per row),  dA' = dA ∘ keep · scale with dropout, else dA
                 (written over dA; ``keep`` has no rows without dropout).
-The kernels accumulate sums in float64, the twins in the data's dtype.
+The backward loop accumulates its row sums in float64, its twin in the data's dtype.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 Composed from primitives this is a dozen nodes, each with its own temporaries of the (..., L, S) scores; as
 one op the scores live in one buffer that is masked, exponentiated and normalized in place, and backward
-needs only A (plus the dropout mask as bytes) and the output.
+needs only A (plus the dropout mask as bytes) besides the inputs.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ class ScaledDotProductAttention(Function):
     position masked gives A = 0 (so out = 0 and no gradient), as PyTorch. With G the output's gradient:
         dV = P^T G,   dP = G V^T,   dS = A ∘ (dA - rowsum(A ∘ dA)),   dA = dP ∘ keep / (1 - p)
         dQ = scale dS K,   dK = scale dS^T Q,   dbias = dS
-    The scores are one buffer, masked and normalized in place by row passes (kernels/attention.py) around
-    NumPy's exp; ``scale`` is folded into the copies of K^T (forward) and V^T (backward) that the GEMMs want,
-    never into a pass over the scores. Saved: A, and the dropout mask as bytes (P is rebuilt from them).
+    The scores are one buffer, shifted by the row maxima in a compiled row pass (kernels/attention.py), then
+    exponentiated by NumPy and divided by row sums that BLAS computes; ``scale`` is folded into the copies of
+    K^T (forward) and V^T (backward) that the GEMMs want, never into a pass over the scores. Saved: A, and the
+    dropout mask as bytes (P is rebuilt from them).
 
     Inputs: (Q, K, V[, bias]), or with ``packed`` (QKV[, bias]) for self-attention, QKV (3, ..., L, E) stacking
     the three (views of one projection): its gradient is then one array the three products are written into,
@@ -75,9 +76,10 @@ class ScaledDotProductAttention(Function):
             s += bias
         if blocked is not None:
             np.copyto(s, -np.inf, where=blocked)
-        rows = s.reshape(-1, s.shape[-1])
+        rows = s.reshape(math.prod(s.shape[:-1]), s.shape[-1])  # (R, S)
         # softmax along rows, in place: e^(s - max) / sum
-        (softmax_shift if kernels.use(s.size) else softmax_shift.numpy)(rows, s.shape[-2] if causal else 0)
+        if rows.size:  # (no keys: an empty softmax, and zeros out, as PyTorch)
+            (softmax_shift if kernels.use(s.size) else softmax_shift.numpy)(rows, s.shape[-2] if causal else 0)
         np.exp(rows, out=rows)
         z = rows @ np.ones(rows.shape[1], rows.dtype)  # row sums on BLAS: 6x NumPy's sum along short rows
         z[z == 0] = 1  # every key masked: a row of zeros stays zeros
@@ -114,7 +116,7 @@ class ScaledDotProductAttention(Function):
             # c dS, with c = scale folded into V (or 1 where dbias = dS itself is wanted)
             c = self.scale if not need_bias and self.scale != 0 else a.dtype.type(1)
             ds = g @ _scaled_t(self.v, c)  # c dP
-            a2, ds2 = a.reshape(-1, a.shape[-1]), ds.reshape(-1, ds.shape[-1])
+            a2, ds2 = a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), ds.reshape(math.prod(a.shape[:-1]), -1)
             keep = self.keep.reshape(a2.shape) if p > 0 else _NO_ROWS
             (softmax_backward if kernels.use(a.size) else softmax_backward.numpy)(a2, ds2, keep, keep_scale)
             cq = self.scale / c  # what is left of the scale for dQ and dK
@@ -131,10 +133,6 @@ class ScaledDotProductAttention(Function):
 
 
 _NO_ROWS = np.empty((0, 0), bool)
-
-
-def _mask_array(mask: Any) -> np.ndarray:
-    return mask.data if isinstance(mask, Tensor) else np.asarray(mask)
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Any = None,
