@@ -23,7 +23,7 @@ import numpy as np
 from dlbasics import nn
 from dlbasics.models.registry import register
 from dlbasics.nn.layers.embedding import Embedding
-from dlbasics.ops.attention import scaled_dot_product_attention
+from dlbasics.ops.attention import attend
 from dlbasics.tensor import Tensor
 
 PAPER = ("Radford et al., Improving Language Understanding by Generative Pre-Training (2018); Language Models are "
@@ -59,9 +59,10 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape  # batch, sequence length, embedding dimension (n_embd)
         hs = C // self.n_head
         qkv = self.c_attn(x).reshape(B, T, 3, self.n_head, hs).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, nh, T, hs)
-        y = scaled_dot_product_attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0,
-                                         is_causal=True)  # (B, nh, T, hs)
+        # softmax(q k^T / sqrt(hs), causal) v for q, k, v = qkv[0], qkv[1], qkv[2], each (B, nh, T, hs); given packed,
+        # the op writes their gradients into one array instead of three zero-padded slices' gradients
+        y = attend([qkv], None, None, True, None, self.attn_dropout if self.training else 0.0, None,
+                   packed=True)  # (B, nh, T, hs)
         y = y.permute(0, 2, 1, 3).reshape(B, T, C)  # the heads side by side again: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 

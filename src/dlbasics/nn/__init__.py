@@ -2,6 +2,7 @@
 
 from dlbasics.nn import functional, init, utils
 from dlbasics.nn.layers.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from dlbasics.nn.layers.attention import MultiheadAttention
 from dlbasics.nn.layers.container import ModuleDict, ModuleList, Sequential
 from dlbasics.nn.layers.conv import Conv2d
 from dlbasics.nn.layers.dropout import Dropout
@@ -15,6 +16,13 @@ from dlbasics.nn.layers.norm import (
     LocalResponseNorm,
 )
 from dlbasics.nn.layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from dlbasics.nn.layers.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from dlbasics.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from dlbasics.nn.module import Module
 from dlbasics.nn.parameter import Parameter
@@ -43,6 +51,7 @@ __all__ = [
     "Module",
     "ModuleDict",
     "ModuleList",
+    "MultiheadAttention",
     "NLLLoss",
     "Parameter",
     "ReLU",
@@ -50,6 +59,11 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "functional",
     "init",
     "utils",

@@ -13,6 +13,7 @@ from dlbasics import ops
 from dlbasics.autograd import is_grad_enabled
 from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
 from dlbasics.ops._operands import constant
+from dlbasics.ops.attention import scaled_dot_product_attention
 from dlbasics.ops.conv import conv2d
 from dlbasics.ops.nn_ops import dropout as _dropout_op
 from dlbasics.ops.norm import batch_norm as _batch_norm_op
@@ -41,6 +42,7 @@ __all__ = [
     "one_hot",
     "pad",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "softmax",
     "tanh",
