@@ -107,6 +107,11 @@ CASES = [
     ("loss-for-regression", "train --data sin --loss cross_entropy", None,
      "--loss cross_entropy: the data set 'sin' is a regression task; use mse"),
     ("mixup-for-regression", "train --data sin --mixup 0.2", None, "--mixup: mixes class labels"),
+    ("data-argument-not-taken", "train --data digits:3", None,
+     "--data digits:3: the data set 'digits' takes no NAME:VALUE argument (those that do: text)"),
+    ("text-file-missing", "train --model gpt --data text:{tmp}/none.txt --steps 1", None, "{tmp}/none.txt"),
+    ("loss-for-text", "train --model gpt --loss mse", None,
+     "--loss mse: a language model is trained by the next token's cross-entropy; use cross_entropy"),
     ("threads-zero", "train --threads 0", None, "--threads: must be an integer >= 1, got 0"),
     ("resume-with-new-options", "train --resume {run} --lr 0.1", None,
      "--resume: continues the run as it was described; --lr cannot change it"),
@@ -118,7 +123,7 @@ CASES = [
      "{tmp}/run.toml: optimiser: unknown option; did you mean 'optimizer'?"),
     ("toml-not-toml", "train --config {tmp}/run.toml", "toml:lr = ", "--config {tmp}/run.toml: not valid TOML"),
     # ---- names ----
-    ("unknown-model", "train --model vgg", None, "--model: invalid choice 'vgg' (choose from alexnet, lenet5, mlp"),
+    ("unknown-model", "train --model vgg", None, "--model: invalid choice 'vgg' (choose from alexnet, gpt, char_lstm, lenet5, mlp"),
     ("unknown-optimizer", "train --optimizer adamm", None,
      "--optimizer: invalid choice 'adamm' (choose from adadelta, adagrad, adam, adamw, rmsprop, sgd)"),
     ("unknown-data", "train --data imagenet", None, "--data: invalid choice 'imagenet' (choose from digits, moons"),
@@ -130,6 +135,7 @@ CASES = [
     ("unknown-option", "train --optimiser sgd", None, "unrecognized arguments: --optimiser sgd"),
     ("unknown-command", "frobnicate", None, "invalid choice: 'frobnicate'"),
     ("unknown-experiment", "lab nope", None, "unknown experiment 'nope'; choose from linear-regression"),
+    ("generate-not-a-text-run", "generate {run}", None, "holds no tokenizer.json: it is not the run of a text model"),
     # ---- runs ----
     ("diverged", "train --lr 1e6 --epochs 2", None,
      "training diverged at step 2 (epoch 1): the loss is 1.8e+13, over 10,000 times its first value 2.395; no "
