@@ -45,18 +45,19 @@ def _rows(rng, n, width, dtype, specials=False):
 def test_lstm_kernels_match_their_twins(dtype, n, h, specials):
     rng = np.random.default_rng(n * 100 + h)
     pre, hw = _rows(rng, n, 4 * h, dtype, specials), _data(rng, (4 * h, n), dtype)
-    c_prev = _rows(rng, n, h, dtype)
+    bias, c_prev = _data(rng, 4 * h, dtype), _rows(rng, n, h, dtype)
 
     def fwd_args():
-        return pre.copy(), hw, c_prev, np.empty((n, h), dtype), np.empty((n, h), dtype), np.empty((n, h), dtype)
+        return (pre.copy(), hw, bias, c_prev, np.empty((n, h), dtype), np.empty((n, h), dtype),
+                np.empty((n, h), dtype))
 
     a, b, _, _ = both(lstm_forward, fwd_args)
-    for i in (0, 3, 4, 5):  # activations, c, tanh(c), h
+    for i in (0, 4, 5, 6):  # activations, c, tanh(c), h
         assert_same(a[i], b[i], dtype)
     dh, gout, dc = _rows(rng, n, h, dtype, specials), _rows(rng, n, h, dtype), _rows(rng, n, h, dtype)
 
     def bwd_args():
-        return a[0], c_prev, a[4], dh.copy(), gout, dc.copy(), np.empty((n, 4 * h), dtype)
+        return a[0], c_prev, a[5], dh.copy(), gout, dc.copy(), np.empty((n, 4 * h), dtype)
 
     a2, b2, _, _ = both(lstm_backward, bwd_args)
     assert_same(a2[6], b2[6], dtype)  # dpre
@@ -69,18 +70,18 @@ def test_lstm_kernels_match_their_twins(dtype, n, h, specials):
 def test_gru_kernels_match_their_twins(dtype, n, h, specials):
     rng = np.random.default_rng(n * 10 + h)
     gi, hw = _rows(rng, n, 3 * h, dtype, specials), _data(rng, (3 * h, n), dtype)
-    b_hn, h_prev = _data(rng, h, dtype), _rows(rng, n, h, dtype)
+    bias, b_hn, h_prev = _data(rng, 3 * h, dtype), _data(rng, h, dtype), _rows(rng, n, h, dtype)
 
     def fwd_args():
-        return gi.copy(), hw, b_hn, h_prev, np.empty((n, h), dtype), np.empty((n, h), dtype)
+        return gi.copy(), hw, bias, b_hn, h_prev, np.empty((n, h), dtype), np.empty((n, h), dtype)
 
     a, b, _, _ = both(gru_forward, fwd_args)
-    for i in (0, 4, 5):  # activations, W_hn h + b_hn, h
+    for i in (0, 5, 6):  # activations, W_hn h + b_hn, h
         assert_same(a[i], b[i], dtype)
     dh, gout = _rows(rng, n, h, dtype, specials), _rows(rng, n, h, dtype)
 
     def bwd_args():
-        return a[0], a[4], h_prev, dh.copy(), gout, np.empty((n, 3 * h), dtype), np.empty((n, 3 * h), dtype)
+        return a[0], a[5], h_prev, dh.copy(), gout, np.empty((n, 3 * h), dtype), np.empty((n, 3 * h), dtype)
 
     a2, b2, _, _ = both(gru_backward, bwd_args)
     for i in (3, 5, 6):  # dh (the direct part), dgi, dgh
@@ -93,10 +94,11 @@ def test_gru_kernels_match_their_twins(dtype, n, h, specials):
 def test_rnn_kernels_match_their_twins(dtype, n, h, relu):
     rng = np.random.default_rng(n + h)
     pre, hw = _rows(rng, n, h, dtype, specials=True), _data(rng, (h, n), dtype)
-    a, b, _, _ = both(rnn_forward, lambda: (pre, hw, relu, np.empty((n, h), dtype)))
-    assert_same(a[3], b[3], dtype)
+    bias = _data(rng, h, dtype)
+    a, b, _, _ = both(rnn_forward, lambda: (pre, hw, bias, relu, np.empty((n, h), dtype)))
+    assert_same(a[4], b[4], dtype)
     dh, gout = _rows(rng, n, h, dtype, specials=True), _rows(rng, n, h, dtype)
-    a2, b2, _, _ = both(rnn_backward, lambda: (a[3], relu, dh, gout, np.empty((n, h), dtype)))
+    a2, b2, _, _ = both(rnn_backward, lambda: (a[4], relu, dh, gout, np.empty((n, h), dtype)))
     assert_same(a2[4], b2[4], dtype)
 
 
@@ -104,11 +106,11 @@ def test_fast_tanh_is_float32_accurate():
     """The float32 kernels' rational tanh against float64 tanh over its whole range, through the RNN kernel."""
     x = np.linspace(-12, 12, 48001, dtype=np.float32)[:, None]
     h = np.empty_like(x)
-    rnn_forward.compiled(x, np.zeros((1, x.shape[0]), np.float32), False, h)
+    rnn_forward.compiled(x, np.zeros((1, x.shape[0]), np.float32), np.zeros(1, np.float32), False, h)
     err = np.abs(h[:, 0].astype(np.float64) - np.tanh(x[:, 0].astype(np.float64)))
     assert err.max() < 4e-7
     special = rnn_forward.compiled(np.array([[np.nan, np.inf, -np.inf]], np.float32), np.zeros((3, 1), np.float32),
-                                   False, np.empty((1, 3), np.float32))[0]
+                                   np.zeros(3, np.float32), False, np.empty((1, 3), np.float32))[0]
     assert np.isnan(special[0])
     np.testing.assert_allclose(special[1:], [1.0, -1.0], atol=3e-7)  # the value at the clamp, 1 - 2.4e-7
 

@@ -1,24 +1,29 @@
 """The elementwise part of one time step of the recurrent cells (RNN, LSTM, GRU), forward and backward, as
-compiled loops beside their NumPy twins. The GEMMs of a step (h W_hh^T forward, dpre W_hh backward) stay in the
+compiled loops beside their NumPy twins. The GEMMs of a step (W_hh h^T forward, dpre W_hh backward) stay in the
 op (ops/recurrent.py); what is left per step is a few thousand values of gate math.
 
 At the sizes a recurrent network runs (batch 12, hidden 256: 12 x 1024 gate values a step), each step is small
-and NumPy pays per call: the LSTM forward twin below makes 9 ufunc calls a step, the backward twin about 20. A
-compiled loop makes one call and one pass. Measured here (one LSTM step, 12 x 256, float32):
+and NumPy pays per call: the LSTM forward twin below makes 11 ufunc calls a step, the backward twin about 20. A
+compiled loop makes one call and one pass. Measured here (one step, 12 x 256, float32; the forward includes adding
+the step's W_hh h^T, which comes transposed from the GEMM, 5.5 us of it):
 
-    forward:  NumPy twin 21 us;  compiled with math.exp sigmoids 76 us;  compiled with the rational tanh 6 us
-    backward: NumPy twin ~30 us; compiled 3 us
+    LSTM forward:  NumPy twin 28 us;  compiled with math.exp sigmoids 76 us;  compiled with the rational tanh 12 us
+    LSTM backward: NumPy twin 31 us;  compiled 4.4 us
+    GRU forward / backward: NumPy 35 / 26 us;  compiled 7.8 / 3.8 us;   RNN: NumPy 3.9 / 3.0 us, compiled 2.4 / 1.6 us
+
+So the op takes the kernels whenever they are on (``kernels.use`` of a whole sequence's gate values).
 
 numba's ``exp``/``tanh`` are scalar calls into libm (llvmlite's wheel has no SVML): 2.5 ns per exp, 16 ns per
 tanh, against NumPy's SIMD ``tanh`` at about 0.4 ns. So in float32 the loops compute tanh as Eigen's rational
-approximation (odd degree-13 over even degree-6 polynomial, input clamped to +-7.9053, where tanh is 1 in float32):
-only multiplies, adds and a divide, which LLVM vectorizes. Its error is at most 3.4e-7 (6 ulp near |x| = 5.9;
-NumPy's tanh: 1.4 ulp). Sigmoid is sigma(x) = 0.5 + 0.5 tanh(x / 2), exact in its halvings. In float64 (gradient
-checks and tight parity tests) the loops call ``math.tanh``: exact to float64 rounding, slow, and never hot.
+approximation (odd degree-13 over even degree-6 polynomial, input clamped to +-7.9053, where tanh rounds to 1 in
+float32): only multiplies, adds and a divide, which LLVM vectorizes. Its error is at most 3.4e-7 (6 ulp near
+|x| = 5.9; NumPy's tanh: 1.4 ulp). Sigmoid is sigma(x) = 0.5 + 0.5 tanh(x / 2), exact in its halvings. In float64
+(gradient checks and tight parity tests) the loops call ``math.tanh``: exact to float64 rounding, slow, never hot.
 The NumPy twins compute the same formulas with ``np.tanh``.
 
 Shapes: n rows (the batch rows active at this step), H hidden units; gates side by side along a row in PyTorch's
-order (LSTM: i f g o, GRU: r z n), as the weights' rows are.
+order (LSTM: i f g o, GRU: r z n), as the weights' rows are. Inside a loop each gate block is taken as an array
+of its own (``a[:H]``, ``a[H:2 * H]``, ...): indexing one row at j + k H kept LLVM from vectorizing.
 """
 
 from __future__ import annotations
@@ -42,16 +47,17 @@ _ONE = np.float32(1.0)
 
 
 # ---- LSTM: c = f c_prev + i g,  h = o tanh(c);  i f o = sigmoid, g = tanh (Hochreiter & Schmidhuber 1997) -----
-def _lstm_forward_loop(pre, hw, c_prev, c, tc, h):
-    """pre (n, 4H): the input projections [i f g o] (biases included), overwritten with the activations of
-    pre + hw^T; hw (4H, n): W_hh h_prev^T; c_prev (n, H) in; c, tc = tanh(c) and h (n, H) out."""
+def _lstm_forward_loop(pre, hw, bias, c_prev, c, tc, h):
+    """pre (n, 4H): the input projections x W_ih^T [i f g o], overwritten with the activations of
+    pre + hw^T + bias; hw (4H, n): W_hh h_prev^T; bias (4H,): b_ih + b_hh; c_prev (n, H) in; c, tc = tanh(c) and
+    h (n, H) out."""
     n, h4 = pre.shape
     hs = h4 // 4
     fast = pre.itemsize == 4
     for b in range(n):
         p = pre[b]
-        for j in range(h4):  # first on its own: the strided reads of hw stop the next loop's vectorizing (61 vs 12 us)
-            p[j] += hw[j, b]
+        for j in range(h4):  # on its own: the strided reads of hw stopped the math's vectorizing (61 vs 12 us a step)
+            p[j] += hw[j, b] + bias[j]
         for j in range(h4):
             # sigmoid(x) = s tanh(s x) + (1 - s) with s = 1/2; tanh(x) the same with s = 1 (the g block)
             s = _ONE if 2 * hs <= j < 3 * hs else _HALF
@@ -91,10 +97,11 @@ def _lstm_affine(hs: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     return s, shift
 
 
-def _lstm_forward_numpy(pre, hw, c_prev, c, tc, h):
+def _lstm_forward_numpy(pre, hw, bias, c_prev, c, tc, h):
     hs = c.shape[1]
     s, shift = _lstm_affine(hs, pre.dtype)
     pre += hw.T
+    pre += bias
     np.multiply(pre, s, out=pre)  # all four gates in one tanh: s tanh(s x) + (1 - s)
     np.tanh(pre, out=pre)
     np.multiply(pre, s, out=pre)
@@ -152,17 +159,19 @@ lstm_backward = Kernel(_lstm_backward_loop, numpy=_lstm_backward_numpy)
 
 
 # ---- GRU: r, z = sigmoid(.), n = tanh(x_n + r (W_hn h + b_hn)), h' = (1 - z) n + z h  (Cho et al. 2014) ---------
-def _gru_forward_loop(gi, hw, b_hn, h_prev, ghn, h):
-    """gi (n, 3H): the input projections [r z n] (biases included but b_hn), overwritten with the activations
-    [r z n]; hw (3H, n): W_hh h_prev^T; b_hn (H,); h_prev (n, H) in; ghn (n, H) out: W_hn h_prev + b_hn (kept for
-    the backward); h (n, H) out."""
+def _gru_forward_loop(gi, hw, bias, b_hn, h_prev, ghn, h):
+    """gi (n, 3H): the input projections x W_ih^T [r z n], overwritten with the activations [r z n]; hw (3H, n):
+    W_hh h_prev^T; bias (3H,): b_ih + [b_hr, b_hz, 0]; b_hn (H,); h_prev (n, H) in; ghn (n, H) out:
+    W_hn h_prev + b_hn (kept for the backward); h (n, H) out."""
     n, h3 = gi.shape
     hs = h3 // 3
     fast = gi.itemsize == 4
     for b in range(n):
         p, q, hp, hr = gi[b], ghn[b], h_prev[b], h[b]
         for j in range(2 * hs):  # the strided reads of hw in loops of their own, so that the math vectorizes
-            p[j] += hw[j, b]
+            p[j] += hw[j, b] + bias[j]
+        for j in range(2 * hs, h3):
+            p[j] += bias[j]
         for j in range(hs):
             q[j] = hw[2 * hs + j, b] + b_hn[j]
         for j in range(2 * hs):
@@ -190,8 +199,9 @@ def _gru_forward_loop(gi, hw, b_hn, h_prev, ghn, h):
     return h
 
 
-def _gru_forward_numpy(gi, hw, b_hn, h_prev, ghn, h):
+def _gru_forward_numpy(gi, hw, bias, b_hn, h_prev, ghn, h):
     hs = h.shape[1]
+    gi += bias
     rz = gi[:, :2 * hs]
     rz += hw[:2 * hs].T
     rz *= 0.5  # sigmoid(x) = 0.5 tanh(x / 2) + 0.5
@@ -255,15 +265,15 @@ gru_backward = Kernel(_gru_backward_loop, numpy=_gru_backward_numpy)
 
 
 # ---- Elman RNN: h' = tanh(pre) or relu(pre) ----------------------------------------------------------------
-def _rnn_forward_loop(pre, hw, relu, h):
-    """h (n, H) = tanh(pre + hw^T) or max(pre + hw^T, 0) (a NaN stays NaN); pre (n, H) the input projections,
-    hw (H, n) = W_hh h_prev^T."""
+def _rnn_forward_loop(pre, hw, bias, relu, h):
+    """h (n, H) = tanh(pre + hw^T + bias) or max(..., 0) (a NaN stays NaN); pre (n, H) the input projections
+    x W_ih^T, hw (H, n) = W_hh h_prev^T, bias (H,) = b_ih + b_hh."""
     n, hs = pre.shape
     fast = pre.itemsize == 4
     for b in range(n):
         p, hr = pre[b], h[b]
         for j in range(hs):  # the strided reads of hw in a loop of their own, so that the math vectorizes
-            hr[j] = p[j] + hw[j, b]
+            hr[j] = p[j] + hw[j, b] + bias[j]
         for j in range(hs):
             a = hr[j]
             if relu:
@@ -280,8 +290,9 @@ def _rnn_forward_loop(pre, hw, relu, h):
     return h
 
 
-def _rnn_forward_numpy(pre, hw, relu, h):
+def _rnn_forward_numpy(pre, hw, bias, relu, h):
     np.add(pre, hw.T, out=h)
+    h += bias
     if relu:
         np.maximum(h, 0, out=h)  # propagates a NaN
     else:
