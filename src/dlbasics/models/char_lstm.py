@@ -17,8 +17,6 @@ import numpy as np
 from dlbasics import nn
 from dlbasics.models.gpt import RECIPE as GPT_RECIPE
 from dlbasics.models.registry import register
-from dlbasics.nn.layers.embedding import Embedding
-from dlbasics.nn.layers.rnn import LSTM
 from dlbasics.tensor import Tensor
 
 PAPER = ("Hochreiter & Schmidhuber, Long Short-Term Memory (1997); Karpathy, The Unreasonable Effectiveness of "
@@ -32,8 +30,8 @@ class CharLSTM(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.block_size = block_size  # the context generate() gives it: the length of the training windows
-        self.embedding = Embedding(vocab_size, hidden)
-        self.lstm = LSTM(hidden, hidden, n_layer, batch_first=True, dropout=dropout)
+        self.embedding = nn.Embedding(vocab_size, hidden)
+        self.lstm = nn.LSTM(hidden, hidden, n_layer, batch_first=True, dropout=dropout)
         self.head = nn.Linear(hidden, vocab_size)
 
     def forward(self, idx: Any) -> Tensor:

@@ -22,7 +22,6 @@ import numpy as np
 
 from dlbasics import nn
 from dlbasics.models.registry import register
-from dlbasics.nn.layers.embedding import Embedding
 from dlbasics.ops.attention import attend
 from dlbasics.tensor import Tensor
 
@@ -103,8 +102,8 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.transformer = nn.ModuleDict({
-            "wte": Embedding(config.vocab_size, config.n_embd),  # token embedding
-            "wpe": Embedding(config.block_size, config.n_embd),  # position embedding
+            "wte": nn.Embedding(config.vocab_size, config.n_embd),  # token embedding
+            "wpe": nn.Embedding(config.block_size, config.n_embd),  # position embedding
             "drop": nn.Dropout(config.dropout),
             "h": nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
             "ln_f": nn.LayerNorm(config.n_embd, bias=config.bias),
@@ -123,7 +122,7 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, Embedding):
+        elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: Any) -> Tensor:

@@ -6,6 +6,7 @@ from dlbasics.nn.layers.attention import MultiheadAttention
 from dlbasics.nn.layers.container import ModuleDict, ModuleList, Sequential
 from dlbasics.nn.layers.conv import Conv2d
 from dlbasics.nn.layers.dropout import Dropout
+from dlbasics.nn.layers.embedding import Embedding
 from dlbasics.nn.layers.linear import Flatten, Identity, Linear
 from dlbasics.nn.layers.norm import (
     BatchNorm1d,
@@ -16,6 +17,7 @@ from dlbasics.nn.layers.norm import (
     LocalResponseNorm,
 )
 from dlbasics.nn.layers.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from dlbasics.nn.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from dlbasics.nn.layers.transformer import (
     Transformer,
     TransformerDecoder,
@@ -29,6 +31,9 @@ from dlbasics.nn.parameter import Parameter
 
 __all__ = [
     "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BCEWithLogitsLoss",
@@ -39,8 +44,11 @@ __all__ = [
     "Conv2d",
     "CrossEntropyLoss",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GRUCell",
     "Identity",
+    "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
@@ -54,6 +62,7 @@ __all__ = [
     "MultiheadAttention",
     "NLLLoss",
     "Parameter",
+    "RNNCell",
     "ReLU",
     "Sequential",
     "Sigmoid",

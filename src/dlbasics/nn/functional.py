@@ -15,6 +15,7 @@ from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, s
 from dlbasics.ops._operands import constant
 from dlbasics.ops.attention import scaled_dot_product_attention
 from dlbasics.ops.conv import conv2d
+from dlbasics.ops.embedding import embedding
 from dlbasics.ops.nn_ops import dropout as _dropout_op
 from dlbasics.ops.norm import batch_norm as _batch_norm_op
 from dlbasics.ops.norm import layer_norm
@@ -30,6 +31,7 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "embedding",
     "gelu",
     "layer_norm",
     "leaky_relu",
