@@ -264,3 +264,26 @@ def test_dropout_op_is_the_composite_it_replaces(jit, layout, monkeypatch):
     scale = keep.astype(np.float32) * np.float32(1 / 0.6)
     np.testing.assert_array_equal(y.data, data * scale)
     np.testing.assert_array_equal(x.grad, g * scale)
+
+
+def test_float32_exact_gelu_kernel_matches_its_twin_and_the_true_erf():
+    """Abramowitz & Stegun's erf (|error| <= 1.5e-7): GELU within 5e-7 of x Phi(x) computed in float64, as
+    PyTorch's own float32 GELU is; NaN and inf as x Phi(x) gives them."""
+    from scipy import special
+
+    from dlbasics.kernels.activation import gelu32_backward, gelu32_forward
+
+    x = np.concatenate([np.linspace(-12, 12, 4001), [np.nan, np.inf, -np.inf, 0.0, -0.0]]).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        a, b, _, _ = both(gelu32_forward, lambda: (x, np.empty_like(x), np.empty_like(x)))
+        assert_same(a[1], b[1], np.float32)
+        assert_same(a[2], b[2], np.float32)
+        x64 = x[:-5].astype(np.float64)
+        true = x64 * 0.5 * (1 + special.erf(x64 / np.sqrt(2)))
+        assert np.all(np.abs(a[1][:-5] - true) <= 5e-7 * np.maximum(1, np.abs(x64)))
+        assert np.isnan(a[1][-5]) and a[1][-4] == np.inf and np.isnan(a[1][-3])  # -inf * 0, as x Phi(x)
+        g = np.linspace(-1, 1, x.size).astype(np.float32)
+        a2, b2, _, _ = both(gelu32_backward, lambda: (g, x, a[2], np.empty_like(x)))
+        assert_same(a2[3], b2[3], np.float32)
+        d_true = g[:-5] * (0.5 * (1 + special.erf(x64 / np.sqrt(2))) + x64 * np.exp(-x64 ** 2 / 2) / np.sqrt(2 * np.pi))
+        np.testing.assert_allclose(a2[3][:-5], d_true, rtol=0, atol=1e-6)

@@ -99,4 +99,54 @@ def _gelu_backward_numpy(g, x, tanh_form, out):
 gelu_forward = Kernel(_gelu_forward_loop, numpy=_gelu_forward_numpy)
 gelu_backward = Kernel(_gelu_backward_loop, numpy=_gelu_backward_numpy)
 
-__all__ = ["gelu_backward", "gelu_forward", "relu_backward", "relu_forward"]
+
+# ---- exact GELU in float32: erf by Abramowitz & Stegun 7.1.26 --------------------------------------------------
+# erf(z) = 1 - (a1 t + a2 t^2 + a3 t^3 + a4 t^4 + a5 t^5) exp(-z^2),  t = 1 / (1 + p z),  z >= 0 (odd for z < 0),
+# |error| <= 1.5e-7: float32's own resolution near 1, and the formula PyTorch's vectorized float erf uses. SciPy's
+# erf works in float64 and took 7.1 ms on 768 x 512 values, this loop 1.15 ms; float64 keeps SciPy's erf.
+# With z = |x| / sqrt(2), exp(-z^2) = exp(-x^2 / 2) is also the normal density's, so backward needs one exp too.
+_F32 = np.float32
+_P, _A1, _A2, _A3, _A4, _A5 = (_F32(0.3275911), _F32(0.254829592), _F32(-0.284496736), _F32(1.421413741),
+                               _F32(-1.453152027), _F32(1.061405429))
+_HALF, _ONE, _SQRT_HALF32, _INV_SQRT_2PI32 = _F32(0.5), _F32(1.0), _F32(_SQRT_HALF), _F32(_INV_SQRT_2PI)
+
+
+def _gelu32_forward_loop(x, out, cdf):
+    """out = x Phi(x), cdf = Phi(x) = (1 + erf(x / sqrt 2)) / 2 (kept for backward); float32, flat."""
+    for i in range(x.size):
+        v = x[i]
+        z = abs(v) * _SQRT_HALF32
+        t = _ONE / (_ONE + _P * z)
+        erf = _ONE - ((((_A5 * t + _A4) * t + _A3) * t + _A2) * t + _A1) * t * np.exp(-z * z)
+        c = _HALF * (_ONE + erf) if v >= 0 else _HALF * (_ONE - erf)  # a NaN takes the second: NaN either way
+        cdf[i] = c
+        out[i] = v * c
+    return out
+
+
+def _gelu32_forward_numpy(x, out, cdf):
+    z = np.abs(x) * _SQRT_HALF32
+    t = _ONE / (_ONE + _P * z)
+    erf = _ONE - ((((_A5 * t + _A4) * t + _A3) * t + _A2) * t + _A1) * t * np.exp(-z * z)
+    np.multiply(_HALF, np.where(x >= 0, _ONE + erf, _ONE - erf), out=cdf)
+    np.multiply(x, cdf, out=out)
+    return out
+
+
+def _gelu32_backward_loop(g, x, cdf, out):
+    """out = g (Phi(x) + x phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = g[i] * (cdf[i] + v * (np.exp(-_HALF * v * v) * _INV_SQRT_2PI32))
+    return out
+
+
+def _gelu32_backward_numpy(g, x, cdf, out):
+    np.multiply(g, cdf + x * (np.exp(-_HALF * x * x) * _INV_SQRT_2PI32), out=out)
+    return out
+
+
+gelu32_forward = Kernel(_gelu32_forward_loop, numpy=_gelu32_forward_numpy)
+gelu32_backward = Kernel(_gelu32_backward_loop, numpy=_gelu32_backward_numpy)
+
+__all__ = ["gelu32_backward", "gelu32_forward", "gelu_backward", "gelu_forward", "relu_backward", "relu_forward"]
