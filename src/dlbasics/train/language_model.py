@@ -88,12 +88,16 @@ def generate(model: Module, idx: Any, max_new_tokens: int, block_size: int, temp
         raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
     if not temperature > 0:
         raise ValueError(f"generate: temperature must be > 0, got {temperature}")
+    from threadpoolctl import threadpool_limits
+
     rng = get_generator(generator)
     idx = np.array(idx.data if isinstance(idx, Tensor) else idx, dtype=np.int64, ndmin=2)
     was_training = model.training
     model.eval()
+    # one BLAS thread: a few rows per product, too small to share, and a second thread waiting on a busy core
+    # made each step 70x slower (GPT, one sequence: 6 ms a token with one thread, 455 ms with two, a core busy)
     try:
-        with no_grad():
+        with no_grad(), threadpool_limits(limits=1, user_api="blas"):
             for _ in range(max_new_tokens):
                 logits = model(Tensor._make(idx[:, -block_size:], False, None)).data[:, -1, :]  # (B, V)
                 logits = logits.astype(np.float64) / temperature
