@@ -7,12 +7,14 @@ step, each a few microseconds of Python for a few thousand values. Here a step i
 fused elementwise pass (kernels/recurrent.py) - forward and backward, and everything that does not depend on the
 recurrence is batched over all time steps:
 
-    forward:   P = X W_ih^T + b            one GEMM for all T steps, before the loop   (T B, G H)
-               per step t: P_t += h_{t-1} W_hh^T (GEMM), then the gate math         (B, G H) -> h_t
+    forward:   P = X W_ih^T                 one GEMM for all T steps, before the loop   (T B, G H)
+               per step t: S = W_hh h_{t-1}^T (GEMM), then the gate math on P_t + S^T + b  (B, G H) -> h_t
     backward:  per step (in reverse): dP_t from the gate math, dh_{t-1} = dP_t W_hh   (GEMM)
                dX = dP W_ih,  dW_ih = dP^T X,  dW_hh = dP^T H_prev                 three GEMMs after the loop
 
-G is the number of gate blocks: 1 (RNN), 4 (LSTM: i f g o), 3 (GRU: r z n), in PyTorch's order.
+G is the number of gate blocks: 1 (RNN), 4 (LSTM: i f g o), 3 (GRU: r z n), in PyTorch's order. The GEMMs are
+most of the time: for the char-LSTM (2 x 256, batch 12, 64 steps) 8 large ones of about 2.2 ms and 256 per-step
+ones of about 70 us make 36 of its 44 ms; the kernels about 3 ms, the Python of the loops about 1 ms.
 
 Variable lengths follow PyTorch's packed sequences: the batch is sorted by length (longest first) and
 ``batch_sizes[t]`` rows are active at step t, always the first ones, so each step runs on a prefix of the rows.
