@@ -123,7 +123,8 @@ CASES = [
      "{tmp}/run.toml: optimiser: unknown option; did you mean 'optimizer'?"),
     ("toml-not-toml", "train --config {tmp}/run.toml", "toml:lr = ", "--config {tmp}/run.toml: not valid TOML"),
     # ---- names ----
-    ("unknown-model", "train --model vgg", None, "--model: invalid choice 'vgg' (choose from alexnet, gpt, char_lstm, lenet5, mlp"),
+    ("unknown-model", "train --model vgg", None,
+     "--model: invalid choice 'vgg' (choose from alexnet, gpt, char_lstm, lenet5, mlp"),
     ("unknown-optimizer", "train --optimizer adamm", None,
      "--optimizer: invalid choice 'adamm' (choose from adadelta, adagrad, adam, adamw, rmsprop, sgd)"),
     ("unknown-data", "train --data imagenet", None, "--data: invalid choice 'imagenet' (choose from digits, moons"),
