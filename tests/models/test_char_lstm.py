@@ -17,9 +17,9 @@ from twins.char_lstm import char_lstm as torch_char_lstm  # noqa: E402
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-9), (np.float32, 2e-4)])
 def test_char_lstm_matches_its_pytorch_twin_by_name(dtype, tol):
     torch.manual_seed(0)
-    tm = torch_char_lstm(vocab_size=11, block_size=8, n_layer=2, hidden=12).to(
+    tm = torch_char_lstm(vocab_size=11, block_size=8, n_layer=2, hidden_size=12).to(
         torch.float64 if dtype == np.float64 else torch.float32)
-    ours = models.create("char_lstm", vocab_size=11, block_size=8, n_layer=2, hidden=12).to(dtype)
+    ours = models.create("char_lstm", vocab_size=11, block_size=8, n_layer=2, hidden_size=12).to(dtype)
     ours.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
     idx = np.random.default_rng(0).integers(0, 11, (3, 8))
     y = np.random.default_rng(1).integers(0, 11, (3 * 8,))

@@ -8,6 +8,7 @@ import pytest
 from dlbasics import models, optim
 from dlbasics.cli import build_parser, config_from_args, main
 from dlbasics.data import Splits, TensorDataset, datasets
+from dlbasics.models.registry import DATA_OPTIONS
 from dlbasics.train.config import (
     CLI,
     FIELDS,
@@ -85,7 +86,7 @@ def test_every_option_of_every_model_reaches_the_command_line():
         full = model_options(name, info)
         argv = ["--model", name, "--data", "digits"]
         for key, value in full.items():
-            if key in ("in_features", "num_classes", "in_channels", "image_size"):
+            if key in DATA_OPTIONS:
                 continue
             assert key in table, f"{name}.{key} is not an option"
             flag = "--" + key.replace("_", "-")

@@ -26,17 +26,17 @@ PAPER = ("Hochreiter & Schmidhuber, Long Short-Term Memory (1997); Karpathy, The
 class CharLSTM(nn.Module):
     """idx (B, T) token ids -> logits (B, T, vocab_size): embedding, ``n_layer`` LSTM layers, a linear read-out."""
 
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int = 2, hidden: int = 256,
+    def __init__(self, vocab_size: int, block_size: int, n_layer: int = 2, hidden_size: int = 256,
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.block_size = block_size  # the context generate() gives it: the length of the training windows
-        self.embedding = nn.Embedding(vocab_size, hidden)
-        self.lstm = nn.LSTM(hidden, hidden, n_layer, batch_first=True, dropout=dropout)
-        self.head = nn.Linear(hidden, vocab_size)
+        self.embedding = nn.Embedding(vocab_size, hidden_size)
+        self.lstm = nn.LSTM(hidden_size, hidden_size, n_layer, batch_first=True, dropout=dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, idx: Any) -> Tensor:
         idx = idx if isinstance(idx, Tensor) else Tensor._make(np.asarray(idx, dtype=np.int64), False, None)
-        out, _ = self.lstm(self.embedding(idx))  # (B, T, hidden), from a zero state
+        out, _ = self.lstm(self.embedding(idx))  # (B, T, hidden_size), from a zero state
         return self.head(out)  # (B, T, vocab_size)
 
     def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
@@ -49,8 +49,9 @@ class CharLSTM(nn.Module):
 
 @register("char_lstm", paper=PAPER, default_data="shakespeare", task="language_model", recipe=dict(GPT_RECIPE),
           summary="embedding, 2 LSTM layers x 256, linear read-out; GPT's recipe")
-def char_lstm(vocab_size: int, block_size: int, n_layer: int = 2, hidden: int = 256, dropout: float = 0.0) -> CharLSTM:
-    return CharLSTM(vocab_size, block_size, n_layer, hidden, dropout)
+def char_lstm(vocab_size: int, block_size: int, n_layer: int = 2, hidden_size: int = 256,
+              dropout: float = 0.0) -> CharLSTM:
+    return CharLSTM(vocab_size, block_size, n_layer, hidden_size, dropout)
 
 
 __all__ = ["CharLSTM", "char_lstm"]

@@ -167,7 +167,12 @@ def _component_options(names: tuple[tuple[str, ...], ...]) -> dict[str, tuple[Co
             for name, opt in comp.options(entry).items():
                 default = "required" if opt.required else f"default {_plain(opt.default)}"
                 takers.setdefault(name, []).append(f"{entry.name} ({default})")
-                kinds.setdefault(name, option_kind(name, opt))
+                kind = option_kind(name, opt)
+                first = kinds.setdefault(name, kind)
+                # one flag, one number of values: --hidden 64 32 for one model cannot be --hidden 64 for another
+                if first.count != kind.count or ("any" not in (first.base, kind.base) and first.base != kind.base):
+                    raise RuntimeError(f"option {name!r} of {comp.chooser} {entry.name!r} takes {kind}, but "
+                                       f"{takers[name][0]} takes {first}; rename the builder's parameter")
         for name, entries in takers.items():
             if name in FIELDS or (name in table and table[name][0] is not comp):
                 raise RuntimeError(f"option {name!r} of {comp.chooser} {entries[0]!r} clashes with another option "
