@@ -1,5 +1,6 @@
-"""The compiled kernels against the NumPy path and PyTorch: the memory-bound ops alone, and where a ResNet-20
-training step spends its time, op by op, with and without the kernels (in one process, alternating).
+"""The compiled kernels against the NumPy path and PyTorch: the memory-bound ops alone (BatchNorm, Adam, pooling),
+and where a ResNet-20 training step spends its time, op by op, with and without the kernels (in one process,
+alternating).
 
     python benchmarks/bench_kernels.py            # tables on stdout (Markdown)
 
@@ -68,7 +69,45 @@ def adam_step(lib, n=535_000):
     return opt.step
 
 
-OPS = {"BatchNorm2d + ReLU fwd+bwd (32, 16, 32, 32)": bn_relu_step, "Adam, 535k parameters": adam_step}
+def pool_step(lib, kind, kernel, stride, shape, layout):
+    """One pooling layer, forward and backward, on an input laid out as the conv before it leaves it: dlbasics'
+    planar and Toeplitz convs (LeNet's, AlexNet's first) give (N, H, C, W) in memory, its others channels-last.
+    PyTorch gets NCHW for the first (its conv's output there) and channels-last for the second, the gradient in
+    the output's layout in both."""
+    rng = np.random.default_rng(0)
+    perm = (0, 2, 1, 3) if layout == "nhcw" else (0, 2, 3, 1)  # the axes in memory order
+    data = rng.standard_normal([shape[a] for a in perm]).astype(np.float32).transpose(np.argsort(perm))
+    make = getattr(lib.nn, kind)
+    layer = make(kernel, stride=stride)
+    if lib.__name__ == "torch":
+        fmt = lib.channels_last if layout == "nhwc" else lib.contiguous_format
+        x = lib.tensor(np.ascontiguousarray(data)).contiguous(memory_format=fmt).requires_grad_()
+        g = lib.randn(layer(x).shape).contiguous(memory_format=fmt)
+    else:
+        x = lib.tensor(data, requires_grad=True)
+        x.data = data  # (the constructor copies C-ordered)
+        out = layer(x).data
+        g = lib.tensor(np.zeros(1, np.float32))
+        g.data = np.empty_like(out)  # the output's layout
+        g.data[...] = rng.standard_normal(out.shape)
+
+    def step():
+        x.grad = None
+        layer(x).backward(g)
+
+    return step
+
+
+POOL_OPS = {
+    "MaxPool2d(2) fwd+bwd (64, 6, 28, 28), (N, H, C, W): LeNet's": ("MaxPool2d", 2, 2, (64, 6, 28, 28), "nhcw"),
+    "AvgPool2d(2) fwd+bwd (64, 6, 28, 28), (N, H, C, W): LeNet-5's S2": ("AvgPool2d", 2, 2, (64, 6, 28, 28), "nhcw"),
+    "MaxPool2d(3, 2) fwd+bwd (32, 32, 28, 28), (N, H, C, W): AlexNet's 1st": ("MaxPool2d", 3, 2, (32, 32, 28, 28),
+                                                                            "nhcw"),
+    "MaxPool2d(3, 2) fwd+bwd (32, 64, 13, 13), channels-last: AlexNet's 2nd": ("MaxPool2d", 3, 2, (32, 64, 13, 13),
+                                                                              "nhwc"),
+}
+OPS = {"BatchNorm2d + ReLU fwd+bwd (32, 16, 32, 32)": bn_relu_step, "Adam, 535k parameters": adam_step,
+       **{name: (lambda lib, args=args: pool_step(lib, *args)) for name, args in POOL_OPS.items()}}
 
 
 def torch_worker(steps: int) -> dict[str, float]:

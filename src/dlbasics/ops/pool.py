@@ -1,5 +1,11 @@
 """Pooling and padding over (N, C, H, W), each window written as kh * kw strided slices of the padded input
-(no copy of the windows, no np.add.at): max and average pooling, adaptive average pooling, constant pad."""
+(no copy of the windows, no np.add.at): max and average pooling, adaptive average pooling, constant pad.
+
+Max and average pooling also run as compiled loops (kernels/pool.py) in the input's memory order, channels-last
+(C contiguous, a conv's usual output) or W contiguous ((N, H, C, W) from the planar and Toeplitz convs, or plain
+NCHW), on arrays of at least ``kernels.MIN_SIZE`` values; the NumPy path here is the readable one and the fallback
+(``DLBASICS_NO_JIT=1``, small arrays, other layouts, read-only inputs, windows of 255 cells or more).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dlbasics import kernels
 from dlbasics.autograd.function import Function
-from dlbasics.ops._layout import axis_order, full_in_order, zeros_like_layout
+from dlbasics.kernels.pool import (
+    NO_TAP,
+    avg_pool_backward,
+    avg_pool_forward,
+    grad_lines,
+    lines,
+    max_pool_backward,
+    max_pool_forward,
+)
+from dlbasics.ops._layout import axis_order, empty_in_order, full_in_order, zeros_like_layout
 from dlbasics.ops.conv import IntPair, pair
 from dlbasics.tensor import Tensor
 
@@ -47,28 +63,79 @@ def _pad_hw(x: np.ndarray, top: int, bottom: int, left: int, right: int, value: 
 class _Pool(Function):
     name = "pool"
 
-    def _prepare(self, x, kernel, stride, padding, dilation, ceil_mode, fill):
+    def _setup(self, x, kernel, stride, padding, dilation, ceil_mode) -> bool:
+        """The geometry; whether the compiled loops take x (kernels/pool.py): then ``self.v`` is the length of a
+        cell (C channels-last, 1 for W contiguous), ``self.geo`` their geometry, ``self.order`` x's axis order."""
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
         ho, eh = _geometry(x.shape[2], kh, sh, ph, dh, ceil_mode, f"{self.name} of input {x.shape}")
         wo, ew = _geometry(x.shape[3], kw, sw, pw, dw, ceil_mode, f"{self.name} of input {x.shape}")
         self.in_shape, self.pads = x.shape, (ph, ph + eh, pw, pw + ew)
         self.k, self.s, self.d, self.out_hw = kernel, stride, dilation, (ho, wo)
-        return _pad_hw(x, ph, ph + eh, pw, pw + ew, fill)
+        self.v = None
+        if not kernels.use(x.size) or x.dtype.kind != "f" or kh * kw >= NO_TAP:
+            return False
+        n, c, h, w = x.shape
+        if c > 1 and x.strides[1] == x.itemsize and (w == 1 or x.strides[3] == c * x.itemsize):
+            v = c  # channels-last: a pixel's C values are a cell
+        elif w == 1 or x.strides[3] == x.itemsize:
+            v = 1  # W contiguous: each channel's row is a line
+        else:
+            return False
+        # the outputs' and the gradient's layout: x's, the cells' axes innermost (x's own order unless W is 1)
+        inner = (3, 1) if v > 1 else (3,)
+        self.order = (*(a for a in axis_order(x) if a not in inner), *inner)
+        self.xl = lines(x, v)
+        if self.xl is None:
+            return False
+        self.v = v
+        # W contiguous: the C channels are lines of one image row ((N, H, C, W) in memory) or images of their own
+        q, lns = (1, c) if v == 1 and x.strides[1] < x.strides[2] else (c if v == 1 else 1, 1)
+        hp = max(h + ph, (ho - 1) * sh + dh * (kh - 1) + 1)
+        wp = max(w + pw, (wo - 1) * sw + dw * (kw - 1) + 1)
+        self.geo = np.array([n, q, lns, v, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, hp, wp], np.int64)
+        return True
+
+    def _prepare(self, x, fill):
+        return _pad_hw(x, *self.pads, fill)
 
     def _unpad(self, dxp: np.ndarray) -> np.ndarray:
         pt, _, pl, _ = self.pads
         return dxp[:, :, pt:pt + self.in_shape[2], pl:pl + self.in_shape[3]]
 
+    def _new(self, shape, dtype):
+        """An array of ``shape`` in x's layout, and its lines for the loops."""
+        a = empty_in_order(shape, self.order, dtype)
+        return a, lines(a, self.v)
+
+    def _grad_lines(self, g, dtype):
+        """g's lines where it lies (its cells at any stride: a conv's channels-last gradient is read in place by
+        the W-contiguous loops); a copy in the output's layout where a cell's values are not contiguous (an NCHW
+        gradient from a Flatten behind a channels-last output)."""
+        gl = grad_lines(g, self.v) if g.dtype == dtype else None
+        if gl is None:
+            gc = empty_in_order(g.shape, self.order, dtype)
+            np.copyto(gc, g)
+            gl = grad_lines(gc, self.v)
+        return gl
+
 
 class MaxPool2d(_Pool):
     """out = max over each window. The gradient goes to the first maximum of each window (PyTorch's rule);
     an input that is the maximum of several overlapping windows collects all their gradients. A NaN is the
-    maximum of its window; padding is never a maximum (an all -inf window sends its gradient to a real cell)."""
+    maximum of its window, and the last NaN of a window takes its gradient (PyTorch: a NaN replaces the running
+    maximum); padding is never a maximum (an all -inf window sends its gradient to its first real cell)."""
 
     name = "max_pool2d"
 
     def forward(self, x, kernel, stride, padding, dilation, ceil_mode):
-        xp = self._prepare(x, kernel, stride, padding, dilation, ceil_mode, -np.inf)
+        if self._setup(x, kernel, stride, padding, dilation, ceil_mode):  # compiled, in memory order
+            out, ol = self._new((x.shape[0], x.shape[1], *self.out_hw), x.dtype)
+            self.which, wl = self._new(out.shape, np.uint8)  # each window's argmax tap
+            max_pool_forward(*self.xl, self.geo, *ol, wl[0])
+            del self.xl  # backward needs only which
+            self.dtype = x.dtype
+            return out
+        xp = self._prepare(x, -np.inf)
         out = which = None
         for k, (_, _, (r, c)) in enumerate(_offsets(xp, self.k, self.s, self.d, self.out_hw)):
             win = xp[:, :, r, c]
@@ -84,6 +151,10 @@ class MaxPool2d(_Pool):
         return out
 
     def backward(self, g):
+        if self.v is not None:
+            dx, dl = self._new(self.in_shape, self.dtype)
+            max_pool_backward(*self._grad_lines(g, self.dtype), *lines(self.which, self.v), self.geo, *dl)
+            return dx
         xp, out = self.xp, self.out
         dxp = np.zeros_like(xp, g.dtype)
         nan = np.isnan(out)
@@ -105,16 +176,19 @@ class MaxPool2d(_Pool):
                     dxp[:, :, r, c] += g * (self.which == k)
             return self._unpad(dxp)
         taken = np.zeros_like(out, bool)
-        for _, _, (r, c) in offsets:
-            win = xp[:, :, r, c]
-            hit = win == out
-            if nan_aware:
-                hit |= np.isnan(win) & nan
+        cells = [(r, c) for _, _, (r, c) in offsets]
+        for r, c in cells:
+            hit = xp[:, :, r, c] == out  # never in a NaN window
             if real is not None:
                 hit &= real[:, :, r, c]
             hit &= ~taken  # only the first maximum of a window gets the gradient
             taken |= hit
             dxp[:, :, r, c] += g * hit  # a multiply: 8x faster than np.where
+        if nan_aware:  # a NaN window's gradient goes to its last NaN (a NaN replaces the running max): backwards
+            for r, c in reversed(cells):
+                hit = np.isnan(xp[:, :, r, c]) & ~taken
+                taken |= hit
+                dxp[:, :, r, c] += g * hit
         return self._unpad(dxp)
 
 
@@ -125,11 +199,17 @@ class AvgPool2d(_Pool):
     name = "avg_pool2d"
 
     def forward(self, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
-        xp = self._prepare(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0)
+        compiled = self._setup(x, kernel, stride, padding, (1, 1), ceil_mode)
+        self.divisor = self._divisor(x.shape[2:], padding, count_include_pad).astype(x.dtype)
+        if compiled:  # in memory order (kernels/pool.py)
+            out, ol = self._new((x.shape[0], x.shape[1], *self.out_hw), x.dtype)
+            avg_pool_forward(*self.xl, self.geo, self.divisor, *ol)
+            del self.xl
+            return out
+        xp = self._prepare(x, 0.0)
         out = zeros_like_layout((x.shape[0], x.shape[1], *self.out_hw), x)
         for _, _, (r, c) in _offsets(xp, self.k, self.s, self.d, self.out_hw):
             out += xp[:, :, r, c]
-        self.divisor = self._divisor(x.shape[2:], padding, count_include_pad).astype(x.dtype)
         self.xp_shape, self.xp_order = xp.shape, axis_order(xp)
         return out / self.divisor
 
@@ -144,6 +224,10 @@ class AvgPool2d(_Pool):
         return np.outer(counts[0], counts[1])
 
     def backward(self, g):
+        if self.v is not None:
+            dx, dl = self._new(self.in_shape, self.divisor.dtype)
+            avg_pool_backward(*self._grad_lines(g, self.divisor.dtype), self.geo, self.divisor, *dl)
+            return dx
         gd = g / self.divisor
         dxp = full_in_order(self.xp_shape, 0, self.xp_order, g.dtype)
         for _, _, (r, c) in _offsets(dxp, self.k, self.s, self.d, self.out_hw):
