@@ -8,31 +8,19 @@ import numpy as np
 import pytest
 
 import dlbasics as dl
-from dlbasics import models, nn
+from dlbasics import models
 
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from twins.gpt import gpt as torch_gpt  # noqa: E402
 
+from tests.models.twin_parity import assert_same_as_twin  # noqa: E402
+
 
 @pytest.mark.parametrize("dtype, bias, tol", [(np.float64, False, 1e-9), (np.float64, True, 1e-9),
                                              (np.float32, False, 2e-4)])
 def test_gpt_matches_its_pytorch_twin_by_name(dtype, bias, tol):
-    torch.manual_seed(0)
-    tm = torch_gpt(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, bias=bias).to(
-        torch.float64 if dtype == np.float64 else torch.float32)
-    ours = models.create("gpt", vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, bias=bias).to(dtype)
-    ours.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    idx = np.random.default_rng(0).integers(0, 11, (3, 8))
-    y = np.random.default_rng(1).integers(0, 11, (3 * 8,))
-    t_logits = tm(torch.tensor(idx))
-    torch.nn.functional.cross_entropy(t_logits.reshape(-1, 11), torch.tensor(y)).backward()
-    logits = ours(idx)
-    nn.functional.cross_entropy(logits.reshape(-1, 11), y).backward()
-    np.testing.assert_allclose(logits.data, t_logits.detach().numpy(), rtol=tol, atol=tol)
-    grads = dict(ours.named_parameters())
-    for name, p in tm.named_parameters():  # the tied weight appears once, under its first name
-        np.testing.assert_allclose(grads[name].grad, p.grad.numpy(), rtol=tol * 10, atol=tol * 10, err_msg=name)
+    assert_same_as_twin("gpt", torch_gpt, torch, dtype, tol, n_layer=2, n_head=2, n_embd=16, bias=bias)
 
 
 def test_gpt_is_nanogpts_cpu_recipe_with_tied_weights():

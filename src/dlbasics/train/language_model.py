@@ -21,7 +21,7 @@ from dlbasics.errors import ConfigError
 from dlbasics.nn.module import Module
 from dlbasics.rng import Seed, get_generator
 from dlbasics.tensor import Tensor
-from dlbasics.train.task import TASKS, Averages, SupervisedTask, split_batch
+from dlbasics.train.task import TASKS, SupervisedTask, evaluate, split_batch
 
 
 def next_token_loss(loss_fn: Any, logits: Tensor, y: Any) -> Tensor:
@@ -65,17 +65,7 @@ class LanguageModelTask(SupervisedTask):
 
 def evaluate_language_model(model: Module, loader: Iterable, loss_fn: Any) -> dict[str, float]:
     """The mean next-token loss over ``loader``'s windows, in eval mode without a graph (mode restored)."""
-    avg = Averages()
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for batch in loader:
-                x, y = split_batch(batch)
-                avg.add(x.shape[0], {"loss": float(next_token_loss(loss_fn, model(x), y).item())})
-    finally:
-        model.train(was_training)
-    return avg.means()
+    return evaluate(model, loader, lambda logits, y: next_token_loss(loss_fn, logits, y), metrics=())
 
 
 def generate(model: Module, idx: Any, max_new_tokens: int, block_size: int, temperature: float = 1.0,
