@@ -6,12 +6,13 @@ validation loss and wall time side by side.
     python benchmarks/bench_recipes.py --steps 200 --models gpt
     python benchmarks/bench_recipes.py --write docs/benchmarks.md
 
-The recipe (the zoo's, nanoGPT's CPU run): Tiny Shakespeare as characters, 90/10 split, windows of 64, batch
-12, AdamW (lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices and embeddings), linear warm-up over 100
-steps then a cosine to 1e-4, gradient norm clipped at 1.0; the validation loss is the mean next-character
-cross-entropy over the validation text's non-overlapping windows, as dlbasics reports it. The PyTorch side draws
-its training windows from the same set of starts, shuffled by its own generator (nanoGPT's get_batch draws
-with replacement; this is the same distribution without it).
+The recipe is the zoo's (read from the model's registration, nanoGPT's CPU run; the char-LSTM's at char-rnn's lr
+2e-3): Tiny Shakespeare as characters, 90/10 split, windows of 64, batch 12, AdamW (lr 1e-3, betas (0.9, 0.99),
+weight decay 0.1 on matrices and embeddings), linear warm-up over 100 steps then a cosine to 1e-4, gradient norm
+clipped at 1.0; the validation loss is the mean next-character cross-entropy over the validation text's non-
+overlapping windows, as dlbasics reports it. The PyTorch side draws its training windows from the same set of
+starts, shuffled by its own generator (nanoGPT's get_batch draws with replacement; this is the same distribution
+without it).
 """
 
 from __future__ import annotations
@@ -30,8 +31,14 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 THREADS = 2
-RECIPE = {"steps": 2000, "batch": 12, "block": 64, "lr": 1e-3, "min_lr": 1e-4, "warmup": 100, "betas": (0.9, 0.99),
-          "weight_decay": 0.1, "clip": 1.0}
+STEPS = 2000
+
+
+def recipe(name: str) -> dict[str, Any]:
+    """The zoo's recipe for ``name`` (``@register(..., recipe=...)``), so the PyTorch side cannot drift from it."""
+    from dlbasics.models.registry import info
+
+    return info(name).recipe
 
 
 def torch_run(name: str, steps: int, eval_every: int, seed: int = 0) -> dict[str, Any]:
@@ -47,8 +54,8 @@ def torch_run(name: str, steps: int, eval_every: int, seed: int = 0) -> dict[str
     torch.set_num_threads(THREADS)
     torch.manual_seed(seed)
     corpus = text.shakespeare()
-    r = RECIPE
-    block, batch = r["block"], r["batch"]
+    r = recipe(name)
+    block, batch = r["block_size"], r["batch_size"]
     train = torch.tensor(corpus.train)
     val = torch.tensor(corpus.val)
     model = {"gpt": gpt.gpt, "char_lstm": char_lstm.char_lstm}[name](vocab_size=corpus.vocab_size, block_size=block)
@@ -95,7 +102,7 @@ def torch_run(name: str, steps: int, eval_every: int, seed: int = 0) -> dict[str
         loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, corpus.vocab_size), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), r["clip"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), r["clip_grad_norm"])
         opt.step()
         sched.step()
         if (step + 1) % eval_every == 0 or step + 1 == steps:
@@ -159,7 +166,7 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["gpt", "char_lstm"], choices=["gpt", "char_lstm"])
-    ap.add_argument("--steps", type=int, default=RECIPE["steps"])
+    ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--worker", nargs=2, metavar=("LIB", "NAME"), help=argparse.SUPPRESS)
     ap.add_argument("--write", metavar="MD", help="also write the table into this Markdown file")
@@ -191,7 +198,7 @@ START, END = "<!-- bench_recipes:start -->", "<!-- bench_recipes:end -->"
 def write_table(path: str, md: str, args: argparse.Namespace) -> None:
     import torch
 
-    command = "python benchmarks/bench_recipes.py" + (f" --steps {args.steps}" if args.steps != RECIPE["steps"] else "")
+    command = "python benchmarks/bench_recipes.py" + (f" --steps {args.steps}" if args.steps != STEPS else "")
     command += f" --figure {args.figure}" if args.figure else ""
     block = (f"{START}\nCommand: `{command} --write {path}`  \nThe recipe end to end (training with a validation "
              f"pass every {args.eval_every} steps), {THREADS} threads, each library in its own process. NumPy "
