@@ -5,6 +5,7 @@
     dlbasics train --config run.toml                 # the same keys as the options
     dlbasics train --resume runs/mlp-digits-...      # continue a stopped run exactly
     dlbasics generate RUN_DIR --prompt "ROMEO:"     # a text model's continuation of a prompt
+    dlbasics translate RUN_DIR "in the beginning"   # a translation run's translation, --beam K for beam search
     dlbasics evaluate RUN_DIR | predict RUN_DIR INPUT | zoo | lab | compress | cv | ensemble | tune
 
 This module only parses and prints. The run options are generated from the run description
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from dlbasics.errors import ConfigError, DLBasicsError
+from dlbasics.errors import ConfigError, DataNotFoundError, DLBasicsError
 
 EXIT_USAGE = 2
 
@@ -125,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample among the K most likely tokens only; 0 for all (default 40)")
     g.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the sampling (default 0)")
     g.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
+    tr = sub.add_parser("translate", help="a translation run's translation of sentences",
+                        description="Translate SENTENCE(s) with a translation run's model: the sentence is split into "
+                                    "lowercased word tokens as the run's data was, decoded greedily or by beam search.")
+    tr.add_argument("run_dir", metavar="RUN_DIR")
+    tr.add_argument("sentences", nargs="+", metavar="SENTENCE", help="source sentences (quote each)")
+    tr.add_argument("--beam", type=int, default=1, metavar="K", help="beam width; 1 is greedy search (default 1)")
+    tr.add_argument("--alpha", type=float, default=0.6, metavar="X",
+                    help="length penalty exponent of beam search, GNMT's ((5 + |y|) / 6)^X; 0 for none (default 0.6)")
+    tr.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
     sub.add_parser("zoo", help="list the models with their papers")
 
     from dlbasics.lab import EXPERIMENTS
@@ -273,6 +283,9 @@ def cmd_generate(args: argparse.Namespace) -> list[str]:
         raise ConfigError(f"--top-k: must be >= 0 (0 for all tokens), got {args.top_k}")
     run = open_run(args.run_dir)
     tokenizer = load_tokenizer(run)
+    if run.config.task != "language_model":
+        use = "dlbasics translate" if run.config.task == "translation" else "a language model's run"
+        raise ConfigError(f"generate: {run.path} is a {run.config.task} run, not a language model's; use {use}")
     model = load_model(run)
     try:
         return [sample_text(model, tokenizer, run.config, args.prompt, args.tokens, args.temperature,
@@ -283,18 +296,36 @@ def cmd_generate(args: argparse.Namespace) -> list[str]:
         raise ConfigError(f"--prompt: {e}") from None
 
 
+def cmd_translate(args: argparse.Namespace) -> list[str]:
+    from dlbasics.train.rundir import load_model, load_tokenizer, open_run
+    from dlbasics.train.translation import translate_text
+
+    if args.beam < 1:
+        raise ConfigError(f"--beam: must be >= 1, got {args.beam}")
+    if not args.alpha >= 0:
+        raise ConfigError(f"--alpha: must be >= 0, got {args.alpha}")
+    run = open_run(args.run_dir)
+    if run.config.task != "translation":
+        raise ConfigError(f"translate: {run.path} is a {run.config.task} run, not a translation run "
+                          "(train one with --model seq2seq or --model transformer)")
+    return translate_text(load_model(run), load_tokenizer(run), args.sentences, args.beam, args.alpha)
+
+
 def cmd_zoo(args: argparse.Namespace) -> list[str]:
     """One line per model: name, default data, parameters (built for that data), paper."""
     from dlbasics import models
     from dlbasics.data import datasets
     from dlbasics.train.config import model_options
 
-    lines = [f"{'model':<10} {'default data':<14} {'parameters':>10}  paper"]
+    lines = [f"{'model':<16} {'default data':<14} {'parameters':>10}  paper"]
     for name in models.available():
         i = models.info(name)
-        options = model_options(name, datasets.describe(i.default_data))
-        count = sum(p.numel() for p in models.create(name, **options).parameters())
-        lines.append(f"{name:<10} {i.default_data:<14} {count:>10,}  {i.paper}")
+        try:  # the size depends on the data (a vocabulary); data that is not installed leaves it unknown
+            options = model_options(name, datasets.describe(i.default_data))
+            count = f"{sum(p.numel() for p in models.create(name, **options).parameters()):,}"
+        except DataNotFoundError:
+            count = "?"
+        lines.append(f"{name:<16} {i.default_data:<14} {count:>10}  {i.paper}")
     return lines
 
 
@@ -374,7 +405,7 @@ def cmd_tune(args: argparse.Namespace) -> list[str]:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
-            "zoo": cmd_zoo,
+            "translate": cmd_translate, "zoo": cmd_zoo,
             "compress": cmd_compress, "cv": cmd_cv, "ensemble": cmd_ensemble, "tune": cmd_tune}
 
 

@@ -76,6 +76,17 @@ def _same_shape(batch: Sequence[Any], x: Any) -> Any:
     return x
 
 
+def dataset_collate(dataset: Any) -> Collate:
+    """How ``dataset``'s samples make a batch: its ``collate_fn`` attribute, looked up through wrappers (a
+    ``Subset``'s ``dataset``, a ``ConcatDataset``'s first part), else ``default_collate``."""
+    while dataset is not None:
+        if callable(getattr(dataset, "collate_fn", None)):
+            return dataset.collate_fn
+        inner = getattr(dataset, "datasets", None)
+        dataset = inner[0] if inner else getattr(dataset, "dataset", None)
+    return default_collate
+
+
 class DataLoader:
     """Iterate over ``dataset`` in batches of Tensors.
 
@@ -84,8 +95,10 @@ class DataLoader:
         batch_size: samples per batch; the last batch may be smaller unless ``drop_last``.
         shuffle: a new random order every epoch.
         drop_last: drop the last, incomplete batch.
-        collate_fn: turns the list of samples of one batch into the batch (default ``default_collate``):
-            a dataset of ``(x, y)`` pairs with x (...) float and y int gives ``(x (B, ...) float32, y (B,) int64)``.
+        collate_fn: turns the list of samples of one batch into the batch. Default: the dataset's own
+            ``collate_fn`` attribute if it has one (variable-length text pads its samples: ``pad_collate``), else
+            ``default_collate``: a dataset of ``(x, y)`` pairs with x (...) float and y int gives
+            ``(x (B, ...) float32, y (B,) int64)``.
         seed: int or ``numpy.random.Generator`` for shuffling; None draws from dl's default generator
             (set by ``dl.manual_seed``) at the start of each epoch.
     """
@@ -101,7 +114,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.collate_fn: Collate = default_collate if collate_fn is None else collate_fn
+        self.collate_fn: Collate = dataset_collate(dataset) if collate_fn is None else collate_fn
         # an int seed becomes one generator for the loader's life: each epoch's permutation is its next draw
         self._generator = None if seed is None else get_generator(seed)
         self._epoch_state: dict[str, Any] | None = None  # the shuffling generator's state when this epoch began

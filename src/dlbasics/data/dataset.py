@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -264,7 +264,7 @@ class DatasetInfo:
     """
 
     name: str
-    task: Literal["classification", "regression", "language_modeling"]
+    task: Literal["classification", "regression", "language_modeling", "translation", "masked_language_modeling"]
     input_shape: tuple[int, ...]
     num_classes: int | None = None
     target_shape: tuple[int, ...] = ()
@@ -272,6 +272,9 @@ class DatasetInfo:
     # images: the per-channel (mean, std) the inputs were standardized with after scaling pixels to [0, 1], so
     # that new images (``dlbasics predict``) can be prepared the same way; None if they were not
     pixel_normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    # options of a model that this data decides beyond the ones above, by the model builder's parameter name: a
+    # translation set's {"src_vocab_size": ..., "tgt_vocab_size": ...}, text's {"max_len": ...}
+    model_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def in_features(self) -> int:

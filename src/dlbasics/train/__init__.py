@@ -10,10 +10,12 @@ from dlbasics.train.history import History
 from dlbasics.train.kfold import CVResult, cross_validate, fold_indices, targets_of
 from dlbasics.train.language_model import LanguageModelTask, generate
 from dlbasics.train.loop import Loop, evaluate, fit
+from dlbasics.train.masked_lm import MaskedLMTask
 from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
 from dlbasics.train.run import BuildRun, Run, train_run
 from dlbasics.train.rundir import evaluate_run, load_model, open_run
 from dlbasics.train.task import TASKS, SupervisedTask, Task
+from dlbasics.train.translation import TranslationTask
 from dlbasics.train.tuning import Choice, Float, Int, PruningCallback, TuneResult, parse_space, tune, tune_config
 
 __all__ = [
@@ -31,12 +33,14 @@ __all__ = [
     "Int",
     "LanguageModelTask",
     "Loop",
+    "MaskedLMTask",
     "PruningCallback",
     "Run",
     "RunBuilder",
     "RunConfig",
     "SupervisedTask",
     "Task",
+    "TranslationTask",
     "TuneResult",
     "accuracy",
     "bootstrap_indices",

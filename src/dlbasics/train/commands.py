@@ -37,7 +37,7 @@ def _prepare(cfg: RunConfig) -> tuple[RunConfig, Any, RunBuilder]:
     cfg = cfg.resolve(splits)
     builder = RunBuilder(cfg)
     run = builder(cfg.seed)  # the model, loss and optimizer build: their own checks run now
-    check_model_fits_data(run.model, splits, cfg)
+    check_model_fits_data(run.task, splits, cfg)
     return cfg, splits, builder
 
 
@@ -91,11 +91,7 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
         unit: trained, "stopped_early": history.stopped_early,
         "parameters": int(sum(p.numel() for p in run.model.parameters()))}
     rundir.write_json(out_dir / "summary.json", summary)
-    if splits.tokenizer is not None and cfg.data.problem == "language_modeling":
-        from dlbasics.io import atomic_write_text
-        from dlbasics.train.language_model import sample_text
-
-        atomic_write_text(out_dir / "sample.txt", sample_text(run.model, splits.tokenizer, cfg, seed=cfg.seed))
+    run.task.write_outputs(out_dir, cfg, splits)
     # wall time is kept apart from summary.json, which a resumed run must write bit for bit as an unbroken one
     timing = out_dir / "timing.json"
     before = json.loads(timing.read_text()).get("seconds", 0.0) if resume and timing.is_file() else 0.0

@@ -619,6 +619,7 @@ def model_options(name: str, info: Any, given: Mapping[str, Any] | None = None) 
         data |= {"in_channels": info.input_shape[0], "image_size": info.input_shape[1]}
     if info.task == "language_modeling":  # windows of block_size tokens from a vocabulary
         data |= {"vocab_size": info.num_classes, "block_size": info.input_shape[0]}
+    data |= info.model_options
     options = {k: v for k, v in data.items() if k in accepted}
     for key, opt in accepted.items():
         if given and key in given:
@@ -669,23 +670,26 @@ def load_data(cfg: RunConfig) -> Any:
     return splits
 
 
-def check_model_fits_data(model: Any, splits: Any, cfg: RunConfig) -> None:
-    """One forward pass on two training samples (eval mode, no graph): a model that cannot take the data's
-    samples fails here with a ``DataError`` naming both, not with a traceback from inside a layer."""
+def check_model_fits_data(task: Any, splits: Any, cfg: RunConfig) -> None:
+    """One forward pass of the task's model on two training samples (eval mode, no graph): a model that cannot take
+    the data's samples fails here with a ``DataError`` naming both, not with a traceback from inside a layer."""
     import numpy as np
 
     from dlbasics.autograd.grad_mode import no_grad
-    from dlbasics.data.dataloader import default_collate
+    from dlbasics.data.dataloader import dataset_collate
     from dlbasics.data.dataset import _fetch
     from dlbasics.errors import DataError
 
-    batch = default_collate(_fetch(splits.train, np.arange(min(2, len(splits.train)))))
+    batch = dataset_collate(splits.train)(_fetch(splits.train, np.arange(min(2, len(splits.train)))))
     x = batch[0] if isinstance(batch, tuple | list) else batch
+    while isinstance(x, tuple | list):  # the first array of the inputs, for the message
+        x = x[0]
+    model = task.model
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            model(x)
+            task.probe(batch)
     except (RuntimeError, ValueError) as e:  # a layer that got the wrong shape says which shapes
         if isinstance(e, DLBasicsError):
             raise

@@ -62,6 +62,13 @@ class LanguageModelTask(SupervisedTask):
 
         return evaluate_language_model(model, loader, build_loss(cfg))
 
+    def write_outputs(self, out_dir: Any, cfg: Any, splits: Any) -> None:
+        """sample.txt: 300 characters the model writes after a newline (temperature 0.8, top 40, the run's seed)."""
+        from dlbasics.io import atomic_write_text
+
+        if splits.tokenizer is not None:
+            atomic_write_text(out_dir / "sample.txt", sample_text(self.model, splits.tokenizer, cfg, seed=cfg.seed))
+
 
 def evaluate_language_model(model: Module, loader: Iterable, loss_fn: Any) -> dict[str, float]:
     """The mean next-token loss over ``loader``'s windows, in eval mode without a graph (mode restored)."""

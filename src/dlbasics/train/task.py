@@ -30,7 +30,9 @@ TASKS = Registry("task")
 
 
 def batch_size(x: Any) -> int:
-    """The number of samples in a batch (its leading dimension; 1 for a scalar)."""
+    """The number of samples in a batch (its leading dimension; 1 for a scalar; a tuple's first entry's)."""
+    if isinstance(x, tuple) and x:
+        x = x[0]
     return x.shape[0] if getattr(x, "ndim", 0) else 1
 
 
@@ -39,6 +41,12 @@ def split_batch(batch: Any) -> tuple[Tensor, Any]:
         return batch[0], batch[1]
     raise DataError(f"a supervised step expects batches of (inputs, targets), got {type(batch).__name__}"
                     + (f" of length {len(batch)}" if isinstance(batch, tuple | list) else ""))
+
+
+def forward(model: Module, x: Any) -> Any:
+    """``model`` on a batch's inputs: a tuple of inputs is its positional arguments (padded text collates to
+    ``(tokens (B, L), lengths (B,))``, so a text classifier is called as ``model(tokens, lengths)``)."""
+    return model(*x) if isinstance(x, tuple) else model(x)
 
 
 class Averages:
@@ -99,6 +107,11 @@ class Task:
         optimizer.step()
         return value
 
+    def probe(self, batch: Any) -> None:
+        """The model's forward on ``batch`` (no step): the run checks with it, before training, that the model
+        takes the data (``check_model_fits_data``)."""
+        forward(self.model, split_batch(batch)[0])
+
     # ---- evaluation ----
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         """Mean validation values over ``loader`` ("loss" and metrics)."""
@@ -111,6 +124,10 @@ class Task:
         task = cls.build(cfg)
         task.model.load_state_dict(model.state_dict())
         return task.evaluate(loader)
+
+    def write_outputs(self, out_dir: Any, cfg: Any, splits: Any) -> None:
+        """Files a finished run adds to its folder beyond the model and metrics (a language model's sample, a
+        translator's test translations); nothing by default."""
 
     # ---- modes and state ----
     def train(self, mode: bool = True) -> None:
@@ -145,7 +162,7 @@ def evaluate(model: Module, loader: Iterable, loss_fn: Callable | None = None,
         with no_grad():
             for batch in loader:
                 x, y = split_batch(batch)
-                out = model(x)
+                out = forward(model, x)
                 values = {"loss": float(loss_fn(out, y).item())} if loss_fn is not None else {}
                 values |= {m: f(out, y) for m, f in fns.items()}
                 avg.add(batch_size(x), values)
@@ -177,7 +194,7 @@ class SupervisedTask(Task):
 
     def training_step(self, batch: Any) -> tuple[int, dict[str, float]]:
         x, y = split_batch(batch)
-        out = self.model(x)
+        out = forward(self.model, x)
         loss = self.optimize(self.loss_fn(out, y), self.optimizer)
         return batch_size(x), {"loss": loss, **{m: f(out, y) for m, f in self.metric_fns.items()}}
 
@@ -191,4 +208,4 @@ class SupervisedTask(Task):
         return evaluate(model, loader, build_loss(cfg), cfg.metrics)  # any module: an ensemble, a compressed copy
 
 
-__all__ = ["TASKS", "Averages", "SupervisedTask", "Task", "batch_size", "evaluate", "split_batch"]
+__all__ = ["TASKS", "Averages", "SupervisedTask", "Task", "batch_size", "evaluate", "forward", "split_batch"]

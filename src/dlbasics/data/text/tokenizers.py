@@ -3,7 +3,8 @@
 ``CharTokenizer`` is nanoGPT's character level (``shakespeare_char/prepare.py``): the vocabulary is the sorted set of
 the characters of a text, one id per character. ``WordTokenizer`` splits text into words and punctuation marks,
 keeps the words seen at least ``min_freq`` times, and puts the special tokens ``<pad> <unk> <bos> <eos>`` at ids
-0..3. Both save to and load from JSON (no pickle), written atomically.
+0..3, then any extra specials (BERT's ``<mask>``). ``PairTokenizer`` is the two word tokenizers of a translation
+pair, source and target. All save to and load from JSON (no pickle), written atomically.
 
     tok = CharTokenizer.fit(text)
     ids = tok.encode("hello")        # (5,) int64
@@ -17,7 +18,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ from dlbasics.tensor import Tensor
 
 _FORMAT = 1
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
+MASK_TOKEN = "<mask>"  # BERT's [MASK], an extra special: WordTokenizer.fit(texts, extra_specials=(MASK_TOKEN,))
 # a word is a run of letters, digits or "_" (any script); every other non-space character is a token of its own,
 # so "don't!" -> ["don", "'", "t", "!"] (as torchtext's basic_english splits apostrophes)
 TOKEN_PATTERN = r"\w+|[^\w\s]"
@@ -211,28 +213,47 @@ class CharTokenizer(Tokenizer):
 
 # ---- words -----------------------------------------------------------------------------------------------------
 class WordTokenizer(Tokenizer):
-    """Words and punctuation marks as tokens, after the special tokens ``<pad> <unk> <bos> <eos>`` (ids 0..3).
+    """Words and punctuation marks as tokens, after the special tokens ``<pad> <unk> <bos> <eos>`` (ids 0..3) and any
+    extra specials (ids 4, 5, ...).
 
     A text is split with ``TOKEN_PATTERN``: runs of letters/digits and single punctuation marks, so
-    ``"Hello, world!"`` -> ``["hello", ",", "world", "!"]``. Words outside the vocabulary encode as ``<unk>``.
+    ``"Hello, world!"`` -> ``["hello", ",", "world", "!"]``. Words outside the vocabulary encode as ``<unk>``. Text
+    never encodes as a special token: a literal ``"<mask>"`` splits as ``"<", "mask", ">"``.
 
     Args:
-        words: the vocabulary after the special tokens, in id order (ids 4, 5, ...); ``fit`` builds it from texts.
+        words: the vocabulary after the special tokens, in id order; ``fit`` builds it from texts.
         lower: lowercase text before splitting it (then every word of ``words`` must be lowercase).
+        extra_specials: special tokens after the four fixed ones, e.g. ``("<mask>",)`` for masked-language-model
+            pre-training (BERT): ids 4.. in this order, the words after them.
     """
 
     kind = "word"
     pad_token, unk_token, bos_token, eos_token = SPECIAL_TOKENS
+    mask_token = MASK_TOKEN
     _pattern = re.compile(TOKEN_PATTERN)
 
-    def __init__(self, words: Iterable[str], lower: bool = True) -> None:
+    def __init__(self, words: Iterable[str], lower: bool = True, extra_specials: Sequence[str] = ()) -> None:
+        if isinstance(extra_specials, str):  # "<mask>" would otherwise be five specials "<", "m", ...
+            raise ConfigError(f"WordTokenizer: extra_specials takes a sequence of tokens, e.g. ({extra_specials!r},), "
+                              f"got the string {extra_specials!r}")
+        extras = list(extra_specials)
+        for t in extras:
+            if not isinstance(t, str) or not t:
+                raise ConfigError(f"WordTokenizer: special tokens must be non-empty strings, got {t!r}")
+            if t in SPECIAL_TOKENS:
+                raise ConfigError(f"WordTokenizer: {t!r} is one of the fixed special tokens {', '.join(SPECIAL_TOKENS)}"
+                                  " (ids 0..3); leave it out of extra_specials")
+        if len(set(extras)) != len(extras):
+            dup = next(t for t, n in Counter(extras).items() if n > 1)
+            raise ConfigError(f"WordTokenizer: special token {dup!r} appears twice in extra_specials")
+        specials = (*SPECIAL_TOKENS, *extras)
         words = list(words)
         for w in words:
             if not isinstance(w, str) or not w:
                 raise ConfigError(f"WordTokenizer: vocabulary entries must be non-empty strings, got {w!r}")
-            if w in SPECIAL_TOKENS:
-                raise ConfigError(f"WordTokenizer: {w!r} is a special token (ids 0..3 are {', '.join(SPECIAL_TOKENS)});"
-                                  " leave it out of words")
+            if w in specials:
+                raise ConfigError(f"WordTokenizer: {w!r} is a special token (ids 0..{len(specials) - 1} are "
+                                  f"{', '.join(specials)}); leave it out of words")
             if lower and w != w.lower():
                 raise ConfigError(f"WordTokenizer: word {w!r} has capitals but lower=True lowercases every text, so it "
                                   "could never match; lowercase it or pass lower=False")
@@ -240,30 +261,39 @@ class WordTokenizer(Tokenizer):
             dup = next(w for w, n in Counter(words).items() if n > 1)
             raise ConfigError(f"WordTokenizer: word {dup!r} appears twice in the vocabulary")
         self.lower = bool(lower)
-        self.itos = [*SPECIAL_TOKENS, *words]
+        self.specials: tuple[str, ...] = specials
+        self.itos = [*specials, *words]
         self.stoi = {w: i for i, w in enumerate(self.itos)}
+        # encode looks tokens up among the words only, so no text can produce a special token, whatever its spelling
+        self._word_ids = {w: i for i, w in enumerate(words, start=len(specials))}
 
     @classmethod
-    def fit(cls, texts: str | Iterable[str], lower: bool = True, min_freq: int = 1,
-            max_size: int | None = None) -> WordTokenizer:
+    def fit(cls, texts: str | Iterable[str], lower: bool = True, min_freq: int = 1, max_size: int | None = None,
+            extra_specials: Sequence[str] = ()) -> WordTokenizer:
         """The vocabulary of ``texts`` (one string or many): words seen at least ``min_freq`` times, the most
         frequent first (ties in token order, so the same texts give the same ids), at most ``max_size`` of them
-        (not counting the 4 special tokens, as in torchtext's ``Vocab``; None: no limit)."""
+        (not counting the special tokens, as in torchtext's ``Vocab``; None: no limit), after the four special
+        tokens and ``extra_specials``."""
         if isinstance(min_freq, bool) or not isinstance(min_freq, int | np.integer) or min_freq < 1:
             raise ConfigError(f"WordTokenizer.fit: min_freq must be a whole number >= 1, got {min_freq!r}")
         if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int | np.integer)
                                      or max_size < 0):
             raise ConfigError(f"WordTokenizer.fit: max_size must be None or a whole number >= 0, got {max_size!r}")
-        splitter = cls([], lower=lower)
+        splitter = cls([], lower=lower, extra_specials=extra_specials)
         counts: Counter[str] = Counter()
         for text in [texts] if isinstance(texts, str) else texts:
             counts.update(splitter.tokenize(text))
-        for special in SPECIAL_TOKENS:  # a literal "<unk>" in a text splits as "<", "unk", ">"; never a word
+        for special in splitter.specials:  # a literal "<unk>" in a text splits as "<", "unk", ">"; never a word
             counts.pop(special, None)
         ranked = sorted((item for item in counts.items() if item[1] >= min_freq), key=lambda kv: (-kv[1], kv[0]))
         if max_size is not None:
             ranked = ranked[:max_size]
-        return cls([w for w, _ in ranked], lower=lower)
+        return cls([w for w, _ in ranked], lower=lower, extra_specials=extra_specials)
+
+    @property
+    def extra_specials(self) -> tuple[str, ...]:
+        """The special tokens after ``<pad> <unk> <bos> <eos>``, in id order (ids 4, 5, ...)."""
+        return self.specials[len(SPECIAL_TOKENS):]
 
     @property
     def pad_id(self) -> int:
@@ -281,6 +311,21 @@ class WordTokenizer(Tokenizer):
     def eos_id(self) -> int:
         return 3
 
+    @property
+    def mask_id(self) -> int:
+        """The id of ``<mask>`` (masked-language-model pre-training); ConfigError if this tokenizer has none."""
+        if MASK_TOKEN not in self.extra_specials:
+            raise ConfigError(f"this WordTokenizer has no {MASK_TOKEN} token (its special tokens are "
+                              f"{', '.join(self.specials)}); fit it with extra_specials=({MASK_TOKEN!r},)")
+        return self.stoi[MASK_TOKEN]
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        """The ids that stand for no word: ``<pad>``, ``<bos>``, ``<eos>`` and the extra specials (0, 2, 3, 4, ...),
+        in id order. ``<unk>`` (1) is not among them: it stands for a word that was there. These are the ids
+        ``decode(skip_special=True)`` drops and a masked language model never masks."""
+        return (self.pad_id, *range(self.bos_id, len(self.specials)))
+
     def tokenize(self, text: str) -> list[str]:
         """The tokens of ``text`` as strings: ``"Don't stop!"`` -> ``["don", "'", "t", "stop", "!"]``."""
         if not isinstance(text, str):
@@ -289,7 +334,7 @@ class WordTokenizer(Tokenizer):
 
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> np.ndarray:
         """Token ids (N,) int64 of ``text``, unknown words as ``unk_id``; ``<bos>`` / ``<eos>`` around them if asked."""
-        get, unk = self.stoi.get, self.unk_id
+        get, unk = self._word_ids.get, self.unk_id
         ids = [get(t, unk) for t in self.tokenize(text)]
         if add_bos:
             ids.insert(0, self.bos_id)
@@ -299,34 +344,108 @@ class WordTokenizer(Tokenizer):
 
     def decode(self, ids: Any, skip_special: bool = True) -> str:
         """The tokens of ``ids`` (N,) joined by single spaces (so ``"Hello, world"`` comes back as
-        ``"hello , world"``). ``skip_special`` drops ``<pad>``, ``<bos>`` and ``<eos>``; ``<unk>`` always shows, as it
-        stands for a word that was there."""
+        ``"hello , world"``). ``skip_special`` drops the ``special_ids`` (``<pad>``, ``<bos>``, ``<eos>``, the extra
+        specials); ``<unk>`` always shows, as it stands for a word that was there."""
         arr = _ids_array(ids, "WordTokenizer")
         _check_range(arr, self.vocab_size, "WordTokenizer")
         if skip_special:
-            arr = arr[(arr == self.unk_id) | (arr >= len(SPECIAL_TOKENS))]
+            arr = arr[(arr == self.unk_id) | (arr >= len(self.specials))]
         itos = self.itos
         return " ".join(itos[i] for i in arr.tolist())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"type": "word", "format": 1, "lower": ..., "specials": [...], "vocab": [words...]}``."""
-        return {"type": self.kind, "format": _FORMAT, "lower": self.lower, "specials": list(SPECIAL_TOKENS),
-                "vocab": self.itos[len(SPECIAL_TOKENS):]}
+        return {"type": self.kind, "format": _FORMAT, "lower": self.lower, "specials": list(self.specials),
+                "vocab": self.itos[len(self.specials):]}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> WordTokenizer:
-        if list(state.get("specials", SPECIAL_TOKENS)) != list(SPECIAL_TOKENS):
-            raise DataError(f"WordTokenizer: special tokens {state['specials']} differ from {list(SPECIAL_TOKENS)}")
-        return cls(state["vocab"], lower=state.get("lower", True))
+        """The tokenizer ``to_dict`` described; ``specials`` must begin with ``<pad> <unk> <bos> <eos>`` (files
+        written before extra specials existed hold just those four)."""
+        specials = list(state.get("specials", SPECIAL_TOKENS))
+        if specials[:len(SPECIAL_TOKENS)] != list(SPECIAL_TOKENS):
+            raise DataError(f"WordTokenizer: special tokens {specials} do not begin with {list(SPECIAL_TOKENS)}")
+        return cls(state["vocab"], lower=state.get("lower", True), extra_specials=specials[len(SPECIAL_TOKENS):])
 
     def __repr__(self) -> str:
-        return f"WordTokenizer(vocab_size={self.vocab_size}, lower={self.lower})"
+        extra = f", extra_specials={self.extra_specials}" if self.extra_specials else ""
+        return f"WordTokenizer(vocab_size={self.vocab_size}, lower={self.lower}{extra})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, WordTokenizer) and self.itos == other.itos and self.lower == other.lower
+        return (isinstance(other, WordTokenizer) and self.itos == other.itos and self.lower == other.lower
+                and self.specials == other.specials)
 
 
-TOKENIZERS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer}
+# ---- translation pairs -----------------------------------------------------------------------------------------
+class PairTokenizer(Tokenizer):
+    """The two vocabularies of a translation pair: ``src`` reads the source language, ``tgt`` writes the target.
+
+    ``encode_src(text)`` gives the encoder's input, the source tokens then ``<eos>``; ``encode_tgt(text)`` the
+    decoder's, ``<bos>`` + target tokens + ``<eos>``; ``decode_tgt(ids)`` turns a translation back into
+    space-joined tokens. ``encode`` and ``decode`` are ``encode_src`` and ``decode_tgt`` (a translator reads
+    source text and writes target text); ``vocab_size`` is the target's (the model's output classes).
+    """
+
+    kind = "pair"
+
+    def __init__(self, src: WordTokenizer, tgt: WordTokenizer) -> None:
+        for side, tok in (("src", src), ("tgt", tgt)):
+            if not isinstance(tok, WordTokenizer):
+                raise ConfigError(f"PairTokenizer: {side} must be a WordTokenizer, got {type(tok).__name__}")
+        self.src, self.tgt = src, tgt
+        self.itos, self.stoi = tgt.itos, tgt.stoi
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src.vocab_size
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt.vocab_size
+
+    def encode_src(self, text: str) -> np.ndarray:
+        """Source ids (S,) int64: the tokens of ``text`` then ``<eos>``."""
+        return self.src.encode(text, add_eos=True)
+
+    def encode_tgt(self, text: str) -> np.ndarray:
+        """Target ids (T,) int64: ``<bos>``, the tokens of ``text``, ``<eos>``."""
+        return self.tgt.encode(text, add_bos=True, add_eos=True)
+
+    def decode_src(self, ids: Any, skip_special: bool = True) -> str:
+        return self.src.decode(ids, skip_special=skip_special)
+
+    def decode_tgt(self, ids: Any, skip_special: bool = True) -> str:
+        """Target ids (T,) as space-joined tokens, ``<bos>``/``<eos>``/``<pad>`` dropped (the text BLEU scores)."""
+        return self.tgt.decode(ids, skip_special=skip_special)
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.encode_src(text)
+
+    def decode(self, ids: Any) -> str:
+        return self.decode_tgt(ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"type": "pair", "format": 1, "src": {word tokenizer}, "tgt": {word tokenizer}}``."""
+        return {"type": self.kind, "format": _FORMAT, "src": self.src.to_dict(), "tgt": self.tgt.to_dict()}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> PairTokenizer:
+        sides = []
+        for side in ("src", "tgt"):
+            part = state.get(side)
+            if not isinstance(part, dict) or part.get("type") != WordTokenizer.kind:
+                raise DataError(f"PairTokenizer: its {side!r} entry is not a word tokenizer description")
+            sides.append(WordTokenizer.from_dict(part))
+        return cls(*sides)
+
+    def __repr__(self) -> str:
+        return f"PairTokenizer(src_vocab_size={self.src_vocab_size}, tgt_vocab_size={self.tgt_vocab_size})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PairTokenizer) and self.src == other.src and self.tgt == other.tgt
+
+
+TOKENIZERS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer, "pair": PairTokenizer}
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
