@@ -141,6 +141,11 @@ CASES = [
     ("translate-not-a-translation-run", "translate {run} hello", None,
      "is a supervised run, not a translation run (train one with --model seq2seq or --model transformer)"),
     ("translate-bad-beam", "translate {run} hello --beam 0", None, "--beam: must be >= 1, got 0"),
+    ("finetune-nothing-to-finetune", "finetune {run}", None,
+     "its model 'mlp' has no fine-tuning model; pre-train one of: bert"),
+    ("init-from-nothing", "train --init-from {tmp}/none --epochs 1", None,
+     "--init-from {tmp}/none: no trained model there (expected a run folder with model.safetensors, or a "
+     ".safetensors file)"),
     # ---- runs ----
     ("diverged", "train --lr 1e6 --epochs 2", None,
      "training diverged at step 2 (epoch 1): the loss is 1.8e+13, over 10,000 times its first value 2.395; no "

@@ -6,6 +6,7 @@
     dlbasics train --resume runs/mlp-digits-...      # continue a stopped run exactly
     dlbasics generate RUN_DIR --prompt "ROMEO:"     # a text model's continuation of a prompt
     dlbasics translate RUN_DIR "in the beginning"   # a translation run's translation, --beam K for beam search
+    dlbasics finetune RUN_DIR --data tweets         # a pre-trained BERT's classifier, trained further
     dlbasics evaluate RUN_DIR | predict RUN_DIR INPUT | zoo | lab | compress | cv | ensemble | tune
 
 This module only parses and prints. The run options are generated from the run description
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint (its "
                    "options are the run's own: give none but --quiet, --threads, --data-dir)")
     add_run_options(t)
+    f = sub.add_parser("finetune", help="train a pre-trained run's model further on a task of its own (BERT -> a "
+                       "classifier)", description="Fine-tune: a new run of the model the pre-trained run's model "
+                       "is fine-tuned into (bert -> bert_classifier), with the same architecture, its matching "
+                       "weights (--init-from RUN_DIR) and its vocabulary; every other option as dlbasics train's.")
+    f.add_argument("pretrained", metavar="RUN_DIR", help="the pre-training run")
+    add_run_options(f)
     e = sub.add_parser("evaluate", help="evaluate a saved run (any kind) on a split of its data")
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--data-dir", metavar="DIR", help="where the run's data files are now, if they moved")
@@ -247,11 +254,25 @@ def cmd_train(args: argparse.Namespace) -> list[str]:
         result = commands.resume(args.resume, verbose, getattr(args, "data_dir", None))
     else:
         result = commands.train(config_from_args(args), args.out, verbose)
+    return _train_lines(result)
+
+
+def _train_lines(result: Any) -> list[str]:
     s = result.summary
     score = ", ".join(f"{k} {v:.4f}" for k, v in s.items() if k.startswith("test_") and v is not None)
     done = f"{s['epochs']} epochs" if "epochs" in s else f"{s['steps']} steps"
     stopped = ", stopped early" if s["stopped_early"] else ""
     return [f"{score}  ({done}{stopped}, {result.seconds:.1f} s)", f"saved to {result.run_dir}"]
+
+
+def cmd_finetune(args: argparse.Namespace) -> list[str]:
+    from dlbasics.train import commands
+    from dlbasics.train.config import CLI, RunConfig
+
+    if args.config:
+        raise ConfigError("finetune: takes its options from the pre-trained run and the command line, not --config")
+    given = commands.finetune_options(args.pretrained, run_options(args))
+    return _train_lines(commands.train(RunConfig.from_options(given, CLI), args.out, 0 if args.quiet else 1))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> list[str]:
@@ -405,7 +426,7 @@ def cmd_tune(args: argparse.Namespace) -> list[str]:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
-            "translate": cmd_translate, "zoo": cmd_zoo,
+            "translate": cmd_translate, "finetune": cmd_finetune, "zoo": cmd_zoo,
             "compress": cmd_compress, "cv": cmd_cv, "ensemble": cmd_ensemble, "tune": cmd_tune}
 
 

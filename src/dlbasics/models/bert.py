@@ -220,7 +220,7 @@ CLASSIFIER_RECIPE = {"epochs": 5, "batch_size": 32, "optimizer": "adamw", "lr": 
                      "clip_grad_norm": 1.0}
 
 
-@register("bert", paper=PAPER, default_data="pretraining", task="masked_lm", recipe=RECIPE,
+@register("bert", paper=PAPER, default_data="pretraining", task="masked_lm", recipe=RECIPE, finetune="bert_classifier",
           summary="bidirectional Transformer encoder with the masked-LM head, BERT-Tiny's shape (2 layers x 128)")
 def bert(vocab_size: int, max_len: int, hidden_size: int = 128, num_layers: int = 2, num_heads: int = 2,
          intermediate_size: int = 512, dropout: float = 0.1, type_vocab_size: int = 2) -> BertForMaskedLM:

@@ -20,7 +20,8 @@ DATA_OPTIONS = ("in_features", "num_classes", "in_channels", "image_size", "voca
 
 class ModelInfo:
     """A registered model: ``name``, ``builder``, ``paper``, ``default_data``, ``summary``, ``options()``, the
-    ``task`` that trains it and its ``recipe`` (the run options it trains with unless told otherwise)."""
+    ``task`` that trains it, its ``recipe`` (the run options it trains with unless told otherwise) and the model
+    it is ``finetune``d into (None for most)."""
 
     def __init__(self, entry: Entry) -> None:
         self.entry = entry
@@ -30,20 +31,22 @@ class ModelInfo:
         self.summary: str = entry.meta.get("summary", "")
         self.task: str = entry.meta.get("task", "supervised")
         self.recipe: dict[str, Any] = dict(entry.meta.get("recipe", {}))
+        self.finetune: str | None = entry.meta.get("finetune")
 
     def options(self) -> list[str]:
         return list(self.entry.options())
 
 
 def register(name: str, *, paper: str, default_data: str, summary: str = "", task: str = "supervised",
-             recipe: dict[str, Any] | None = None) -> Callable:
+             recipe: dict[str, Any] | None = None, finetune: str | None = None) -> Callable:
     """Decorator: ``@register("mlp", paper="...", default_data="digits")`` on a builder or Module class.
 
     ``task`` is the training step a run of this model takes by default (``--task``); ``recipe`` holds run
     options (``{"steps": 2000, "optimizer": "adamw", ...}``) that replace the general defaults for this
-    model: what its paper (or the reference recipe) trains it with. The user's options win over both."""
+    model: what its paper (or the reference recipe) trains it with. The user's options win over both. ``finetune``
+    names the model that ``dlbasics finetune`` trains from a run of this one (a pre-trained encoder's classifier)."""
     return MODELS.register(name, paper=paper, default_data=default_data, summary=summary, task=task,
-                           recipe=dict(recipe or {}))
+                           recipe=dict(recipe or {}), finetune=finetune)
 
 
 def available() -> list[str]:

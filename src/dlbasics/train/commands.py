@@ -52,6 +52,31 @@ def train(cfg: RunConfig, out: str | Path | None = None, verbose: int = 1) -> Tr
     return _train_into(out_dir, cfg, splits, builder, verbose, resume=False)
 
 
+def finetune_options(pretrained: str | Path, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run options that fine-tune the model of run ``pretrained``: the model it is fine-tuned into (its
+    registration's ``finetune``: bert -> bert_classifier) with the same architecture, started from its matching
+    weights (``init_from``), its data encoded with the pre-trained vocabulary (``tokenizer``); ``given`` wins."""
+    from dlbasics.data.datasets import DATASETS
+    from dlbasics.models.registry import DATA_OPTIONS, MODELS, info
+
+    run = rundir.open_run(pretrained)
+    if run.kind != "train":
+        raise RunFolderError(f"finetune {run.path}: a {run.kind} folder; fine-tune the model of a train run")
+    target = info(run.config.model.name).finetune
+    if target is None:
+        fine = [m for m in MODELS.available() if info(m).finetune]
+        raise ConfigError(f"finetune {run.path}: its model {run.config.model.name!r} has no fine-tuning model; "
+                          f"pre-train one of: {', '.join(fine)}")
+    accepted = MODELS.get(target).options()
+    options: dict[str, Any] = {k: v for k, v in run.config.model.options.items()
+                               if k in accepted and k not in DATA_OPTIONS}
+    options |= {"model": target, "init_from": str(run.path)}
+    data = (given or {}).get("data") or info(target).default_data
+    if "tokenizer" in DATASETS.get(data).options() and (run.path / rundir.TOKENIZER).is_file():
+        options["tokenizer"] = str(run.path / rundir.TOKENIZER)
+    return options | dict(given or {})
+
+
 def resume(run_dir: str | Path, verbose: int = 1, data_dir: str | None = None) -> TrainResult:
     """Continue the run in ``run_dir`` from its last checkpoint (from the beginning if it was stopped before its
     first one); it ends bit-identical to a run that was never stopped (weights, metrics.csv, summary.json)."""
@@ -196,4 +221,4 @@ def ensemble(cfg: RunConfig, members: int, bootstrap: bool = False, average: str
     return summary, out_dir
 
 
-__all__ = ["TrainResult", "cross_validate", "ensemble", "plot_curves", "resume", "train"]
+__all__ = ["TrainResult", "cross_validate", "ensemble", "finetune_options", "plot_curves", "resume", "train"]

@@ -60,6 +60,8 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
           "dlbasics zoo)"),
     Field("batch_size", "data", Kind("int"), 32, "samples per training batch (default 32)"),
     Field("model", "model", Kind("str"), "mlp", "the model (default mlp)"),
+    Field("init_from", "model", Kind("path", nullable=True), None, "start from the weights of a run folder (or a "
+          ".safetensors file): those whose names and shapes match the model's, the rest as initialized (fine-tuning)"),
     Field("loss", "loss", Kind("str", nullable=True), None, "default: cross_entropy for classification, mse for "
           "regression"),
     Field("label_smoothing", "loss", Kind("float"), 0.0, "for cross_entropy (default 0)"),
@@ -226,6 +228,7 @@ class ModelConfig:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None  # a run folder or .safetensors file whose matching weights the model starts from
 
 
 @dataclass
@@ -328,7 +331,8 @@ class RunConfig:
         a = self.algorithm
         return {
             "format": FORMAT, "task": self.task, "seed": self.seed, "data": data,
-            "model": {"name": self.model.name, **self.model.options},
+            "model": {"name": self.model.name, **self.model.options,
+                      **({"init_from": self.model.init_from} if self.model.init_from else {})},
             "loss": {"name": self.loss.name, "label_smoothing": self.loss.label_smoothing},
             "algorithm": {"optimizer": a.optimizer, **a.options, "scheduler": a.scheduler, **a.schedule_options,
                           "schedule_unit": a.schedule_unit},
@@ -591,7 +595,7 @@ def _build(flat: dict[str, Any], resolved: dict[str, Any], spelling: Spelling) -
     cfg = RunConfig(
         task=task, seed=fields["seed"],
         data=DataConfig(data.name, fields["batch_size"], _component(flat, comps["data"], data, spelling)),
-        model=ModelConfig(model.name, model_options),
+        model=ModelConfig(model.name, model_options, fields["init_from"]),
         loss=LossConfig(fields["loss"], fields["label_smoothing"]),
         algorithm=AlgorithmConfig(optimizer.name, opt_options, schedule.name,
                                   _component(flat, comps["scheduler"], schedule, spelling),
@@ -704,11 +708,35 @@ def build_model(cfg: RunConfig) -> Any:
     from dlbasics.models.registry import MODELS
 
     try:
-        return MODELS.create(cfg.model.name, **cfg.model.options)
+        model = MODELS.create(cfg.model.name, **cfg.model.options)
     except ValueError as e:  # the builder's own argument checks (depth 6n + 2, an unknown activation)
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"{cfg.spelling('model')} {cfg.model.name}: {e}") from e
+    if cfg.model.init_from:
+        load_matching(model, cfg.model.init_from, cfg.spelling("init_from"))
+    return model
+
+
+def load_matching(model: Any, source: str | Path, where: str = "init_from") -> list[str]:
+    """Copy into ``model`` every weight of ``source`` (a run folder's model.safetensors, or a .safetensors file)
+    whose name and shape match one of the model's; returns their names. The model's other weights keep their
+    initialization: a pre-trained encoder under a new head (BERT's ``bert.*`` under a classifier)."""
+    from dlbasics.io import load
+
+    path = Path(source)
+    file = path / "model.safetensors" if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigError(f"{where} {source}: no trained model there (expected a run folder with model.safetensors, "
+                          "or a .safetensors file)")
+    weights = load(file)
+    own = model.state_dict()
+    matched = [k for k, v in weights.items() if k in own and tuple(own[k].shape) == tuple(v.shape)]
+    if not matched:
+        raise ConfigError(f"{where} {source}: none of its {len(weights)} weights matches a name and shape of the "
+                          f"model {type(model).__name__}")
+    model.load_state_dict({k: weights[k] for k in matched}, strict=False)
+    return matched
 
 
 def build_loss(cfg: RunConfig) -> Callable:
@@ -824,6 +852,7 @@ __all__ = [
     "check_model_fits_data",
     "component_options",
     "load_data",
+    "load_matching",
     "model_options",
     "option_names",
     "read_toml",
