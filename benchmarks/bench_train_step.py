@@ -148,6 +148,57 @@ def language_model(lib: Any, name: str) -> Callable[[], None]:
     return train_step(lambda idx: model(idx).reshape(12 * 64, 65), loss_fn, opt, x, y)
 
 
+def translator(lib: Any, name: str, **options: Any) -> Callable[[], None]:
+    """A zoo translator (PyTorch: its twin in ``benchmarks/twins/seq2seq.py``) on a batch shaped like the Bible
+    verses': 64 pairs, sources of 6-20 ids, targets of 7-21, vocabularies 2,956 -> 3,308; Adam lr 1e-3; both
+    output layers score the real target words only (``positions``)."""
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    b, vs, vt = 64, 2956, 3308
+    src_len, tgt_len = rng.integers(6, 21, b), rng.integers(7, 22, b)
+    src = np.where(np.arange(20) < src_len[:, None], rng.integers(4, vs, (b, 20)), 0)
+    tgt = np.where(np.arange(21) < tgt_len[:, None], rng.integers(4, vt, (b, 21)), 0)
+    words = tgt[:, 1:] != 0
+    if lib.__name__ == "torch":
+        import torch
+
+        model = getattr(importlib.import_module("twins.seq2seq"), name)(vs, vt, **options)
+        args = (torch.tensor(src), torch.tensor(src_len), torch.tensor(tgt[:, :-1]))
+        target, mask = torch.tensor(tgt[:, 1:][words]), torch.tensor(words)
+        forward = lambda: model(*args, positions=mask)  # noqa: E731
+    else:
+        model = lib.models.create(name, src_vocab_size=vs, tgt_vocab_size=vt, **options)
+        target = tgt[:, 1:][words]
+        forward = lambda: model(src, src_len, tgt[:, :-1], positions=words)  # noqa: E731
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = lib.nn.CrossEntropyLoss()
+    return train_step(lambda _: forward(), loss_fn, opt, None, target)
+
+
+def bert(lib: Any) -> Callable[[], None]:
+    """BERT-Tiny's shape (2 layers x 128, 2 heads, 512 wide) masked-LM step on a batch like the pre-training text's:
+    64 sequences of 8-64 ids, vocabulary 21,903, 15% of the words scored; AdamW lr 1e-3."""
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    b, v = 64, 21903
+    lengths = rng.integers(8, 65, b)
+    ids = np.where(np.arange(64) < lengths[:, None], rng.integers(5, v, (b, 64)), 0)
+    chosen = (rng.random((b, 64)) < 0.15) & (ids != 0)
+    if lib.__name__ == "torch":
+        import torch
+
+        model = importlib.import_module("twins.bert").bert(vocab_size=v, max_len=64)
+        args = (torch.tensor(ids), torch.tensor(lengths))
+        forward = lambda: model(*args, masked_positions=torch.tensor(chosen))  # noqa: E731
+        target = torch.tensor(ids[chosen])
+    else:
+        model = lib.models.create("bert", vocab_size=v, max_len=64)
+        forward = lambda: model(ids, lengths, masked_positions=chosen)  # noqa: E731
+        target = ids[chosen]
+    opt = lib.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    return train_step(lambda _: forward(), lib.nn.CrossEntropyLoss(), opt, None, target)
+
+
 WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp),
     "mlp1024": ("MLP 784-512-256-10, batch 1024, Adam", lambda lib: mlp(lib, 1024)),
@@ -156,6 +207,11 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "conv": ("one conv 16->16 3x3 on 32x32, batch 32 (fwd + bwd)", conv_layer),
     "gpt": ("GPT 4 layers x 4 heads x 128, T 64, batch 12, AdamW", lambda lib: language_model(lib, "gpt")),
     "char_lstm": ("char-LSTM 2 x 256, T 64, batch 12, AdamW", lambda lib: language_model(lib, "char_lstm")),
+    "seq2seq": ("seq2seq LSTM 256, batch 64 verse pairs, Adam", lambda lib: translator(lib, "seq2seq")),
+    "seq2seq_attention": ("seq2seq + Bahdanau attention, batch 64 verse pairs, Adam",
+                          lambda lib: translator(lib, "seq2seq", attention="bahdanau")),
+    "transformer": ("Transformer 3+3 x 256, batch 64 verse pairs, Adam", lambda lib: translator(lib, "transformer")),
+    "bert": ("BERT-Tiny masked LM, batch 64 x 64, vocabulary 21,903, AdamW", bert),
 }
 
 

@@ -11,6 +11,11 @@ from torch import nn
 PAD = 0
 
 
+def _at(x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+    """x (B, T, D) at the (B, T) bool ``positions`` -> (N, D): the output layer only where there is a loss."""
+    return x if positions is None else x[positions]
+
+
 def padding_mask(lengths: torch.Tensor, length: int) -> torch.Tensor:
     """(B, S) additive mask: 0 at real words, -inf at padding."""
     return torch.where(torch.arange(length)[None, :] < lengths[:, None], 0.0, float("-inf"))
@@ -55,7 +60,8 @@ class Seq2Seq(nn.Module):
         weights = (scores + memory["mask"][:, None, :]).softmax(-1)
         return weights @ memory["states"]
 
-    def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
         memory = self.encode(src, lengths)
         emb = self.dropout(self.tgt_embedding(tgt_in))
         if self.attention == "bahdanau":
@@ -66,12 +72,12 @@ class Seq2Seq(nn.Module):
                 context = self._attend(scores.reshape(scores.shape[0], 1, -1), memory)[:, 0]
                 h, c = self.decoder(torch.cat([emb[:, t], context], dim=1), (h, c))
                 outs.append(torch.cat([h, context], dim=1))
-            return self.out(self.dropout(torch.stack(outs, dim=1)))
+            return self.out(self.dropout(_at(torch.stack(outs, dim=1), positions)))
         s, _ = self.decoder(emb, memory["final"])
         if self.attention == "luong":
             context = self._attend(self.W_a(s) @ memory["states"].transpose(1, 2), memory)
             s = torch.tanh(self.W_c(torch.cat([context, s], dim=2)))
-        return self.out(self.dropout(s))
+        return self.out(self.dropout(_at(s, positions)))
 
 
 def sinusoids(length: int, d_model: int) -> torch.Tensor:
@@ -106,13 +112,14 @@ class TransformerTranslator(nn.Module):
         return self.dropout(embedding(ids) * math.sqrt(self.d_model) + self.positions[:ids.shape[1]].to(
             embedding.weight.dtype))
 
-    def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
         pad = torch.arange(src.shape[1])[None, :] >= lengths[:, None]
         memory = self.transformer.encoder(self._embed(self.src_embedding, src), src_key_padding_mask=pad)
         causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.shape[1], dtype=memory.dtype)
         x = self.transformer.decoder(self._embed(self.tgt_embedding, tgt_in), memory, tgt_mask=causal,
                                      tgt_is_causal=True, memory_key_padding_mask=pad)
-        return self.out(x)
+        return self.out(_at(x, positions))
 
 
 def seq2seq(src_vocab_size: int, tgt_vocab_size: int, **options) -> Seq2Seq:

@@ -63,3 +63,18 @@ def test_padding_does_not_change_a_sentence_s_translation_scores():
         both = model(src, lengths, tgt).data
         alone = model(src[2:, :2], lengths[2:], tgt[2:]).data
         np.testing.assert_allclose(both[2:], alone, rtol=1e-5, atol=1e-5, err_msg=f"{name} {options}")
+
+
+def test_step_by_step_decoding_gives_the_full_forward_s_log_probabilities():
+    """Each model's ``step`` (the Transformer's with its cache of earlier positions) equals the log-softmax of the
+    teacher-forced forward at that position."""
+    src, lengths, tgt, _ = batch()
+    for name, options in CASES:
+        small = {"embed_dim": 10, "hidden_size": 12} if name == "seq2seq" else {}
+        model = models.create(name, src_vocab_size=13, tgt_vocab_size=11, dropout=0.0, **small, **options).eval()
+        full = model(src, lengths, tgt).log_softmax(-1).data  # (B, T, V)
+        memory = model.encode(src, lengths)
+        state = model.start(memory)
+        for t in range(tgt.shape[1]):
+            logp, state = model.step(memory, tgt[:, :t + 1], state)
+            np.testing.assert_allclose(logp.data, full[:, t], rtol=1e-4, atol=1e-5, err_msg=f"{name} {options} {t}")

@@ -30,7 +30,7 @@ from dlbasics.lab import report
 from dlbasics.lab.base import Finding, Outcome, load_finding, save_figure, write_finding
 
 EXPERIMENTS = ("linear-regression", "linear-collapse", "activations", "universal-approximation", "losses",
-               "optimizers", "regularization", "svd-compression", "resnet-depth")
+               "optimizers", "regularization", "svd-compression", "resnet-depth", "translation")
 
 
 def available() -> list[str]:

@@ -13,11 +13,11 @@ system is scored by sacrebleu's corpus BLEU on the 250 test verses (word tokens,
   pairs, 2 c(e, f) / (c(e) + c(f)) with c counting the verses a word occurs in (Och & Ney's simplest alignment);
 - retrieval: the target of the training verse whose source is nearest in TF-IDF cosine (scikit-learn);
 - the zoo's ``seq2seq`` without and with Bahdanau attention, and ``transformer``, each trained by the one loop
-  with its recipe for ``epochs`` epochs, the epoch with the best validation BLEU kept; greedy decoding, and beam
-  search (5, alpha 0.6) for the attention model.
+  with its recipe for 15 epochs, the epoch with the best validation BLEU kept; greedy decoding, and beam search
+  (5, alpha 0.6) for the attention model.
 
-Figures: BLEU by source length for every system, and the attention weights of one test verse. ``quick``: 4 epochs,
-one seed, for tests (numbers far from converged).
+Figures: BLEU by source length for every system, and the attention weights of one test verse. ``quick``: verses of
+at most 8 words, 100 test and 100 validation ones, 2 epochs, for tests (numbers far from converged).
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ CLAIM = ("An LSTM encoder-decoder with attention translates better than without,
          "the Transformer does at least as well.")
 DATA = ("bible-en-es",)
 
-SIZES = {False: {"epochs": 40}, True: {"epochs": 4}}
+# 15 epochs keeps the lab near its 15 minutes: a step of the three models takes 120, 240 and 320 ms here (PyTorch's
+# twins: 106, 231 and 373 ms; benchmarks/bench_train_step.py), 75 steps an epoch. quick: short verses, 2 epochs.
+SIZES = {False: {"epochs": 15, "data": {}},
+         True: {"epochs": 2, "data": {"max_words": 8, "n_test": 100, "n_val": 100}}}
 MODELS = {"seq2seq": ("seq2seq", {}), "seq2seq + attention": ("seq2seq", {"attention": "bahdanau"}),
           "transformer": ("transformer", {})}
 LENGTH_BINS = ((1, 6), (7, 10), (11, 16))  # source words (without <eos>)
@@ -79,7 +82,8 @@ def retrieval(train_sources: list[str], train_targets: list[str], sources: list[
 
 
 # ---- the neural systems -----------------------------------------------------------------------------------
-def train_model(model: str, options: dict[str, Any], epochs: int, seed: int) -> tuple[Any, float]:
+def train_model(model: str, options: dict[str, Any], epochs: int, seed: int, data: dict[str, Any] | None = None
+                ) -> tuple[Any, float]:
     """A zoo translator trained by the one loop for ``epochs`` epochs, put back to its epoch of best validation
     BLEU; returns (the model, seconds)."""
     from dlbasics.train import EarlyStopping
@@ -87,8 +91,8 @@ def train_model(model: str, options: dict[str, Any], epochs: int, seed: int) -> 
     from dlbasics.train.config import RunConfig
     from dlbasics.train.run import train_run
 
-    _cfg, splits, builder = _prepare(RunConfig.from_options(model=model, data="bible-en-es", epochs=epochs, seed=seed,
-                                                           **options))
+    _, splits, builder = _prepare(RunConfig.from_options(model=model, data="bible-en-es", epochs=epochs, seed=seed,
+                                                         **options, **(data or {})))
     best = EarlyStopping(monitor="val_bleu", mode="max", patience=epochs, restore_best=True)  # never stops early
     start = time.perf_counter()
     run, _ = train_run(builder, splits.train, splits.val, seed=seed, callbacks=[best])
@@ -114,7 +118,7 @@ def run(out_dir: str | Path, quick: bool = False, seed: int = 0) -> Finding:
 
     out_dir = Path(out_dir)
     size = SIZES[quick]
-    splits = load("bible-en-es")
+    splits = load("bible-en-es", **size["data"])
     test = splits.test
     train_src, train_tgt = list(splits.train.sources), list(splits.train.references)
     src, refs = list(test.sources), list(test.references)
@@ -126,7 +130,7 @@ def run(out_dir: str | Path, quick: bool = False, seed: int = 0) -> Finding:
     seconds: dict[str, float] = {}
     example = None
     for label, (model_name, options) in MODELS.items():
-        model, secs = train_model(model_name, options, size["epochs"], seed)
+        model, secs = train_model(model_name, options, size["epochs"], seed, size["data"])
         seconds[label] = secs
         loader = DataLoader(test, batch_size=256)
         systems[label] = decode_dataset(model, loader, 2, 3)

@@ -27,6 +27,7 @@ from dlbasics.models.registry import register
 from dlbasics.models.seq2seq import PAD, _at, _ids, _lengths
 from dlbasics.nn import init
 from dlbasics.nn.layers.transformer import Transformer
+from dlbasics.ops.movement import cat
 from dlbasics.tensor import Tensor
 
 PAPER = "Vaswani et al., Attention Is All You Need (2017)"
@@ -51,7 +52,7 @@ class TransformerTranslator(nn.Module):
                  num_layers: int = 3, dim_feedforward: int = 512, dropout: float = 0.1,
                  max_positions: int = 256) -> None:
         super().__init__()
-        self.d_model, self.max_positions = d_model, max_positions
+        self.d_model, self.max_positions, self.num_layers = d_model, max_positions, num_layers
         self.src_embedding = nn.Embedding(src_vocab_size, d_model, padding_idx=PAD)
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, d_model, padding_idx=PAD)
         self.transformer = Transformer(d_model, nhead, num_layers, num_layers, dim_feedforward, dropout,
@@ -64,13 +65,13 @@ class TransformerTranslator(nn.Module):
             emb.weight.data[PAD] = 0.0
         self.register_buffer("positions", Tensor(sinusoids(max_positions, d_model)), persistent=False)
 
-    def _embed(self, embedding: nn.Embedding, ids: Tensor) -> Tensor:
-        """sqrt(d) E[ids] + PE, dropped out: (B, L) -> (B, L, d)."""
-        n = ids.shape[1]
-        if n > self.max_positions:
-            raise ValueError(f"transformer: a sequence of {n} tokens is longer than max_positions="
+    def _embed(self, embedding: nn.Embedding, ids: Tensor, start: int = 0) -> Tensor:
+        """sqrt(d) E[ids] + PE at positions start, start + 1, ..., dropped out: (B, L) -> (B, L, d)."""
+        end = start + ids.shape[1]
+        if end > self.max_positions:
+            raise ValueError(f"transformer: a sequence of {end} tokens is longer than max_positions="
                              f"{self.max_positions}")
-        return self.dropout(embedding(ids) * math.sqrt(self.d_model) + self.positions[:n])
+        return self.dropout(embedding(ids) * math.sqrt(self.d_model) + self.positions[start:end])
 
     def encode(self, src: Any, src_lengths: Any) -> dict[str, Any]:
         """The encoded source (B, S, d) and its key padding mask (B, S), True at padding."""
@@ -89,16 +90,32 @@ class TransformerTranslator(nn.Module):
         """Logits (B, T, V); with ``positions`` (B, T) bool, only those positions' logits (N, V)."""
         return self.out(_at(self._decode(self.encode(src, src_lengths), _ids(tgt_in)), positions))
 
-    # ---- decoding: the decoder re-reads the whole prefix at each step (no cache; sentences are short) ----
-    def start(self, memory: dict[str, Any]) -> None:
-        return None
+    # ---- decoding, one token at a time: only the newest position runs through the decoder ----
+    def start(self, memory: dict[str, Any]) -> list[Tensor]:
+        """No decoder inputs seen yet (the state holds, per layer, its inputs at the positions decoded so far)."""
+        return []
 
-    def step(self, memory: dict[str, Any], tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """tokens (B, t) so far -> log p(next token) (B, V)."""
-        return self.out(self._decode(memory, tokens)[:, -1]).log_softmax(-1), None
+    def step(self, memory: dict[str, Any], tokens: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """tokens (B, t) so far -> log p(next token) (B, V), running the last token alone through each layer.
 
-    def select(self, memory: dict[str, Any], state: Any, rows: np.ndarray) -> tuple[dict[str, Any], Any]:
-        return {"memory": memory["memory"][rows], "pad": memory["pad"][rows]}, None
+        With the causal mask a position's layer outputs never change once computed, so the earlier positions'
+        inputs to each layer are kept (``state``: (B, t - 1, d) per layer, a "KV cache") and the new position
+        attends to them and itself: t rows of work per step instead of t^2 - the same numbers as ``forward``."""
+        t = tokens.shape[1]
+        x = self._embed(self.tgt_embedding, tokens[:, -1:], start=t - 1)  # (B, 1, d)
+        seen = []
+        for layer, before in zip(self.transformer.decoder.layers, state or [None] * self.num_layers, strict=True):
+            keys = x if before is None else cat([before, x], dim=1)  # (B, t, d): the layer's inputs so far
+            seen.append(keys)
+            x = layer.norm1(x + layer.dropout1(layer.self_attn(x, keys, keys, need_weights=False)[0]))
+            x = layer.norm2(x + layer._mha_block(x, memory["memory"], None, memory["pad"], False))
+            x = layer.norm3(x + layer._ff_block(x))
+        x = self.transformer.decoder.norm(x)
+        return self.out(x[:, 0]).log_softmax(-1), seen
+
+    def select(self, memory: dict[str, Any], state: list[Tensor], rows: np.ndarray
+               ) -> tuple[dict[str, Any], list[Tensor]]:
+        return {"memory": memory["memory"][rows], "pad": memory["pad"][rows]}, [s[rows] for s in state]
 
 
 @register("transformer", paper=PAPER, default_data="bible-en-es", task="translation",
