@@ -30,7 +30,8 @@ from dlbasics.lab import report
 from dlbasics.lab.base import Finding, Outcome, load_finding, save_figure, write_finding
 
 EXPERIMENTS = ("linear-regression", "linear-collapse", "activations", "universal-approximation", "losses",
-               "optimizers", "regularization", "svd-compression", "resnet-depth", "translation")
+               "optimizers", "regularization", "svd-compression", "resnet-depth", "translation",
+               "pretraining")
 
 
 def available() -> list[str]:

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.autograd.grad_mode import no_grad
 from dlbasics.tensor import Tensor
+from dlbasics.train.task import evaluating
 
 
 @dataclass
@@ -57,28 +57,23 @@ def greedy(model: Any, src: Any, src_lengths: Any, bos: int, eos: int, max_len: 
     """The most likely next token at every step, for all B sentences at once -> B hypotheses."""
     lengths = np.asarray(src_lengths.data if isinstance(src_lengths, Tensor) else src_lengths)
     max_len = default_max_len(lengths) if max_len is None else max_len
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            memory = model.encode(_as_tensor(src), _as_tensor(lengths))
-            state = model.start(memory)
-            b = len(lengths)
-            tokens = np.full((b, 1), bos, np.int64)
-            scores = np.zeros(b)
-            done = np.zeros(b, bool)
-            for _ in range(max_len):
-                logp, state = model.step(memory, _as_tensor(tokens), state)
-                logp = logp.data
-                nxt = logp.argmax(axis=1)
-                scores += np.where(done, 0.0, logp[np.arange(b), nxt])
-                nxt = np.where(done, eos, nxt)  # an ended sentence only pads with <eos>, which is cut off below
-                tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
-                done |= nxt == eos
-                if done.all():
-                    break
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        memory = model.encode(_as_tensor(src), _as_tensor(lengths))
+        state = model.start(memory)
+        b = len(lengths)
+        tokens = np.full((b, 1), bos, np.int64)
+        scores = np.zeros(b)
+        done = np.zeros(b, bool)
+        for _ in range(max_len):
+            logp, state = model.step(memory, _as_tensor(tokens), state)
+            logp = logp.data
+            nxt = logp.argmax(axis=1)
+            scores += np.where(done, 0.0, logp[np.arange(b), nxt])
+            nxt = np.where(done, eos, nxt)  # an ended sentence only pads with <eos>, which is cut off below
+            tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
+            done |= nxt == eos
+            if done.all():
+                break
     return [Hypothesis(_until_eos(row[1:], eos), float(s)) for row, s in zip(tokens, scores)]
 
 
@@ -100,54 +95,49 @@ def beam_search(model: Any, src: Any, src_lengths: Any, bos: int, eos: int, beam
     best = greedy(model, src, src_lengths, bos, eos, max_len)  # the candidates to beat (see the module docstring)
     if beam == 1:
         return best
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            memory = model.encode(_as_tensor(src), _as_tensor(lengths))
-            b = len(lengths)
-            rows = np.repeat(np.arange(b), beam)  # row r of the search is a hypothesis of sentence rows[r]
-            memory, state = model.select(memory, model.start(memory), rows)
-            tokens = np.full((b * beam, 1), bos, np.int64)
-            scores = np.full((b, beam), -np.inf)
-            scores[:, 0] = 0.0  # one live hypothesis per sentence at first (the others are its copies)
-            for t in range(1, max_len + 1):
-                logp, state = model.step(memory, _as_tensor(tokens), state)
-                v = logp.shape[1]
-                total = (scores[:, :, None] + logp.data.reshape(b, beam, v)).reshape(b, beam * v)  # (B, K V)
-                # the 2K best extensions: at most K of them end, so K live ones always remain
-                m = min(2 * beam, beam * v)
-                top = np.argpartition(-total, m - 1, axis=1)[:, :m]
-                top = np.take_along_axis(top, np.argsort(-np.take_along_axis(total, top, 1), axis=1), 1)
-                parent, token = top // v, top % v
-                cand = np.take_along_axis(total, top, 1)  # (B, 2K), best first
-                ended = (token == eos) | (t == max_len)
-                # finished candidates: the best of each sentence's, against its best so far (lengths are all t)
-                fin = np.where(ended & np.isfinite(cand), cand, -np.inf)
-                j = fin.argmax(axis=1)
-                for i in np.flatnonzero(np.isfinite(fin[np.arange(b), j])):
-                    seq = [*tokens[i * beam + parent[i, j[i]], 1:].tolist(), int(token[i, j[i]])]
-                    hyp = Hypothesis(seq, float(fin[i, j[i]]))
-                    if hyp.normalized(alpha) > best[i].normalized(alpha):
-                        best[i] = hyp
-                # live candidates: the K best that did not end (a sentence with fewer keeps dead rows at -inf)
-                live = ~ended & np.isfinite(cand)
-                order = np.argsort(~live, axis=1, kind="stable")[:, :beam]  # live ones first, best first
-                keep_parent = np.take_along_axis(parent, order, 1)
-                keep_token = np.take_along_axis(token, order, 1)
-                new_scores = np.where(np.take_along_axis(live, order, 1), np.take_along_axis(cand, order, 1), -np.inf)
-                # a live hypothesis's score only falls, so with alpha 0 one below the best finished can be dropped
-                if alpha == 0:
-                    floor = np.array([h.score for h in best])[:, None]
-                    new_scores = np.where(new_scores > floor, new_scores, -np.inf)
-                if not np.isfinite(new_scores).any():
-                    break
-                src_rows = (np.arange(b)[:, None] * beam + keep_parent).reshape(-1)
-                memory, state = model.select(memory, state, src_rows)
-                tokens = np.concatenate([tokens[src_rows], keep_token.reshape(-1, 1)], axis=1)
-                scores = new_scores
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        memory = model.encode(_as_tensor(src), _as_tensor(lengths))
+        b = len(lengths)
+        rows = np.repeat(np.arange(b), beam)  # row r of the search is a hypothesis of sentence rows[r]
+        memory, state = model.select(memory, model.start(memory), rows)
+        tokens = np.full((b * beam, 1), bos, np.int64)
+        scores = np.full((b, beam), -np.inf)
+        scores[:, 0] = 0.0  # one live hypothesis per sentence at first (the others are its copies)
+        for t in range(1, max_len + 1):
+            logp, state = model.step(memory, _as_tensor(tokens), state)
+            v = logp.shape[1]
+            total = (scores[:, :, None] + logp.data.reshape(b, beam, v)).reshape(b, beam * v)  # (B, K V)
+            # the 2K best extensions: at most K of them end, so K live ones always remain
+            m = min(2 * beam, beam * v)
+            top = np.argpartition(-total, m - 1, axis=1)[:, :m]
+            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(total, top, 1), axis=1), 1)
+            parent, token = top // v, top % v
+            cand = np.take_along_axis(total, top, 1)  # (B, 2K), best first
+            ended = (token == eos) | (t == max_len)
+            # finished candidates: the best of each sentence's, against its best so far (lengths are all t)
+            fin = np.where(ended & np.isfinite(cand), cand, -np.inf)
+            j = fin.argmax(axis=1)
+            for i in np.flatnonzero(np.isfinite(fin[np.arange(b), j])):
+                seq = [*tokens[i * beam + parent[i, j[i]], 1:].tolist(), int(token[i, j[i]])]
+                hyp = Hypothesis(seq, float(fin[i, j[i]]))
+                if hyp.normalized(alpha) > best[i].normalized(alpha):
+                    best[i] = hyp
+            # live candidates: the K best that did not end (a sentence with fewer keeps dead rows at -inf)
+            live = ~ended & np.isfinite(cand)
+            order = np.argsort(~live, axis=1, kind="stable")[:, :beam]  # live ones first, best first
+            keep_parent = np.take_along_axis(parent, order, 1)
+            keep_token = np.take_along_axis(token, order, 1)
+            new_scores = np.where(np.take_along_axis(live, order, 1), np.take_along_axis(cand, order, 1), -np.inf)
+            # a live hypothesis's score only falls, so with alpha 0 one below the best finished can be dropped
+            if alpha == 0:
+                floor = np.array([h.score for h in best])[:, None]
+                new_scores = np.where(new_scores > floor, new_scores, -np.inf)
+            if not np.isfinite(new_scores).any():
+                break
+            src_rows = (np.arange(b)[:, None] * beam + keep_parent).reshape(-1)
+            memory, state = model.select(memory, state, src_rows)
+            tokens = np.concatenate([tokens[src_rows], keep_token.reshape(-1, 1)], axis=1)
+            scores = new_scores
     return best
 
 

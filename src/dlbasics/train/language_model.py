@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.autograd.grad_mode import no_grad
 from dlbasics.errors import ConfigError
 from dlbasics.nn.module import Module
 from dlbasics.rng import Seed, get_generator
 from dlbasics.tensor import Tensor
-from dlbasics.train.task import TASKS, SupervisedTask, evaluate, split_batch
+from dlbasics.train.task import TASKS, SupervisedTask, evaluate, evaluating, split_batch
 
 
 def next_token_loss(loss_fn: Any, logits: Tensor, y: Any) -> Tensor:
@@ -42,9 +41,7 @@ class LanguageModelTask(SupervisedTask):
     def build(cls, cfg: Any) -> LanguageModelTask:
         from dlbasics.train.config import build_loss, build_model, build_optimizer
 
-        if cfg.data.problem != "language_modeling":
-            raise ConfigError(f"{cfg.spelling('task')} language_model: trains on text; the data set "
-                              f"{cfg.data.name!r} is a {cfg.data.problem} task")
+        cls.require_problem(cfg, "language_modeling", "language_model", "trains on text")
         model = build_model(cfg)
         return cls(model, build_loss(cfg), build_optimizer(cfg, model))
 
@@ -89,25 +86,20 @@ def generate(model: Module, idx: Any, max_new_tokens: int, block_size: int, temp
 
     rng = get_generator(generator)
     idx = np.array(idx.data if isinstance(idx, Tensor) else idx, dtype=np.int64, ndmin=2)
-    was_training = model.training
-    model.eval()
     # one BLAS thread: a few rows per product, too small to share, and a second thread waiting on a busy core
     # made each step 70x slower (GPT, one sequence: 6 ms a token with one thread, 455 ms with two, a core busy)
-    try:
-        with no_grad(), threadpool_limits(limits=1, user_api="blas"):
-            for _ in range(max_new_tokens):
-                logits = model(Tensor._make(idx[:, -block_size:], False, None)).data[:, -1, :]  # (B, V)
-                logits = logits.astype(np.float64) / temperature
-                if top_k is not None and top_k < logits.shape[-1]:
-                    kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]  # the k-th largest
-                    logits = np.where(logits < kth, -np.inf, logits)
-                p = np.exp(logits - logits.max(axis=-1, keepdims=True))
-                p /= p.sum(axis=-1, keepdims=True)
-                u = rng.random((p.shape[0], 1))
-                nxt = np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)  # inverse CDF
-                idx = np.concatenate([idx, nxt[:, None]], axis=1)
-    finally:
-        model.train(was_training)
+    with evaluating(model), threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(max_new_tokens):
+            logits = model(Tensor._make(idx[:, -block_size:], False, None)).data[:, -1, :]  # (B, V)
+            logits = logits.astype(np.float64) / temperature
+            if top_k is not None and top_k < logits.shape[-1]:
+                kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]  # the k-th largest
+                logits = np.where(logits < kth, -np.inf, logits)
+            p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            u = rng.random((p.shape[0], 1))
+            nxt = np.minimum((np.cumsum(p, axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)  # inverse CDF
+            idx = np.concatenate([idx, nxt[:, None]], axis=1)
     return idx
 
 

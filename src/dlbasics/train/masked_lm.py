@@ -29,14 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.autograd.grad_mode import no_grad
 from dlbasics.data.text.masking import IGNORE_INDEX, mask_tokens
 from dlbasics.errors import ConfigError, DataError
 from dlbasics.nn.losses import CrossEntropyLoss
 from dlbasics.nn.module import Module
 from dlbasics.rng import set_generator_states
 from dlbasics.tensor import Tensor
-from dlbasics.train.task import TASKS, Averages, Task
+from dlbasics.train.task import TASKS, Averages, Task, evaluating
 
 MASK_ID = 4  # "<mask>", the first special token after <pad> <unk> <bos> <eos>
 SPECIAL_IDS = (0, 1, 2, 3, 4)  # <pad> <unk> <bos> <eos> <mask>
@@ -71,21 +70,16 @@ class MaskedLMTask(Task):
 
     def __init__(self, model: Module, optimizer: Any, vocab_size: int, *, seed: int = 0, mask_id: int = MASK_ID,
                  special_ids: Sequence[int] = SPECIAL_IDS, p: float = 0.15, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.model, self.optimizer = model, optimizer
+        super().__init__(model, optimizer)
         self.vocab_size, self.mask_id, self.special_ids, self.p = vocab_size, mask_id, tuple(special_ids), p
         self.loss_fn = CrossEntropyLoss(ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
         self.generator = np.random.default_rng([seed, MASKING_STREAM])
-        self.modules = {"model": model}
-        self.optimizers = {"optimizer": optimizer}
 
     @classmethod
     def build(cls, cfg: Any) -> MaskedLMTask:
         from dlbasics.train.config import build_model, build_optimizer
 
-        if cfg.data.problem != "masked_language_modeling":
-            raise ConfigError(f"{cfg.spelling('task')} masked_lm: pre-trains on text; the data set "
-                              f"{cfg.data.name!r} is a {cfg.data.problem} task")
+        cls.require_problem(cfg, "masked_language_modeling", "masked_lm", "pre-trains on text")
         if cfg.loss.name not in (None, "cross_entropy"):
             raise ConfigError(f"{cfg.spelling('loss')} {cfg.loss.name}: a masked language model is trained by the "
                               "masked words' cross-entropy; use cross_entropy")
@@ -129,17 +123,12 @@ class MaskedLMTask(Task):
         graph; the mode is restored). Both are means over the masked words, not over sequences."""
         generator = np.random.default_rng(EVAL_MASK_SEED)
         avg = Averages()
-        was_training = model.training
-        model.eval()
-        try:
-            with no_grad():
-                for batch in loader:
-                    loss, logits, target = self.masked_loss(model, batch, generator)
-                    correct = float((logits.data.argmax(axis=-1) == target).mean()) if target.size else 0.0
-                    avg.add(int(target.size), {"loss": float(loss.item()) if target.size else 0.0,
-                                               "accuracy": correct})
-        finally:
-            model.train(was_training)
+        with evaluating(model):
+            for batch in loader:
+                loss, logits, target = self.masked_loss(model, batch, generator)
+                correct = float((logits.data.argmax(axis=-1) == target).mean()) if target.size else 0.0
+                avg.add(int(target.size), {"loss": float(loss.item()) if target.size else 0.0,
+                                           "accuracy": correct})
         means = avg.means()
         return {"loss": means.get("loss", 0.0), "accuracy": means.get("accuracy", 0.0)}
 

@@ -15,11 +15,12 @@ continues every one of them exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from dlbasics.autograd.grad_mode import no_grad
-from dlbasics.errors import DataError, DivergedError
+from dlbasics.errors import ConfigError, DataError, DivergedError
 from dlbasics.nn.module import Module
 from dlbasics.nn.utils import clip_grad_norm_
 from dlbasics.registry import Registry
@@ -41,6 +42,19 @@ def split_batch(batch: Any) -> tuple[Tensor, Any]:
         return batch[0], batch[1]
     raise DataError(f"a supervised step expects batches of (inputs, targets), got {type(batch).__name__}"
                     + (f" of length {len(batch)}" if isinstance(batch, tuple | list) else ""))
+
+
+@contextmanager
+def evaluating(model: Module) -> Iterator[Module]:
+    """``with evaluating(model):`` eval mode (dropout off, BatchNorm's running statistics) and no graph inside;
+    the model's mode is restored after, whatever happens."""
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            yield model
+    finally:
+        model.train(was_training)
 
 
 def forward(model: Module, x: Any) -> Any:
@@ -79,14 +93,26 @@ class Task:
     model: Module
     clip_grad_norm: float | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, model: Module | None = None, optimizer: Any = None) -> None:
+        """With ``model`` and ``optimizer``: the common case of one of each (as "model" and "optimizer")."""
         self.modules: dict[str, Module] = {}
         self.optimizers: dict[str, Any] = {}
+        if model is not None:
+            self.model, self.modules["model"] = model, model
+        if optimizer is not None:
+            self.optimizer, self.optimizers["optimizer"] = optimizer, optimizer
 
     @classmethod
     def build(cls, cfg: Any) -> Task:
         """The task of a resolved run description (``train.config.RunConfig``)."""
         raise NotImplementedError(f"{cls.__name__} cannot be built from a run description")
+
+    @staticmethod
+    def require_problem(cfg: Any, problem: str, task: str, trains_on: str) -> None:
+        """ConfigError unless the description's data is a ``problem`` (e.g. "translation") data set."""
+        if cfg.data.problem != problem:
+            raise ConfigError(f"{cfg.spelling('task')} {task}: {trains_on}; the data set {cfg.data.name!r} is a "
+                              f"{cfg.data.problem} task")
 
     # ---- one step ----
     def training_step(self, batch: Any) -> tuple[int, dict[str, float]]:
@@ -156,18 +182,13 @@ def evaluate(model: Module, loader: Iterable, loss_fn: Callable | None = None,
     """Mean loss and metrics over ``loader`` in eval mode without recording a graph (mode restored after)."""
     fns = {m: get_metric(m) for m in metrics}
     avg = Averages()
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for batch in loader:
-                x, y = split_batch(batch)
-                out = forward(model, x)
-                values = {"loss": float(loss_fn(out, y).item())} if loss_fn is not None else {}
-                values |= {m: f(out, y) for m, f in fns.items()}
-                avg.add(batch_size(x), values)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for batch in loader:
+            x, y = split_batch(batch)
+            out = forward(model, x)
+            values = {"loss": float(loss_fn(out, y).item())} if loss_fn is not None else {}
+            values |= {m: f(out, y) for m, f in fns.items()}
+            avg.add(batch_size(x), values)
     means = avg.means()
     order = (["loss"] if loss_fn is not None else []) + list(fns)
     return {k: means.get(k, 0.0) for k in order}
@@ -178,12 +199,10 @@ class SupervisedTask(Task):
     """Supervised learning: one model, one loss, one optimizer; the step is ``loss_fn(model(x), y)``."""
 
     def __init__(self, model: Module, loss_fn: Callable, optimizer: Any, metrics: Sequence[str] = ("accuracy",)):
-        super().__init__()
-        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        super().__init__(model, optimizer)
+        self.loss_fn = loss_fn
         self.metrics = tuple(metrics)
         self.metric_fns = {m: get_metric(m) for m in self.metrics}
-        self.modules = {"model": model}
-        self.optimizers = {"optimizer": optimizer}
 
     @classmethod
     def build(cls, cfg: Any) -> SupervisedTask:
@@ -208,4 +227,5 @@ class SupervisedTask(Task):
         return evaluate(model, loader, build_loss(cfg), cfg.metrics)  # any module: an ensemble, a compressed copy
 
 
-__all__ = ["TASKS", "Averages", "SupervisedTask", "Task", "batch_size", "evaluate", "forward", "split_batch"]
+__all__ = ["TASKS", "Averages", "SupervisedTask", "Task", "batch_size", "evaluate", "evaluating", "forward",
+           "split_batch"]

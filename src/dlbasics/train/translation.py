@@ -19,13 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from dlbasics.autograd.grad_mode import no_grad
 from dlbasics.errors import ConfigError, DataError
 from dlbasics.nn.losses import CrossEntropyLoss
 from dlbasics.nn.module import Module
 from dlbasics.tensor import Tensor
 from dlbasics.train.decoding import translate
-from dlbasics.train.task import TASKS, Averages, Task
+from dlbasics.train.task import TASKS, Averages, Task, evaluating
 
 PAD = 0
 
@@ -67,20 +66,15 @@ class TranslationTask(Task):
     """One model, one optimizer, the per-word cross-entropy of the reference; validation adds greedy BLEU."""
 
     def __init__(self, model: Module, optimizer: Any, label_smoothing: float = 0.0, bos: int = 2, eos: int = 3):
-        super().__init__()
-        self.model, self.optimizer = model, optimizer
+        super().__init__(model, optimizer)
         self.loss_fn = CrossEntropyLoss(ignore_index=PAD, label_smoothing=label_smoothing)
         self.bos, self.eos = bos, eos
-        self.modules = {"model": model}
-        self.optimizers = {"optimizer": optimizer}
 
     @classmethod
     def build(cls, cfg: Any) -> TranslationTask:
         from dlbasics.train.config import build_model, build_optimizer
 
-        if cfg.data.problem != "translation":
-            raise ConfigError(f"{cfg.spelling('task')} translation: trains on sentence pairs; the data set "
-                              f"{cfg.data.name!r} is a {cfg.data.problem} task")
+        cls.require_problem(cfg, "translation", "translation", "trains on sentence pairs")
         model = build_model(cfg)
         return cls(model, build_optimizer(cfg, model), float(cfg.loss.label_smoothing))
 
@@ -141,15 +135,10 @@ def translate_text(model: Module, tokenizer: Any, sentences: Sequence[str], beam
 def evaluate_translation(model: Module, loader: Any, loss_fn: Any, bos: int, eos: int) -> dict[str, float]:
     """Per-word validation loss and the BLEU of greedy translations over ``loader`` (mode restored)."""
     avg = Averages()
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for batch in loader:
-                loss, words = teacher_forced_loss(model, loss_fn, batch)
-                avg.add(words, {"loss": float(loss.item())})
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for batch in loader:
+            loss, words = teacher_forced_loss(model, loss_fn, batch)
+            avg.add(words, {"loss": float(loss.item())})
     hyps = decode_dataset(model, loader, bos, eos)
     refs = getattr(loader.dataset, "references", None)
     if refs is None:
