@@ -25,7 +25,8 @@ def finding(name="demo", **kw):
 # ---- registry ------------------------------------------------------------------------------------------
 def test_experiments_in_lecture_order():
     assert lab.EXPERIMENTS == ("linear-regression", "linear-collapse", "activations", "universal-approximation",
-                               "losses", "optimizers", "regularization", "svd-compression", "resnet-depth")
+                               "losses", "optimizers", "regularization", "svd-compression", "resnet-depth",
+                               "translation", "pretraining")
     assert lab.available() == list(lab.EXPERIMENTS)
 
 

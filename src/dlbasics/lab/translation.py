@@ -16,7 +16,8 @@ system is scored by sacrebleu's corpus BLEU on the 250 test verses (word tokens,
   with its recipe for 15 epochs, the epoch with the best validation BLEU kept; greedy decoding, and beam search
   (5, alpha 0.6) for the attention model.
 
-Figures: BLEU by source length for every system, and the attention weights of one test verse. ``quick``: verses of
+Figures: BLEU by source length for every system, and the attention weights of one test verse; ``translations.txt``
+holds every test verse with each system's translation. ``quick``: verses of
 at most 8 words, 100 test and 100 validation ones, 2 epochs, for tests (numbers far from converged).
 """
 
@@ -137,6 +138,7 @@ def run(out_dir: str | Path, quick: bool = False, seed: int = 0) -> Finding:
         if options.get("attention"):
             systems[f"{label}, beam 5"] = decode_dataset(model, loader, 2, 3, beam=5, alpha=0.6)
             example = attention_example(model, test, out_dir)
+    _write_examples(out_dir / "translations.txt", src, refs, systems)
     scores = {name: bleu(h, refs) for name, h in systems.items()}
     by_len = {name: bleu_by_length(h, refs, src) for name, h in systems.items()}
 
@@ -163,6 +165,17 @@ def run(out_dir: str | Path, quick: bool = False, seed: int = 0) -> Finding:
                f"({size['epochs']} epochs each; training took " +
                ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ").")
     return Finding(NAME, TITLE, CLAIM, numbers, figures, summary, command_for(NAME, out_dir, quick, seed))
+
+
+def _write_examples(path: Path, sources: list[str], refs: list[str], systems: dict[str, list[str]]) -> None:
+    """Every test verse with its reference and each system's translation, for reading them side by side."""
+    from dlbasics.io import atomic_write_text
+
+    width = max(len(name) for name in systems) + 1
+    blocks = ["\n".join([f"{'source:':<{width}} {s}", f"{'reference:':<{width}} {r}",
+                          *(f"{name + ':':<{width}} {hyps[i]}" for name, hyps in systems.items())])
+              for i, (s, r) in enumerate(zip(sources, refs))]
+    atomic_write_text(path, "\n\n".join(blocks) + "\n")
 
 
 def _key(label: str) -> str:
