@@ -2,7 +2,8 @@
 
 Claim (Devlin et al. 2018): masked-language-model pre-training on unlabelled text gives an encoder that a small
 labelled task fine-tunes better than the same network trained on that task alone - if the unlabelled corpus is
-large enough (Warstadt et al.'s MiniBERTas: about 10M words before the gains come; this corpus has about 1.5M).
+large enough (Warstadt et al.'s MiniBERTas: about 10M words before the gains come; this corpus has about 1.9M word
+tokens).
 
 Method: BERT-Tiny's shape (2 layers, 128 dimensions, 2 heads, sequences of 64 word tokens) pre-trained with the
 zoo's ``bert`` recipe, but ``steps`` steps, on the "pretraining" text (the training tweets, Tiny Shakespeare's
@@ -119,8 +120,8 @@ def run(out_dir: str | Path, quick: bool = False, seed: int = 0) -> Finding:
     verdict = (f"Pre-training adds {gain:+.3f} accuracy, more than two standard deviations of the per-seed "
                f"differences ({spread:.3f}): a gain." if significant else
                f"Pre-training changes the accuracy by {gain:+.3f} (per-seed differences' standard deviation "
-               f"{spread:.3f}): not a gain this experiment can claim. This corpus (about 1.5M words) is too small, "
-               "as the MiniBERTa study found: about 10M words are needed before pre-training pays.")
+               f"{spread:.3f}): not a gain this experiment can claim. This corpus (about 1.9M word tokens) is too "
+               "small, as the MiniBERTa study found: about 10M words are needed before pre-training pays.")
     summary = (f"After {steps} steps the masked-word validation loss is {curve[-1][1]:.2f} nats against the "
                f"unigram entropy's {entropy:.2f}. Test accuracy over {len(size['seeds'])} seeds: fine-tuned "
                f"{means[0]:.3f} ± {stds[0]:.3f}, from scratch {means[1]:.3f} ± {stds[1]:.3f}; TF-IDF + logistic "
