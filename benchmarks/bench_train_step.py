@@ -199,6 +199,21 @@ def bert(lib: Any) -> Callable[[], None]:
     return train_step(lambda _: forward(), lib.nn.CrossEntropyLoss(), opt, None, target)
 
 
+def vit(lib: Any) -> Callable[[], None]:
+    """The zoo's ViT (7x7 patches of 28x28, 4 pre-norm blocks x 64, 4 heads) on a batch of 128, AdamW as its
+    recipe (lr 1e-3, weight decay 0.05)."""
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal((128, 1, 28, 28)).astype(np.float32))
+    y = lib.tensor(rng.integers(0, 10, 128))
+    if lib.__name__ == "torch":
+        model = importlib.import_module("twins.vit").vit(1, 28, 10)
+    else:
+        model = lib.models.create("vit", in_channels=1, image_size=28, num_classes=10)
+    opt = lib.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    return train_step(model, lib.nn.CrossEntropyLoss(), opt, x, y)
+
+
 WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp),
     "mlp1024": ("MLP 784-512-256-10, batch 1024, Adam", lambda lib: mlp(lib, 1024)),
@@ -212,6 +227,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
                           lambda lib: translator(lib, "seq2seq", attention="bahdanau")),
     "transformer": ("Transformer 3+3 x 256, batch 64 verse pairs, Adam", lambda lib: translator(lib, "transformer")),
     "bert": ("BERT-Tiny masked LM, batch 64 x 64, vocabulary 21,903, AdamW", bert),
+    "vit": ("ViT 7x7 patches, 4 x 64, 4 heads, 1x28x28, batch 128, AdamW", vit),
 }
 
 

