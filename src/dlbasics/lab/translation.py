@@ -134,9 +134,9 @@ def run(out_dir: str | Path, quick: bool = False, seed: int = 0) -> Finding:
         model, secs = train_model(model_name, options, size["epochs"], seed, size["data"])
         seconds[label] = secs
         loader = DataLoader(test, batch_size=256)
-        systems[label] = decode_dataset(model, loader, 2, 3)
+        systems[label] = decode_dataset(model, loader)
         if options.get("attention"):
-            systems[f"{label}, beam 5"] = decode_dataset(model, loader, 2, 3, beam=5, alpha=0.6)
+            systems[f"{label}, beam 5"] = decode_dataset(model, loader, beam=5, alpha=0.6)
             example = attention_example(model, test, out_dir)
     _write_examples(out_dir / "translations.txt", src, refs, systems)
     scores = {name: bleu(h, refs) for name, h in systems.items()}
@@ -187,14 +187,15 @@ def attention_example(model: Any, test: Any, out_dir: Path, index: int | None = 
     default), drawn as a heat map: target words down, source words across."""
     from dlbasics.autograd.grad_mode import no_grad
     from dlbasics.train.decoding import translate
+    from dlbasics.train.translation import BOS, EOS
 
     if index is None:
         index = int(np.argmax([len(s.split()) for s in test.sources[:50]]))
     src_ids, _ = test[index]
-    out = translate(model, src_ids[None, :], [len(src_ids)], 2, 3)[0]
+    out = translate(model, src_ids[None, :], [len(src_ids)], BOS, EOS)[0]
     model.eval()
     with no_grad():
-        model(src_ids[None, :], [len(src_ids)], np.array([[2, *out]]))  # teacher-forced on its own output
+        model(src_ids[None, :], [len(src_ids)], np.array([[BOS, *out]]))  # teacher-forced on its own output
     weights = model.last_attention[0]  # (T, S)
     src_words = [*test.sources[index].split(), "<eos>"]
     tgt_words = [*test.tokenizer.decode_tgt(out).split(), "<eos>"]

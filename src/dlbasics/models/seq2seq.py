@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dlbasics import nn
+from dlbasics.data.text.tokenizers import SPECIAL_TOKENS
 from dlbasics.models.registry import register
 from dlbasics.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from dlbasics.ops.movement import cat, stack
@@ -39,7 +40,7 @@ from dlbasics.tensor import Tensor
 PAPER = ("Sutskever, Vinyals & Le, Sequence to Sequence Learning with Neural Networks (2014); Cho et al. (2014); "
          "Bahdanau, Cho & Bengio, Neural Machine Translation by Jointly Learning to Align and Translate (2015)")
 ATTENTIONS = ("none", "bahdanau", "luong")
-PAD = 0  # the padding id of dlbasics' word tokenizers
+PAD = SPECIAL_TOKENS.index("<pad>")  # 0: the padding id of dlbasics' word tokenizers
 
 
 def _ids(x: Any) -> Tensor:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dlbasics.data.text.tokenizers import SPECIAL_TOKENS
 from dlbasics.errors import ConfigError, DataError
 from dlbasics.nn.losses import CrossEntropyLoss
 from dlbasics.nn.module import Module
@@ -26,7 +27,7 @@ from dlbasics.tensor import Tensor
 from dlbasics.train.decoding import translate
 from dlbasics.train.task import TASKS, Averages, Task, evaluating
 
-PAD = 0
+PAD, BOS, EOS = (SPECIAL_TOKENS.index(t) for t in ("<pad>", "<bos>", "<eos>"))  # the word tokenizers' ids 0, 2, 3
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -65,7 +66,8 @@ def teacher_forced_loss(model: Module, loss_fn: Any, batch: Any) -> tuple[Tensor
 class TranslationTask(Task):
     """One model, one optimizer, the per-word cross-entropy of the reference; validation adds greedy BLEU."""
 
-    def __init__(self, model: Module, optimizer: Any, label_smoothing: float = 0.0, bos: int = 2, eos: int = 3):
+    def __init__(self, model: Module, optimizer: Any, label_smoothing: float = 0.0, bos: int = BOS,
+                 eos: int = EOS):
         super().__init__(model, optimizer)
         self.loss_fn = CrossEntropyLoss(ignore_index=PAD, label_smoothing=label_smoothing)
         self.bos, self.eos = bos, eos
@@ -90,7 +92,7 @@ class TranslationTask(Task):
 
     @classmethod
     def evaluate_model(cls, cfg: Any, model: Module, loader: Iterable) -> dict[str, float]:
-        return evaluate_translation(model, loader, CrossEntropyLoss(ignore_index=PAD), 2, 3)
+        return evaluate_translation(model, loader, CrossEntropyLoss(ignore_index=PAD), BOS, EOS)
 
     def write_outputs(self, out_dir: Path, cfg: Any, splits: Any) -> None:
         """translations.txt: each test sentence, its reference and the model's greedy translation."""
@@ -106,7 +108,8 @@ class TranslationTask(Task):
         atomic_write_text(out_dir / "translations.txt", "\n".join(lines))
 
 
-def decode_dataset(model: Module, loader: Any, bos: int, eos: int, beam: int = 1, alpha: float = 0.6) -> list[str]:
+def decode_dataset(model: Module, loader: Any, bos: int = BOS, eos: int = EOS, beam: int = 1, alpha: float = 0.6
+                   ) -> list[str]:
     """The translations of every source sentence of ``loader`` (in its order, unshuffled) as word-token text."""
     tokenizer = getattr(loader.dataset, "tokenizer", None)
     if tokenizer is None:
@@ -119,7 +122,7 @@ def decode_dataset(model: Module, loader: Any, bos: int, eos: int, beam: int = 1
 
 
 def translate_text(model: Module, tokenizer: Any, sentences: Sequence[str], beam: int = 1, alpha: float = 0.6,
-                   bos: int = 2, eos: int = 3) -> list[str]:
+                   bos: int = BOS, eos: int = EOS) -> list[str]:
     """``sentences`` translated by ``model``: each split into word tokens by the run's ``tokenizer`` (a
     ``PairTokenizer``), decoded greedily (``beam`` 1) or by beam search, returned as word-token text."""
     from dlbasics.data.text import pad_sequence
