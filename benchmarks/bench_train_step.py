@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import json
 import os
 import platform
@@ -214,6 +215,56 @@ def vit(lib: Any) -> Callable[[], None]:
     return train_step(model, lib.nn.CrossEntropyLoss(), opt, x, y)
 
 
+def gan(lib: Any, name: str) -> Callable[[], None]:
+    """One adversarial step of the zoo's GAN (``train.adversarial``: D on real vs detached fake, then G's
+    non-saturating loss through the updated, frozen D), batch 64 of 1x28x28, both Adam(2e-4, betas (0.5, 0.999))."""
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    real = rng.uniform(0, 1, (64, 1, 28, 28)).astype(np.float32)
+    z = rng.standard_normal((64, 64)).astype(np.float32)
+    if lib.__name__ == "torch":
+        import torch
+
+        twins = importlib.import_module("twins.gan")
+        model = getattr(twins, name)(1, 28)
+        opt_g = torch.optim.Adam(model.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        real_t, z_t = torch.tensor(real), torch.tensor(z)
+        return lambda: twins.adversarial_step(model, opt_g, opt_d, real_t, z_t)
+    from dlbasics.train.adversarial import AdversarialTask
+
+    model = lib.models.create(name, in_channels=1, image_size=28)
+    task = AdversarialTask(model, lib.optim.Adam(model.generator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+                           lib.optim.Adam(model.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+    model.noise = lambda n, generator=None: lib.tensor(z)
+    return lambda: task.training_step(real)
+
+
+def simclr(lib: Any) -> Callable[[], None]:
+    """One SimCLR step of the zoo's model: both views of 256 images (1x28x28) in one pass, NT-Xent at tau 0.5, Adam
+    1e-3. The views are given (augmentation is timed apart: ``data.augment``'s docstring)."""
+    lib.manual_seed(0)
+    rng = np.random.default_rng(0)
+    v1, v2 = rng.uniform(0, 1, (2, 256, 1, 28, 28)).astype(np.float32)
+    if lib.__name__ == "torch":
+        import torch
+
+        twins = importlib.import_module("twins.simclr")
+        model = twins.simclr(1)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        a, b = torch.tensor(v1), torch.tensor(v2)
+        loss = lambda: twins.contrastive_loss(model, a, b)  # noqa: E731
+    else:
+        from dlbasics.train.contrastive import ContrastiveTask
+
+        model = lib.models.create("simclr", in_channels=1)
+        opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+        task = ContrastiveTask(model, opt)
+        views = itertools.cycle([v1, v2])  # the "augmentation" hands out v1, then v2, at every step
+        loss = lambda: task.views_loss(model, v1, lambda x: next(views))  # noqa: E731
+    return train_step(lambda _: loss(), lambda out, _: out, opt, None, None)
+
+
 WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "mlp": ("MLP 784-512-256-10, batch 128, Adam", mlp),
     "mlp1024": ("MLP 784-512-256-10, batch 1024, Adam", lambda lib: mlp(lib, 1024)),
@@ -228,6 +279,10 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], Callable[[], None]]]] = {
     "transformer": ("Transformer 3+3 x 256, batch 64 verse pairs, Adam", lambda lib: translator(lib, "transformer")),
     "bert": ("BERT-Tiny masked LM, batch 64 x 64, vocabulary 21,903, AdamW", bert),
     "vit": ("ViT 7x7 patches, 4 x 64, 4 heads, 1x28x28, batch 128, AdamW", vit),
+    "gan": ("MLP GAN 64-256-512-784 / 784-512-256-1, D + G step, batch 64, Adam", lambda lib: gan(lib, "gan")),
+    "dcgan": ("DCGAN 28x28 (ConvT 128-64-1 / conv 64-128), D + G step, batch 64, Adam",
+              lambda lib: gan(lib, "dcgan")),
+    "simclr": ("SimCLR conv 32-64-128 + head, 2 x 256 views, NT-Xent, Adam", simclr),
 }
 
 

@@ -124,7 +124,8 @@ CASES = [
     ("toml-not-toml", "train --config {tmp}/run.toml", "toml:lr = ", "--config {tmp}/run.toml: not valid TOML"),
     # ---- names ----
     ("unknown-model", "train --model vgg", None,
-     "--model: invalid choice 'vgg' (choose from alexnet, bert, bert_classifier, gpt, char_lstm, lenet5, mlp"),
+     "--model: invalid choice 'vgg' (choose from alexnet, bert, bert_classifier, gpt, char_lstm, gan, dcgan, lenet5, "
+     "mlp"),
     ("unknown-optimizer", "train --optimizer adamm", None,
      "--optimizer: invalid choice 'adamm' (choose from adadelta, adagrad, adam, adamw, rmsprop, sgd)"),
     ("unknown-data", "train --data imagenet", None, "--data: invalid choice 'imagenet' (choose from digits, moons"),
@@ -133,7 +134,8 @@ CASES = [
     ("unknown-scheduler", "train --scheduler linear", None,
      "--scheduler: invalid choice 'linear' (choose from constant, cosine, step, exponential, plateau)"),
     ("unknown-task", "train --task gan", None,
-     "--task: invalid choice 'gan' (choose from supervised, language_model, masked_lm, translation)"),
+     "--task: invalid choice 'gan' (choose from supervised, adversarial, contrastive, language_model, masked_lm, "
+     "translation)"),
     ("unknown-option", "train --optimiser sgd", None, "unrecognized arguments: --optimiser sgd"),
     ("unknown-command", "frobnicate", None, "invalid choice: 'frobnicate'"),
     ("unknown-experiment", "lab nope", None, "unknown experiment 'nope'; choose from linear-regression"),
@@ -143,6 +145,13 @@ CASES = [
     ("translate-bad-beam", "translate {run} hello --beam 0", None, "--beam: must be >= 1, got 0"),
     ("finetune-nothing-to-finetune", "finetune {run}", None,
      "its model 'mlp' has no fine-tuning model; pre-train one of: bert"),
+    ("sample-not-a-gan-run", "sample {run}", None,
+     "is a supervised run, not a GAN's (train one with --model gan or --model dcgan)"),
+    ("sample-bad-n", "sample {run} --n 0", None, "--n: must be >= 1, got 0"),
+    ("adversarial-on-vectors", "train --model gan --data digits", None,
+     "--task adversarial: generates images; the data set 'digits' has samples of shape (64,), not (C, H, W)"),
+    ("contrastive-on-vectors", "train --model simclr --data digits", None,
+     "--task contrastive: learns from images; the data set 'digits' has samples of shape (64,), not (C, H, W)"),
     ("init-from-nothing", "train --init-from {tmp}/none --epochs 1", None,
      "--init-from {tmp}/none: no trained model there (expected a run folder with model.safetensors, or a "
      ".safetensors file)"),

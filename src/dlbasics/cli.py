@@ -7,6 +7,7 @@
     dlbasics generate RUN_DIR --prompt "ROMEO:"     # a text model's continuation of a prompt
     dlbasics translate RUN_DIR "in the beginning"   # a translation run's translation, --beam K for beam search
     dlbasics finetune RUN_DIR --data tweets         # a pre-trained BERT's classifier, trained further
+    dlbasics sample RUN_DIR --n 64 --out grid.png   # a GAN run's samples as an image grid
     dlbasics evaluate RUN_DIR | predict RUN_DIR INPUT | zoo | lab | compress | cv | ensemble | tune
 
 This module only parses and prints. The run options are generated from the run description
@@ -142,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--alpha", type=float, default=0.6, metavar="X",
                     help="length penalty exponent of beam search, GNMT's ((5 + |y|) / 6)^X; 0 for none (default 0.6)")
     tr.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
+    sm = sub.add_parser("sample", help="a GAN run's generated images, as a grid PNG",
+                        description="Draw N images from a GAN run's generator (its best-FD snapshot, best.safetensors, "
+                                    "unless --last) and write them as a grid, 8 to a row.")
+    sm.add_argument("run_dir", metavar="RUN_DIR")
+    sm.add_argument("--n", type=int, default=64, metavar="N", help="images to draw (default 64)")
+    sm.add_argument("--out", default="samples.png", metavar="FILE", help="the PNG to write (default samples.png)")
+    sm.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the noise (default 0)")
+    sm.add_argument("--last", action="store_true", help="the model at the end of training, not the best-FD snapshot")
+    sm.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
     sub.add_parser("zoo", help="list the models with their papers")
 
     from dlbasics.lab import EXPERIMENTS
@@ -332,6 +342,29 @@ def cmd_translate(args: argparse.Namespace) -> list[str]:
     return translate_text(load_model(run), load_tokenizer(run), args.sentences, args.beam, args.alpha)
 
 
+def cmd_sample(args: argparse.Namespace) -> list[str]:
+    from dlbasics.io import load
+    from dlbasics.train.adversarial import save_image_grid
+    from dlbasics.train.rundir import load_model, open_run
+
+    if args.n < 1:
+        raise ConfigError(f"--n: must be >= 1, got {args.n}")
+    if not args.out.lower().endswith(".png"):
+        raise ConfigError(f"--out {args.out}: writes a PNG; give a file ending in .png")
+    run = open_run(args.run_dir)
+    if run.config.task != "adversarial":
+        raise ConfigError(f"sample: {run.path} is a {run.config.task} run, not a GAN's (train one with --model gan or "
+                          "--model dcgan)")
+    model = load_model(run)
+    best = run.path / "best.safetensors"
+    which = "the last model"
+    if not args.last and best.is_file():
+        model.load_state_dict(load(best))
+        which = "the best-FD snapshot"
+    save_image_grid(model.sample(args.n, args.seed), args.out)
+    return [f"{args.n} samples of {which} written to {args.out}"]
+
+
 def cmd_zoo(args: argparse.Namespace) -> list[str]:
     """One line per model: name, default data, parameters (built for that data), paper."""
     from dlbasics import models
@@ -426,7 +459,7 @@ def cmd_tune(args: argparse.Namespace) -> list[str]:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
-            "translate": cmd_translate, "finetune": cmd_finetune, "zoo": cmd_zoo,
+            "translate": cmd_translate, "finetune": cmd_finetune, "sample": cmd_sample, "zoo": cmd_zoo,
             "compress": cmd_compress, "cv": cmd_cv, "ensemble": cmd_ensemble, "tune": cmd_tune}
 
 

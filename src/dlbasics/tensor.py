@@ -463,6 +463,15 @@ def _plain_index(index: Any) -> Any:
 
 
 # ---- creation -------------------------------------------------------------------------------------
+def float_input(data: Any) -> Tensor:
+    """A model's input as a Tensor, without a copy: a Tensor as it is, a float array in its own dtype (float64 for
+    a gradient check), anything else (uint8 pixels, lists) as float32."""
+    if isinstance(data, Tensor):
+        return data
+    arr = np.asarray(data)
+    return _new(arr if arr.dtype.kind == "f" else arr.astype(np.float32), False)
+
+
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (floats become float32 unless ``dtype`` says otherwise)."""
     if isinstance(data, Tensor):  # a tensor keeps its dtype

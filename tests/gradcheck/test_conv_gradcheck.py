@@ -1,4 +1,5 @@
-"""Convolution, pooling, padding and local response norm: backward against central finite differences in float64.
+"""Convolution, transposed convolution, pooling, padding and local response norm: backward against central finite
+differences in float64.
 
 Same table style as ``test_functional_gradcheck``: ``case(id, fn, *arrays)``, each array a float64 leaf that
 requires grad (input, weight, bias, in that order); anything else is a constant inside ``fn``. Max-pooling inputs
@@ -76,6 +77,35 @@ CONV = [
          r(2, 3, 3, 3)),
     case("conv2d-then-flatten", lambda x, w: F.conv2d(x, w, stride=2).flatten(1) * dl.arange(1, 13), r(2, 2, 5, 5),
          r(3, 2, 3, 3)),
+]
+
+
+def convt(name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, **kw):
+    if b is None:
+        return case("conv_transpose2d-" + name, lambda x, w: F.conv_transpose2d(x, w, **kw), x, w)
+    return case("conv_transpose2d-" + name, lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), x, w, b)
+
+
+CONV_TRANSPOSE = [  # weight (C_in, C_out / groups, kh, kw)
+    convt("k3", r(2, 3, 4, 4), r(3, 2, 3, 3), r(2)),
+    convt("k4-stride2-pad1", r(2, 3, 3, 4), r(3, 2, 4, 4), r(2), stride=2, padding=1),
+    convt("stride2-pad1-output-padding1", r(2, 2, 3, 3), r(2, 3, 3, 3), r(3), stride=2, padding=1, output_padding=1),
+    convt("stride3-k2-gaps-output-padding21", r(1, 2, 3, 3), r(2, 2, 2, 2), r(2), stride=3, output_padding=(2, 1)),
+    convt("rect23-stride21-pad01", r(2, 2, 3, 4), r(2, 3, 2, 3), r(3), stride=(2, 1), padding=(0, 1)),
+    convt("dil2-output-padding1", r(1, 2, 4, 4), r(2, 2, 3, 3), dilation=2, output_padding=1),
+    convt("dil21-stride2-pad1", r(2, 2, 3, 4), r(2, 2, 3, 3), r(2), dilation=(2, 1), stride=2, padding=1),
+    convt("groups2-stride2-op1", r(2, 4, 3, 3), r(4, 2, 3, 3), r(4), groups=2, stride=2, padding=1, output_padding=1),
+    convt("depthwise-mult2", r(1, 3, 4, 4), r(3, 2, 3, 3), r(6), groups=3, padding=1),
+    convt("no-bias-pad-beyond-kernel", r(1, 2, 4, 4), r(2, 2, 3, 3), stride=2, padding=3),
+    convt("unbatched", r(2, 3, 4), r(2, 3, 3, 3), r(3), stride=2),
+    case("conv_transpose2d-constant-input", lambda w, b: F.conv_transpose2d(X_CONST[:, :3], w, b, stride=2),
+         r(3, 2, 3, 3), r(2)),
+    case("conv_transpose2d-constant-weight", lambda x: F.conv_transpose2d(x, W_CONST.transpose(0, 1), stride=2,
+                                                                          padding=1, output_padding=1),
+         r(2, 3, 3, 3)),
+    case("conv2d-then-conv_transpose2d-tied-weight",
+         lambda x, w: F.conv_transpose2d(F.tanh(F.conv2d(x, w, stride=2, padding=1)), w, stride=2, padding=1),
+         r(2, 2, 5, 5), r(3, 2, 3, 3)),
 ]
 
 
@@ -176,7 +206,8 @@ COMPOSITE = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "arrays"), CONV + MAX_POOL + AVG_POOL + ADAPTIVE + PAD + LRN + COMPOSITE)
+@pytest.mark.parametrize(("fn", "arrays"),
+                         CONV + CONV_TRANSPOSE + MAX_POOL + AVG_POOL + ADAPTIVE + PAD + LRN + COMPOSITE)
 def test_gradcheck(fn, arrays):
     inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
     assert gradcheck(fn, inputs)
@@ -197,6 +228,33 @@ def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monke
     force_lowering(lowering)
     inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
     assert gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize(("fn", "arrays"), CONV_TRANSPOSE)
+def test_conv_transpose_gradcheck_in_tiny_blocks(fn, arrays, monkeypatch):
+    """conv_transpose2d runs channels-last's products whatever the lowering; in 64-byte blocks, each one row."""
+    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
+    inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
+    assert gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("wanted", ["x", "w", "b", "xw", "xb", "wb"])
+def test_conv_transpose_computes_only_the_gradients_asked_for(wanted):
+    arrays = {"x": r(2, 4, 3, 4), "w": r(4, 3, 3, 3), "b": r(6)}
+    g = r(2, 6, 6, 8)
+
+    def grads(trainable: str) -> dict[str, np.ndarray | None]:
+        t = {k: dl.tensor(a, dtype=dl.float64, requires_grad=k in trainable) for k, a in arrays.items()}
+        F.conv_transpose2d(t["x"], t["w"], t["b"], stride=2, padding=1, output_padding=1, groups=2).backward(
+            dl.tensor(g, dtype=dl.float64))
+        return {k: v.grad for k, v in t.items()}
+
+    full, part = grads("xwb"), grads(wanted)
+    for k in "xwb":
+        if k in wanted:
+            np.testing.assert_allclose(part[k], full[k], rtol=1e-12, atol=1e-12, err_msg=k)
+        else:
+            assert part[k] is None
 
 
 @pytest.mark.parametrize("lowering", LOWERINGS)

@@ -11,7 +11,7 @@ import pytest
 
 import dlbasics as dl
 from dlbasics import kernels, nn
-from dlbasics.kernels.activation import relu_backward, relu_forward
+from dlbasics.kernels.activation import leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward
 from dlbasics.kernels.norm import batch_norm_backward, batch_norm_forward, flat_rows, rows_of
 from tests.kernels.common import assert_same, both, run_layer
 
@@ -31,6 +31,25 @@ def test_relu_kernels_match_their_twins(dtype, n):
     g[0] = np.nan
     a, b, _, _ = both(relu_backward, lambda: (g, a[2], np.empty_like(g)))
     np.testing.assert_array_equal(a[2], b[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 1000, 4099])
+def test_leaky_relu_kernels_match_their_twins_and_the_definition(dtype, n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n).astype(dtype)
+    if n >= 5:
+        x[:5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+    slope = dtype(0.2)
+    a, b, _, _ = both(leaky_relu_forward, lambda: (x, slope, np.empty_like(x), np.empty(n, bool)))
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_array_equal(a[3], b[3])
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(a[2], np.where(x > 0, x, x * slope))  # float32 products, as NumPy and torch
+    g = rng.standard_normal(n).astype(dtype)
+    g[0] = np.nan
+    a, b, _, _ = both(leaky_relu_backward, lambda: (g, a[3], slope, np.empty_like(g)))
+    np.testing.assert_array_equal(a[3], b[3])
 
 
 def _rows(rng, shape, dtype, gap):

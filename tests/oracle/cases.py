@@ -729,7 +729,20 @@ COMPOSITE = [
          r(3, 5)),
 ]
 
-FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE
+NORMALIZE = [
+    case("normalize", lambda m, F, x: F.normalize(x), r(4, 5)),
+    case("normalize_dim0", lambda m, F, x: F.normalize(x, dim=0), r(4, 5)),
+    case("normalize_3d_last", lambda m, F, x: F.normalize(x, dim=-1), r(2, 3, 4)),
+    case("normalize_p1", lambda m, F, x: F.normalize(x, p=1.0), r(3, 4)),
+    case("normalize_p3", lambda m, F, x: F.normalize(x, p=3.0, dim=-1), r(3, 4)),
+    case("normalize_pinf", lambda m, F, x: F.normalize(x, p=float("inf")), r(3, 4)),
+    case("normalize_eps_clamps", lambda m, F, x: F.normalize(x, eps=0.5), r(4, 3, scale=0.1)),
+    case("normalize_zero_row", lambda m, F, x: F.normalize(x), exact([0.0, 0.0, 0.0], [3.0, -4.0, 0.0]),
+         finite=True),
+    case("normalize_noncontiguous", lambda m, F, x: F.normalize(x, dim=1), transposed(3, 5)),
+]
+
+FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE + NORMALIZE
 
 
 # ---- float64: both libraries in double precision, tight tolerance ------------------------------------------
@@ -748,7 +761,8 @@ FLOAT64_CASES = [
         "cat_three_negative", "linear_3d_input", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax_3d_negative",
         "log_softmax_huge", "ce_smooth_weight_ignore", "ce_4d_probs", "ce_huge", "nll_4d_weight_none",
         "bce_target_grad_weight_pos_weight", "mse_target_grad", "mlp_cross_entropy", "attention_like",
-        "ce_probs_target_grad_weight_smooth_none", "layer_norm_like",
+        "ce_probs_target_grad_weight_smooth_none", "layer_norm_like", "normalize", "normalize_p3",
+        "normalize_zero_row",
     )
 ]
 

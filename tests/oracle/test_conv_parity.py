@@ -1,6 +1,6 @@
-"""Convolution, pooling, padding and local response norm against PyTorch: the functional API through the shared
-one-table harness (``cases.case`` / ``cases.check``), the modules with torch's state_dict copied in, default init,
-and the shape errors.
+"""Convolution, transposed convolution, pooling, padding and local response norm against PyTorch: the functional
+API through the shared one-table harness (``cases.case`` / ``cases.check``), the modules with torch's state_dict
+copied in, default init, and the shape errors.
 
 Tolerances. Pooling, padding and LRN do a handful of float operations per output, so they keep the harness's
 default (rtol 1e-5, atol 1e-6). A conv output sums C/groups * kh * kw products, and its weight and bias gradients
@@ -21,6 +21,7 @@ import torch
 import dlbasics as dl
 import dlbasics.nn.functional as dl_F
 from dlbasics import nn
+from dlbasics.ops import conv as conv_ops
 
 from .cases import Case, _double, case, check, check_float64, exact, f64, pos, r
 from .test_layers_parity import copy_weights
@@ -116,8 +117,108 @@ CONV_CASES = [
     case("conv2d_then_reshape_transpose",
          lambda m, F, x, w: F.conv2d(x, w, padding=1).reshape(2, 4, -1).transpose(1, 2),
          r(2, 3, 4, 5), r(4, 3, 3, 3), **CONV),
+    # a channels-last conv output through LeakyReLU: the kernel keeps its layout (DCGAN's discriminator)
+    case("conv2d_then_leaky_relu_then_conv2d",
+         lambda m, F, x, w, w2: F.conv2d(F.leaky_relu(F.conv2d(x, w, stride=2, padding=1), 0.2), w2, padding=1),
+         r(2, 3, 8, 8), r(16, 3, 4, 4), r(4, 16, 3, 3), **CONV),
     case("conv2d_twice_same_weight", lambda m, F, x, w: F.conv2d(F.conv2d(x, w, padding=1), w, padding=1),
          r(2, 3, 6, 6), r(3, 3, 3, 3), **CONV),
+]
+
+
+# ---- conv_transpose2d ------------------------------------------------------------------------------------------
+def convt(id: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, const: tuple[int, ...] = (),
+          **kw) -> Case:
+    """A conv_transpose2d case: ``F.conv_transpose2d(x, w, b, **kw)`` in both libraries, conv tolerances."""
+    if b is None:
+        return case("conv_transpose2d_" + id, lambda m, F, x, w: F.conv_transpose2d(x, w, **kw), x, w, const=const,
+                    **CONV)
+    return case("conv_transpose2d_" + id, lambda m, F, x, w, b: F.conv_transpose2d(x, w, b, **kw), x, w, b,
+                const=const, **CONV)
+
+
+# weight (C_in, C_out / groups, kh, kw). The op always runs the channels-last products (ops/conv.py), whatever
+# conv2d's lowering, so these run once; the cases that compose it with conv2d are in COMPOSITE_CASES
+CONV_TRANSPOSE_CASES = [
+    # kernel sizes
+    convt("k1", r(2, 3, 5, 6), r(3, 4, 1, 1), r(4)),
+    convt("k2_stride2_no_overlap", r(2, 3, 4, 5), r(3, 4, 2, 2), r(4), stride=2),
+    convt("k3", r(2, 3, 5, 6), r(3, 4, 3, 3), r(4)),
+    convt("k3_no_bias", r(2, 3, 5, 6), r(3, 4, 3, 3)),
+    case("conv_transpose2d_k3_bias_kw_none", lambda m, F, x, w: F.conv_transpose2d(x, w, bias=None),
+         r(2, 3, 4, 4), r(3, 2, 3, 3), **CONV),
+    convt("k4_stride2_pad1", r(2, 3, 5, 5), r(3, 2, 4, 4), r(2), stride=2, padding=1),
+    convt("k5_pad2", r(2, 2, 6, 5), r(2, 3, 5, 5), r(3), padding=2),
+    convt("k3x1_rect_pad10", r(2, 3, 5, 4), r(3, 4, 3, 1), r(4), padding=(1, 0)),
+    convt("k2x3_rect_stride21_pad01", r(1, 3, 4, 5), r(3, 2, 2, 3), r(2), stride=(2, 1), padding=(0, 1)),
+    # strides: output pixels no input reaches (stride > kernel) get only the bias
+    convt("stride3_k2_gaps", r(1, 2, 4, 4), r(2, 3, 2, 2), r(3), stride=3),
+    convt("stride3_k5_pad2", r(2, 2, 4, 3), r(2, 3, 5, 5), r(3), stride=3, padding=2),
+    convt("stride21_pad1", r(2, 3, 5, 4), r(3, 4, 3, 3), r(4), stride=(2, 1), padding=1),
+    # padding crops the full output: int, tuple, and more than the kernel reaches
+    convt("pad0", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), padding=0),
+    convt("pad1", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), padding=1),
+    convt("pad2", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), padding=2),
+    convt("pad21", r(2, 3, 5, 6), r(3, 4, 3, 3), r(4), padding=(2, 1)),
+    convt("pad3_stride2_beyond_kernel", r(1, 2, 5, 5), r(2, 3, 3, 3), r(3), stride=2, padding=3),
+    # output_padding: extra rows / columns at the bottom / right that only the bias reaches
+    convt("stride2_pad1_output_padding1", r(2, 3, 5, 6), r(3, 4, 3, 3), r(4), stride=2, padding=1,
+          output_padding=1),
+    convt("output_padding10", r(2, 3, 4, 5), r(3, 4, 3, 3), r(4), stride=2, padding=1, output_padding=(1, 0)),
+    convt("output_padding_below_dilation", r(2, 2, 5, 4), r(2, 3, 3, 3), r(3), dilation=2, output_padding=1),
+    convt("stride3_output_padding2", r(1, 2, 3, 4), r(2, 3, 3, 3), r(3), stride=3, output_padding=(2, 1)),
+    # dilation
+    convt("dil2", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), dilation=2),
+    convt("dil21_stride2_pad1", r(2, 3, 5, 4), r(3, 4, 3, 3), r(4), dilation=(2, 1), stride=2, padding=1),
+    # groups: weight (C_in, C_out / groups, ...)
+    convt("groups2", r(2, 4, 5, 5), r(4, 3, 3, 3), r(6), groups=2),
+    convt("groups2_stride2_pad1_op1", r(2, 4, 4, 5), r(4, 2, 3, 3), r(4), groups=2, stride=2, padding=1,
+          output_padding=1),
+    convt("groups3_dil2_no_bias", r(1, 6, 5, 5), r(6, 1, 3, 3), groups=3, dilation=2, padding=1),
+    convt("depthwise", r(2, 4, 5, 5), r(4, 1, 3, 3), r(4), groups=4, padding=1),
+    convt("depthwise_mult2_stride2", r(2, 3, 4, 4), r(3, 2, 4, 4), r(6), groups=3, stride=2, padding=1),
+    # batch and channel extremes, output of spatial size 1
+    convt("batch1", r(1, 3, 5, 5), r(3, 4, 3, 3), r(4), padding=1),
+    convt("one_in_one_out", r(2, 1, 5, 5), r(1, 1, 3, 3), r(1), stride=2),
+    convt("out_1x1", r(2, 3, 1, 1), r(3, 4, 1, 1), r(4)),
+    convt("out_1x1_padded", r(2, 3, 3, 3), r(3, 4, 3, 3), r(4), padding=2),
+    convt("many_channels", r(2, 32, 5, 5), r(32, 16, 3, 3), r(16), stride=2, padding=1, output_padding=1),
+    # unbatched (C, H, W) input, as torch allows
+    convt("unbatched", r(3, 5, 4), r(3, 4, 3, 3), r(4), stride=2),
+    # layouts: non-contiguous input (NHWC storage) and weight, Fortran order
+    convt("input_nhwc_view", nhwc(2, 6, 4, 5), r(6, 4, 3, 3), r(4), stride=2, padding=1),
+    convt("weight_transposed_view", r(2, 3, 5, 5), r(3, 3, 3, 4).transpose(2, 3, 0, 1), r(4), padding=1),
+    convt("fortran_input_and_weight", np.asfortranarray(r(2, 3, 4, 5)), np.asfortranarray(r(3, 4, 3, 3)), r(4),
+          stride=(1, 2)),
+    case("conv_transpose2d_input_permuted_in_graph",
+         lambda m, F, x, w, b: F.conv_transpose2d(x.permute(0, 3, 1, 2), w, b, stride=2), r(2, 4, 5, 3),
+         r(3, 4, 3, 3), r(4), **CONV),
+    # which inputs require grad
+    convt("const_weight", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), const=(1, 2), stride=2),
+    convt("const_input", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), const=(0,), stride=2, padding=1),
+    convt("const_weight_and_bias_grad_of_input_only", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), const=(1,), padding=1),
+    case("conv_transpose2d_kwargs",
+         lambda m, F, x, w, b: F.conv_transpose2d(input=x, weight=w, bias=b, stride=2, padding=(0, 1),
+                                                  output_padding=(1, 0), groups=1, dilation=1),
+         r(2, 3, 4, 4), r(3, 4, 3, 3), r(4), **CONV),
+    case("conv_transpose2d_positional_groups_before_dilation",
+         lambda m, F, x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1, 2, 2), r(2, 4, 4, 4), r(4, 2, 3, 3), r(4),
+         **CONV),
+    # DCGAN's generator on 28 x 28 (Fashion-MNIST): 7 -> 14 -> 28, kernel 4, stride 2, padding 1. The weight and
+    # bias gradients of the second sum 4 * 14 * 14 = 784 products of size ~1: ~sqrt(784) ulps of ~28 is 5e-5
+    case("conv_transpose2d_dcgan_128_to_64_7_to_14",
+         lambda m, F, x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1), r(4, 128, 7, 7),
+         r(128, 64, 4, 4, scale=0.05), r(64), rtol=1e-4, atol=1e-4),
+    case("conv_transpose2d_dcgan_64_to_1_14_to_28",
+         lambda m, F, x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1), r(4, 64, 14, 14),
+         r(64, 1, 4, 4, scale=0.05), r(1), rtol=1e-4, atol=1e-4),
+    # the output feeds shape ops: its memory layout must not leak into the values
+    case("conv_transpose2d_then_flatten_linear",
+         lambda m, F, x, w, wl: F.linear(F.conv_transpose2d(x, w, stride=2, padding=1).flatten(1), wl),
+         r(2, 3, 3, 3), r(3, 4, 3, 3), r(5, 100), **CONV),
+    case("conv_transpose2d_twice_same_weight",
+         lambda m, F, x, w: F.conv_transpose2d(F.conv_transpose2d(x, w, stride=2), w, padding=1),
+         r(2, 3, 3, 3), r(3, 3, 3, 3), **CONV),
 ]
 
 
@@ -291,6 +392,19 @@ COMPOSITE_CASES = [
     case("conv_avgpool_conv", lambda m, F, x, w1, w2: F.conv2d(F.avg_pool2d(F.conv2d(x, w1, padding="same"), 2,
                                                                             ceil_mode=True), w2),
          r(2, 2, 7, 7), r(4, 2, 3, 3), r(3, 4, 2, 2), **CONV),
+    # conv_transpose2d composed with conv2d (run under each conv2d lowering): a tied-weight autoencoder, whose
+    # decoder is the adjoint of its encoder (the same w, read as (C_in, C_out, kh, kw)), and a generator block
+    case("conv2d_then_conv_transpose2d_tied_weight",
+         lambda m, F, x, w: F.conv_transpose2d(F.relu(F.conv2d(x, w, stride=2, padding=1)), w, stride=2, padding=1,
+                                               output_padding=1),
+         r(2, 3, 8, 7), r(5, 3, 3, 3), **CONV),
+    case("conv_transpose2d_then_conv2d",
+         lambda m, F, x, w1, b1, w2: F.conv2d(F.relu(F.conv_transpose2d(x, w1, b1, stride=2, padding=1)), w2,
+                                              padding=1),
+         r(2, 8, 4, 4), r(8, 6, 4, 4, scale=0.3), r(6), r(4, 6, 3, 3, scale=0.3), **CONV),
+    case("conv2d_groups_then_conv_transpose2d_groups",
+         lambda m, F, x, w1, w2: F.conv_transpose2d(F.conv2d(x, w1, groups=2), w2, groups=2, stride=2),
+         r(2, 4, 6, 6), r(6, 2, 3, 3), r(6, 2, 2, 2), **CONV),
 ]
 
 CONV_PARITY_CASES = (CONV_CASES + MAX_POOL_CASES + AVG_POOL_CASES + ADAPTIVE_CASES + PAD_CASES + LRN_CASES
@@ -309,8 +423,17 @@ FLOAT64_CONV_CASES = [
         "avg_pool2d_ceil_k3_stride2_pad1_include_pad_False", "adaptive_avg_pool2d_6x6_from_13x13_alexnet",
         "adaptive_avg_pool2d_4x5_from_3x3_upsample", "pad_4d_value", "pad_negative_crop",
         "local_response_norm_size5_c2_small_C", "local_response_norm_strong_alpha_beta_k",
-        "local_response_norm_size4_even_strong", "mini_alexnet",
+        "local_response_norm_size4_even_strong", "mini_alexnet", "conv2d_then_conv_transpose2d_tied_weight",
+        "conv_transpose2d_then_conv2d",
     )
+]
+_TRANSPOSE_BY_ID = {c.id: c for c in CONV_TRANSPOSE_CASES}
+FLOAT64_CONV_TRANSPOSE_CASES = [
+    _double(_TRANSPOSE_BY_ID["conv_transpose2d_" + name])
+    for name in ("k3", "k4_stride2_pad1", "k2x3_rect_stride21_pad01", "stride3_k2_gaps", "pad3_stride2_beyond_kernel",
+                 "output_padding10", "output_padding_below_dilation", "dil21_stride2_pad1",
+                 "groups2_stride2_pad1_op1", "depthwise_mult2_stride2", "input_nhwc_view", "const_input",
+                 "dcgan_64_to_1_14_to_28")
 ]
 
 
@@ -335,8 +458,79 @@ def test_matches_torch_float64(case: Case, lowering) -> None:
     check_float64(case)
 
 
+@pytest.fixture(params=[None, "shifted-one-pixel-per-row", "channels_last"],
+                ids=["lowering-auto", "lowering-shifted-one-pixel-per-row", "lowering-channels-last"])
+def transpose_lowering(request, force_lowering):
+    """A transposed conv is its adjoint conv's input gradient: Shifted's (no groups, the default) or ChannelsLast's
+    (with groups, or forced)."""
+    force_lowering(request.param)
+
+
+@pytest.mark.parametrize("case", CONV_TRANSPOSE_CASES, ids=lambda c: c.id)
+def test_conv_transpose2d_matches_torch(case: Case, transpose_lowering) -> None:
+    check(case)
+
+
+@pytest.mark.parametrize("case", FLOAT64_CONV_TRANSPOSE_CASES, ids=lambda c: c.id)
+def test_conv_transpose2d_matches_torch_float64(case: Case, transpose_lowering) -> None:
+    check_float64(case)
+
+
+@pytest.mark.parametrize("name", ["k4_stride2_pad1", "stride3_k5_pad2", "groups2_stride2_pad1_op1", "unbatched",
+                                  "dil21_stride2_pad1", "dcgan_64_to_1_14_to_28"])
+def test_conv_transpose2d_in_tiny_blocks_matches_torch(name: str, monkeypatch) -> None:
+    """At 64 bytes every block of the col2im (forward) and of the gathers (backward) is one row of one image."""
+    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
+    check(_TRANSPOSE_BY_ID["conv_transpose2d_" + name])
+
+
+@pytest.mark.parametrize("kw", [{}, {"stride": 2, "padding": 1}, {"stride": (3, 2), "padding": 2},
+                                {"groups": 2, "dilation": (1, 2), "padding": (0, 1)}])
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(kw) -> None:
+    """<conv2d(x, w), v> = <x, conv_transpose2d(v, w)> for every x, v: the definition of the transposed conv.
+    output_padding gives back the rows and columns of x past the last window (which conv2d does not read)."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 4, 9, 8)), rng.standard_normal((6, 2 if kw.get("groups") else 4, 3, 3))
+    y = dl_F.conv2d(dl.tensor(x, dtype=dl.float64), dl.tensor(w, dtype=dl.float64), **kw).data
+    s, p, d = (conv_ops.pair(kw.get(k, v), k) for k, v in (("stride", 1), ("padding", 0), ("dilation", 1)))
+    op = tuple(x.shape[2 + k] - ((y.shape[2 + k] - 1) * s[k] - 2 * p[k] + d[k] * 2 + 1) for k in range(2))
+    v = rng.standard_normal(y.shape)
+    xt = dl_F.conv_transpose2d(dl.tensor(v, dtype=dl.float64), dl.tensor(w, dtype=dl.float64), output_padding=op,
+                               **kw).data
+    assert xt.shape == x.shape
+    np.testing.assert_allclose(np.vdot(y, v), np.vdot(x, xt), rtol=1e-12)
+
+
+def test_conv_transpose2d_output_padding_past_the_full_output_gets_only_the_bias() -> None:
+    """output_padding first keeps rows that padding would crop (they get sums, as in torch: the parity cases);
+    with no padding, the extra bottom row and right column lie past every window and get only the bias."""
+    x, w, b = r(1, 2, 3, 3), r(2, 3, 3, 3), r(3)
+    y = dl_F.conv_transpose2d(dl.tensor(x), dl.tensor(w), dl.tensor(b), stride=2, output_padding=1).data
+    assert y.shape == (1, 3, 8, 8)
+    np.testing.assert_array_equal(y[0, :, -1, :], np.broadcast_to(b[:, None], (3, 8)))
+    np.testing.assert_array_equal(y[0, :, :, -1], np.broadcast_to(b[:, None], (3, 8)))
+    yt = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=2,
+                                              output_padding=1)
+    np.testing.assert_allclose(y, yt.numpy(), **CONV)
+
+
+def test_conv_transpose2d_float64_by_definition() -> None:
+    """out[n, o, s y - p + d i, s x - p + d j] += sum_c x[n, c, y, x] w[c, o, i, j], in float64 by loops."""
+    x, w, b = f64(r(2, 4, 3, 4)), f64(r(4, 3, 2, 3)), f64(r(6))
+    (sh, sw), (ph, pw), (dh, dw), (oh, ow) = (2, 3), (1, 0), (2, 1), (1, 2)
+    y = dl_F.conv_transpose2d(*(dl.tensor(a, dtype=dl.float64) for a in (x, w, b)), stride=(sh, sw),
+                              padding=(ph, pw), output_padding=(oh, ow), groups=2, dilation=(dh, dw)).data
+    ho, wo = (3 - 1) * sh - 2 * ph + dh * 1 + oh + 1, (4 - 1) * sw - 2 * pw + dw * 2 + ow + 1
+    want = np.zeros((2, 6, ho, wo)) + b[:, None, None]
+    for n, c, yy, xx, o, i, j in np.ndindex(2, 4, 3, 4, 3, 2, 3):
+        u, v = sh * yy - ph + dh * i, sw * xx - pw + dw * j
+        if 0 <= u < ho and 0 <= v < wo:
+            want[n, (c // 2) * 3 + o, u, v] += x[n, c, yy, xx] * w[c, o, i, j]
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+
+
 def test_case_ids_are_unique() -> None:
-    ids = [c.id for c in CONV_PARITY_CASES]
+    ids = [c.id for c in CONV_PARITY_CASES + CONV_TRANSPOSE_CASES]
     assert len(ids) == len(set(ids))
 
 
@@ -464,6 +658,144 @@ def test_conv2d_default_init_distribution_matches_torch(in_ch, out_ch, k, groups
     assert abs(wd.mean()) < 0.1 * bound
     dl.manual_seed(0)
     np.testing.assert_array_equal(nn.Conv2d(in_ch, out_ch, k, groups=groups).weight.data, wd)  # seeded: reproducible
+
+
+CONV_TRANSPOSE_MODULES = [
+    ((3, 8, 3), {}, (2, 3, 5, 4)),
+    ((3, 8, 3), {"bias": False}, (2, 3, 5, 4)),
+    ((3, 4, (3, 1)), {"padding": (1, 0)}, (2, 3, 5, 5)),
+    ((3, 4, (2, 3)), {"stride": (2, 1), "padding": (0, 1), "output_padding": (1, 0)}, (1, 3, 4, 5)),
+    ((3, 4, 3), {"stride": 2, "padding": 1, "output_padding": 1}, (2, 3, 5, 6)),
+    ((3, 4, 3), {"dilation": 2, "output_padding": 1}, (2, 3, 4, 4)),
+    ((4, 6, 3), {"groups": 2, "stride": 2, "dilation": (2, 1), "padding": 1}, (2, 4, 4, 5)),
+    ((4, 4, 3), {"groups": 4, "padding": 1}, (2, 4, 5, 5)),
+    ((3, 6, 4), {"groups": 3, "stride": 2, "padding": 1, "bias": False}, (2, 3, 4, 4)),
+    ((1, 2, 1), {}, (3, 1, 4, 4)),
+    ((128, 64, 4, 2, 1), {}, (2, 128, 7, 7)),  # DCGAN's generator, positional as its code writes it
+    ((64, 1, 4, 2, 1), {}, (2, 64, 14, 14)),
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs", "shape"), CONV_TRANSPOSE_MODULES,
+                         ids=[f"{a}-{k}" for a, k, _ in CONV_TRANSPOSE_MODULES])
+def test_conv_transpose2d_module(args, kwargs, shape) -> None:
+    torch.manual_seed(0)
+    tm = torch.nn.ConvTranspose2d(*args, **kwargs)
+    dm = nn.ConvTranspose2d(*args, **kwargs)
+    assert list(dm.state_dict()) == (["weight", "bias"] if kwargs.get("bias", True) else ["weight"])
+    assert dm.weight.shape == tuple(tm.weight.shape)
+    assert dm.bias is None or dm.bias.shape == tuple(tm.bias.shape)
+    # DCGAN's layers: a weight gradient sums 2 x 14 x 14 products of values up to ~40 in another order than torch's,
+    # so float32 leaves ~2e-5 of absolute error on entries that cancel to near zero
+    module_parity(dm, tm, r(*shape), atol=1e-4 if args[0] >= 64 else CONV["atol"])
+
+
+def test_conv_transpose2d_module_unbatched_input() -> None:
+    tm, dm = torch.nn.ConvTranspose2d(3, 4, 3, stride=2), nn.ConvTranspose2d(3, 4, 3, stride=2)
+    module_parity(dm, tm, r(3, 5, 6))
+
+
+def test_conv_transpose2d_module_attributes_and_repr_like_torch() -> None:
+    for args, kwargs, _ in CONV_TRANSPOSE_MODULES:
+        tm, dm = torch.nn.ConvTranspose2d(*args, **kwargs), nn.ConvTranspose2d(*args, **kwargs)
+        for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
+                     "dilation", "groups", "padding_mode"):
+            assert getattr(dm, attr) == getattr(tm, attr), f"ConvTranspose2d{args} {kwargs}: {attr}"
+        assert repr(dm) == repr(tm)
+
+
+@pytest.mark.parametrize(("kwargs", "shape", "output_size"), [
+    ({"stride": 2, "padding": 1}, (2, 3, 5, 5), (10, 10)),  # the size a stride-2 conv with padding 1 came from
+    ({"stride": 2, "padding": 1}, (2, 3, 5, 5), (9, 10)),
+    ({"stride": 2, "padding": 1}, (2, 3, 5, 5), [2, 4, 10, 9]),  # the whole shape, as torch allows
+    ({"stride": (3, 2), "dilation": (1, 2)}, (1, 3, 4, 5), (12, 13)),
+    ({"stride": 3, "padding": 2}, (3, 5, 4), (12, 10)),  # unbatched
+    ({"stride": 3, "padding": 2}, (3, 5, 4), (4, 13, 8)),  # unbatched, its whole shape
+    ({"stride": 1, "padding": 1}, (2, 3, 5, 5), (5, 5)),
+])
+def test_conv_transpose2d_module_output_size_like_torch(kwargs, shape, output_size) -> None:
+    tm, dm = torch.nn.ConvTranspose2d(3, 4, 3, **kwargs), nn.ConvTranspose2d(3, 4, 3, **kwargs)
+    copy_weights(dm, tm)
+    x = r(*shape)
+    xd, xt = dl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = dm(xd, output_size=output_size), tm(xt, output_size=list(output_size))
+    assert yd.shape == tuple(yt.shape) and yd.shape[-2:] == tuple(output_size)[-2:]
+    np.testing.assert_allclose(yd.data, yt.detach().numpy(), **CONV)
+    g = np.random.default_rng(4).standard_normal(yd.shape).astype(np.float32)
+    yd.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(xd.grad, xt.grad.numpy(), **CONV)
+    np.testing.assert_allclose(dm.weight.grad, tm.weight.grad.numpy(), **CONV)
+
+
+@pytest.mark.parametrize(("output_size", "pattern"), [((11, 10), r"9\D{1,3}9.*10\D{1,3}10"), ((8, 10), "8"),
+                                                      ((10,), "output_size"), ((1, 2, 3), "output_size")])
+def test_conv_transpose2d_module_impossible_output_size(output_size, pattern) -> None:
+    x = r(1, 4, 5, 5)
+    with pytest.raises(ValueError):
+        torch.nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1)(torch.tensor(x), output_size=list(output_size))
+    with pytest.raises(ValueError) as e:
+        nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1)(dl.tensor(x), output_size=output_size)
+    assert_mentions(str(e.value), "ConvTranspose2d", pattern)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(("in_ch", "out_ch", "k", "groups"), [(128, 64, 4, 1), (16, 64, (3, 5), 1), (32, 64, 3, 8),
+                                                              (64, 8, 3, 1)])
+def test_conv_transpose2d_default_init_distribution_matches_torch(in_ch, out_ch, k, groups) -> None:
+    """kaiming_uniform(a=sqrt(5)) => W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with torch's fan_in of the weight
+    (C_in, C_out/groups, kh, kw): weight.shape[1] * kh * kw = C_out/groups * kh * kw (not C_in, as a conv's)."""
+    kh, kw = (k, k) if isinstance(k, int) else k
+    dl.manual_seed(0)
+    torch.manual_seed(0)
+    dm = nn.ConvTranspose2d(in_ch, out_ch, k, groups=groups)
+    tm = torch.nn.ConvTranspose2d(in_ch, out_ch, k, groups=groups)
+    fan_in = torch.nn.init._calculate_fan_in_and_fan_out(tm.weight)[0]
+    assert fan_in == out_ch // groups * kh * kw
+    bound = 1.0 / math.sqrt(fan_in)
+    wd, bd = dm.weight.data, dm.bias.data
+    wt, bt = tm.weight.detach().numpy(), tm.bias.detach().numpy()
+    assert wd.dtype == np.float32 and bd.dtype == np.float32
+    assert np.abs(wt).max() <= bound and np.abs(bt).max() <= bound  # torch's own range, the same bound
+    assert np.abs(wd).max() <= bound and np.abs(bd).max() <= bound
+    assert np.abs(wd).max() > 0.97 * bound  # fills the whole range, not a narrower one
+    assert np.abs(bd).max() > 0.5 * bound
+    assert abs(wd.std() - bound / math.sqrt(3)) < 0.06 * bound / math.sqrt(3)  # std of U(-a, a) is a / sqrt(3)
+    assert abs(wd.std() - wt.std()) < 0.08 * wt.std()
+    assert abs(wd.mean()) < 0.1 * bound
+    dl.manual_seed(0)
+    np.testing.assert_array_equal(nn.ConvTranspose2d(in_ch, out_ch, k, groups=groups).weight.data, wd)
+
+
+def test_conv_transpose2d_module_dtype_and_device() -> None:
+    m = nn.ConvTranspose2d(2, 3, 3, dtype=dl.float64, device="cpu")
+    assert m.weight.dtype == dl.float64 and m.bias.dtype == dl.float64
+    assert m(dl.tensor(r(1, 2, 4, 4).astype(np.float64), dtype=dl.float64)).dtype == dl.float64
+
+
+def test_conv_transpose2d_generator_trains_like_torch() -> None:
+    """Two SGD steps by hand through a DCGAN-style generator, convT -> relu -> convT -> tanh, MSE to a target."""
+    torch.manual_seed(2)
+    tm = torch.nn.Sequential(torch.nn.ConvTranspose2d(8, 4, 4, 2, 1), torch.nn.ReLU(),
+                             torch.nn.ConvTranspose2d(4, 1, 4, 2, 1), torch.nn.Tanh())
+    dm = nn.Sequential(nn.ConvTranspose2d(8, 4, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(4, 1, 4, 2, 1), nn.Tanh())
+    copy_weights(dm, tm)
+    z, target = r(3, 8, 3, 3), r(3, 1, 12, 12)
+    for _ in range(2):
+        ld = dl_F.mse_loss(dm(dl.tensor(z)), dl.tensor(target))
+        lt = torch.nn.functional.mse_loss(tm(torch.tensor(z)), torch.tensor(target))
+        np.testing.assert_allclose(ld.item(), lt.item(), rtol=1e-5)
+        dm.zero_grad()
+        tm.zero_grad()
+        ld.backward()
+        lt.backward()
+        with torch.no_grad():
+            for p in tm.parameters():
+                p -= 0.5 * p.grad
+        for p in dm.parameters():
+            p.data -= 0.5 * p.grad
+    for k, v in tm.state_dict().items():
+        np.testing.assert_allclose(dm.state_dict()[k], v.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
 
 
 @pytest.mark.parametrize(
@@ -661,3 +993,106 @@ def test_float64_conv_matches_reference_sum_exactly_enough() -> None:
     for o, h, v in [(0, 0, 0), (1, 2, 3), (1, 3, 1)]:
         want = sum(xp[0, c, 2 * h + i, v + 2 * j] * w[o, c, i, j] for c in range(3) for i in range(3) for j in range(2))
         np.testing.assert_allclose(y[0, o, h, v], want + b[o], rtol=1e-12)
+
+
+# ---- conv_transpose2d errors -----------------------------------------------------------------------------------
+def one_line(e: pytest.ExceptionInfo) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def test_conv_transpose2d_module_wrong_channels_names_layer_and_shapes() -> None:
+    with pytest.raises(RuntimeError):
+        torch.nn.ConvTranspose2d(3, 8, 3)(torch.zeros(1, 4, 5, 5))
+    with pytest.raises(RuntimeError) as e:
+        nn.ConvTranspose2d(3, 8, 3)(dl.tensor(r(1, 4, 5, 5)))
+    assert_mentions(one_line(e), r"ConvTranspose2d\(3, 8", shape_pattern(1, 4, 5, 5))
+
+
+def test_conv_transpose2d_functional_wrong_channels_names_shapes() -> None:
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv_transpose2d(torch.zeros(2, 4, 5, 5), torch.zeros(3, 6, 3, 3))
+    with pytest.raises(RuntimeError) as e:
+        dl_F.conv_transpose2d(dl.tensor(r(2, 4, 5, 5)), dl.tensor(r(3, 6, 3, 3)))
+    assert_mentions(one_line(e), "conv_transpose2d", shape_pattern(2, 4, 5, 5), shape_pattern(3, 6, 3, 3))
+
+
+@pytest.mark.parametrize("kw", [{"stride": 2, "output_padding": 2}, {"stride": 1, "output_padding": 1},
+                                {"stride": 1, "dilation": 2, "output_padding": 2},
+                                {"stride": (2, 1), "output_padding": (0, 1)}])
+def test_conv_transpose2d_output_padding_not_below_stride_or_dilation(kw) -> None:
+    x, w = r(1, 4, 5, 5), r(4, 3, 3, 3)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), **kw)
+    with pytest.raises(RuntimeError) as e:
+        dl_F.conv_transpose2d(dl.tensor(x), dl.tensor(w), **kw)
+    assert_mentions(one_line(e), "conv_transpose2d", "output_padding", "stride", "dilation")
+    tm, dm = torch.nn.ConvTranspose2d(4, 3, 3, **kw), nn.ConvTranspose2d(4, 3, 3, **kw)
+    with pytest.raises(RuntimeError):  # as torch: accepted at construction, refused at the first forward
+        tm(torch.tensor(x))
+    with pytest.raises(RuntimeError, match="output_padding"):
+        dm(dl.tensor(x))
+
+
+def test_conv_transpose2d_padding_mode_other_than_zeros() -> None:
+    for mode in ("reflect", "replicate", "circular", "bogus"):
+        with pytest.raises(ValueError):
+            torch.nn.ConvTranspose2d(4, 3, 3, padding_mode=mode)
+        with pytest.raises(ValueError) as e:
+            nn.ConvTranspose2d(4, 3, 3, padding_mode=mode)
+        assert_mentions(one_line(e), "ConvTranspose2d", "zeros", mode)
+
+
+@pytest.mark.parametrize(("in_ch", "out_ch", "groups"), [(4, 3, 2), (3, 6, 2), (4, 4, 0), (4, 4, -2)])
+def test_conv_transpose2d_module_bad_groups(in_ch, out_ch, groups) -> None:
+    with pytest.raises(ValueError):
+        torch.nn.ConvTranspose2d(in_ch, out_ch, 3, groups=groups)
+    with pytest.raises(ValueError) as e:
+        nn.ConvTranspose2d(in_ch, out_ch, 3, groups=groups)
+    assert_mentions(one_line(e), "ConvTranspose2d", "groups")
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "kw", "patterns"), [
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"groups": 3}, ("groups", shape_pattern(4, 3, 3, 3))),
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"groups": 0}, ("groups",)),
+    ((1, 4, 5, 5), (4, 3, 3), {}, (shape_pattern(4, 3, 3),)),
+    ((1, 1, 4, 5, 5), (4, 3, 3, 3), {}, (shape_pattern(1, 1, 4, 5, 5),)),
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"padding": 4}, ("too small", shape_pattern(1, 4, 5, 5))),
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"padding": -1}, ("padding",)),
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"output_padding": -1}, ("output_padding",)),
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"stride": 0}, ("stride",)),
+    ((1, 4, 5, 5), (4, 3, 3, 3), {"dilation": 0}, ("dilation",)),
+])
+def test_conv_transpose2d_functional_errors_like_torch(x_shape, w_shape, kw, patterns) -> None:
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv_transpose2d(torch.zeros(x_shape), torch.zeros(w_shape), **kw)
+    with pytest.raises(RuntimeError) as e:
+        dl_F.conv_transpose2d(dl.tensor(r(*x_shape)), dl.tensor(r(*w_shape)), **kw)
+    assert_mentions(one_line(e), "conv_transpose2d", *patterns)
+
+
+def test_conv_transpose2d_bias_of_the_wrong_size() -> None:
+    with pytest.raises(RuntimeError):  # bias has C_out = weight.shape[1] * groups entries, not weight.shape[0]
+        torch.nn.functional.conv_transpose2d(torch.zeros(1, 4, 5, 5), torch.zeros(4, 3, 3, 3), torch.zeros(4))
+    with pytest.raises(RuntimeError) as e:
+        dl_F.conv_transpose2d(dl.tensor(r(1, 4, 5, 5)), dl.tensor(r(4, 3, 3, 3)), dl.tensor(r(4)))
+    assert_mentions(one_line(e), "conv_transpose2d", "bias", shape_pattern(4, 3, 3, 3))
+
+
+def test_conv_transpose2d_string_padding_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        torch.nn.functional.conv_transpose2d(torch.zeros(1, 4, 5, 5), torch.zeros(4, 3, 3, 3), padding="same")
+    with pytest.raises(TypeError, match="padding"):
+        dl_F.conv_transpose2d(dl.tensor(r(1, 4, 5, 5)), dl.tensor(r(4, 3, 3, 3)), padding="same")
+    with pytest.raises(TypeError, match=r"ConvTranspose2d.*padding"):  # torch only fails at the first forward
+        nn.ConvTranspose2d(4, 3, 3, padding="same")
+
+
+def test_conv_transpose2d_dtypes_and_no_grad() -> None:
+    for dt in (np.float32, np.float64):
+        x, w = dl.tensor(r(1, 2, 4, 4).astype(dt), dtype=dt), dl.tensor(r(2, 3, 3, 3).astype(dt), dtype=dt)
+        assert dl_F.conv_transpose2d(x, w, stride=2).dtype == dt
+    x, w = dl.tensor(r(1, 2, 4, 4), requires_grad=True), dl.tensor(r(2, 3, 3, 3), requires_grad=True)
+    with dl.no_grad():
+        assert not dl_F.conv_transpose2d(x, w).requires_grad

@@ -75,7 +75,7 @@ def _fake_splits(info):
     def part(n):
         return TensorDataset(rng.random((n, *info.input_shape), dtype=np.float32), rng.integers(0, 10, n))
 
-    return Splits(part(200), part(10), part(10), info)  # 200: more than the largest recipe batch (128)
+    return Splits(part(300), part(10), part(10), info)  # 300: more than the largest recipe batch (SimCLR's 256)
 
 
 def test_every_option_of_every_model_reaches_the_command_line():

@@ -1,4 +1,4 @@
-"""ReLU: y = max(x, 0) with its mask (x > 0), and the gradient g * mask, over flat arrays; and GELU.
+"""ReLU: y = max(x, 0) with its mask (x > 0), and the gradient g * mask, over flat arrays; LeakyReLU; and GELU.
 
 The NaN rules are NumPy's: a NaN input gives a NaN output (``np.maximum`` propagates it) and a False mask; a
 NaN gradient stays NaN where the mask is 0 (0 * NaN), as PyTorch's ReLU passes it on.
@@ -41,6 +41,40 @@ def _relu_backward_numpy(g, mask, out):
 
 relu_forward = Kernel(_relu_forward_loop, numpy=_relu_forward_numpy)
 relu_backward = Kernel(_relu_backward_loop, numpy=_relu_backward_numpy)
+
+
+# ---- LeakyReLU: x if x > 0 else slope x, the mask (x > 0), and the gradient g if x > 0 else slope g -----------
+# ``slope`` comes in the arrays' own dtype, so float32 inputs are multiplied in float32, as PyTorch and NumPy do
+def _leaky_relu_forward_loop(x, slope, out, mask):
+    for i in range(x.size):
+        v = x[i]
+        positive = v > 0
+        mask[i] = positive
+        out[i] = v if positive else v * slope  # a NaN: NaN * slope, NaN
+    return out
+
+
+def _leaky_relu_forward_numpy(x, slope, out, mask):
+    np.greater(x, 0, out=mask)
+    np.multiply(x, slope, out=out)
+    np.copyto(out, x, where=mask)
+    return out
+
+
+def _leaky_relu_backward_loop(g, mask, slope, out):
+    for i in range(g.size):
+        out[i] = g[i] if mask[i] else g[i] * slope
+    return out
+
+
+def _leaky_relu_backward_numpy(g, mask, slope, out):
+    np.multiply(g, slope, out=out)
+    np.copyto(out, g, where=mask)
+    return out
+
+
+leaky_relu_forward = Kernel(_leaky_relu_forward_loop, numpy=_leaky_relu_forward_numpy)
+leaky_relu_backward = Kernel(_leaky_relu_backward_loop, numpy=_leaky_relu_backward_numpy)
 
 
 

@@ -1,21 +1,23 @@
 """The model zoo: one file per model family, each opening with its paper; ``available()`` / ``create()``."""
 
-from dlbasics.models import alexnet, bert, char_lstm, gpt, lenet, mlp, resnet, seq2seq, transformer, vit
+from dlbasics.models import alexnet, bert, char_lstm, gan, gpt, lenet, mlp, resnet, seq2seq, simclr, transformer, vit
 from dlbasics.models.alexnet import AlexNet
 from dlbasics.models.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from dlbasics.models.char_lstm import CharLSTM
+from dlbasics.models.gan import GAN
 from dlbasics.models.gpt import GPT, GPTConfig
 from dlbasics.models.lenet import LeNet5
 from dlbasics.models.mlp import MLP
 from dlbasics.models.registry import ModelInfo, available, create, info, register
 from dlbasics.models.resnet import BasicBlock, Bottleneck, ResNet
 from dlbasics.models.seq2seq import Seq2Seq
+from dlbasics.models.simclr import SimCLR
 from dlbasics.models.transformer import TransformerTranslator
 from dlbasics.models.vit import ViT
 
 __all__ = [
-    "GPT", "MLP", "AlexNet", "BasicBlock", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification",
-    "BertModel", "Bottleneck", "CharLSTM", "GPTConfig", "LeNet5", "ModelInfo", "ResNet", "Seq2Seq",
-    "TransformerTranslator", "ViT", "alexnet", "available", "bert", "char_lstm", "create", "gpt", "info", "lenet",
-    "mlp", "register", "resnet", "seq2seq", "transformer", "vit",
+    "GAN", "GPT", "MLP", "AlexNet", "BasicBlock", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification",
+    "BertModel", "Bottleneck", "CharLSTM", "GPTConfig", "LeNet5", "ModelInfo", "ResNet", "Seq2Seq", "SimCLR",
+    "TransformerTranslator", "ViT", "alexnet", "available", "bert", "char_lstm", "create", "gan", "gpt", "info",
+    "lenet", "mlp", "register", "resnet", "seq2seq", "simclr", "transformer", "vit",
 ]

@@ -26,7 +26,7 @@ from dlbasics import nn
 from dlbasics.models.registry import register
 from dlbasics.nn import init
 from dlbasics.ops.movement import cat
-from dlbasics.tensor import Tensor
+from dlbasics.tensor import Tensor, float_input
 
 PAPER = "Dosovitskiy et al., An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale (2020)"
 
@@ -57,10 +57,7 @@ class ViT(nn.Module):
 
     def tokens(self, images: Any) -> Tensor:
         """The encoder's input: the class token, then one token per patch, with positions: (B, 1 + N, D)."""
-        if not isinstance(images, Tensor):
-            arr = np.asarray(images)
-            images = Tensor._make(arr if arr.dtype.kind == "f" else arr.astype(np.float32), False, None)
-        x = images
+        x = float_input(images)
         b = x.shape[0]
         patches = self.patch_embed(x)  # (B, D, H/P, W/P)
         patches = patches.reshape(b, patches.shape[1], -1).transpose(1, 2)  # (B, N, D), patches in row order

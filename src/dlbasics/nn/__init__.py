@@ -4,7 +4,7 @@ from dlbasics.nn import functional, init, utils
 from dlbasics.nn.layers.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from dlbasics.nn.layers.attention import MultiheadAttention
 from dlbasics.nn.layers.container import ModuleDict, ModuleList, Sequential
-from dlbasics.nn.layers.conv import Conv2d
+from dlbasics.nn.layers.conv import Conv2d, ConvTranspose2d
 from dlbasics.nn.layers.dropout import Dropout
 from dlbasics.nn.layers.embedding import Embedding
 from dlbasics.nn.layers.linear import Flatten, Identity, Linear
@@ -25,7 +25,7 @@ from dlbasics.nn.layers.transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
-from dlbasics.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from dlbasics.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss, NTXentLoss
 from dlbasics.nn.module import Module
 from dlbasics.nn.parameter import Parameter
 
@@ -42,6 +42,7 @@ __all__ = [
     "BatchNormReLU1d",
     "BatchNormReLU2d",
     "Conv2d",
+    "ConvTranspose2d",
     "CrossEntropyLoss",
     "Dropout",
     "Embedding",
@@ -61,6 +62,7 @@ __all__ = [
     "ModuleList",
     "MultiheadAttention",
     "NLLLoss",
+    "NTXentLoss",
     "Parameter",
     "RNNCell",
     "ReLU",

@@ -14,7 +14,7 @@ from dlbasics.autograd import is_grad_enabled
 from dlbasics.ops import gelu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
 from dlbasics.ops._operands import constant
 from dlbasics.ops.attention import scaled_dot_product_attention
-from dlbasics.ops.conv import conv2d
+from dlbasics.ops.conv import conv2d, conv_transpose2d
 from dlbasics.ops.embedding import embedding
 from dlbasics.ops.nn_ops import dropout as _dropout_op
 from dlbasics.ops.norm import batch_norm as _batch_norm_op
@@ -29,6 +29,7 @@ __all__ = [
     "batch_norm",
     "binary_cross_entropy_with_logits",
     "conv2d",
+    "conv_transpose2d",
     "cross_entropy",
     "dropout",
     "embedding",
@@ -41,6 +42,8 @@ __all__ = [
     "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "normalize",
+    "nt_xent_loss",
     "one_hot",
     "pad",
     "relu",
@@ -219,6 +222,48 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     if weight is not None:
         loss = loss * constant(weight, input)
     return _reduce(loss, reduction)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """input / max(||input||_p, eps) along ``dim``, as ``torch.nn.functional.normalize``: rows (dim=1) of unit
+    length, a zero row left at zero. ||x||_p = (sum |x|^p)^(1/p), max |x| for p = inf. A composite of ops."""
+    if input.data.dtype.kind != "f":
+        raise TypeError(f"normalize: expected a floating tensor, got {input.data.dtype}")
+    if not p > 0:
+        raise ValueError(f"normalize: p must be > 0, got {p}")
+    if p == float("inf"):
+        norm = input.abs().amax(dim, keepdim=True)
+    elif p == 1:
+        norm = input.abs().sum(dim, keepdim=True)
+    else:
+        s = (input * input if p == 2 else input.abs() ** p).sum(dim, keepdim=True)
+        # the root's slope is infinite at 0: clamping the sum first keeps a zero row's gradient at PyTorch's 1/eps
+        s = s.clamp(min=float(np.finfo(input.data.dtype).tiny))
+        norm = s.sqrt() if p == 2 else s ** (1.0 / p)
+    return input / norm.clamp(min=eps)
+
+
+def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.5, reduction: str = "mean") -> Tensor:
+    """SimCLR's normalized temperature-scaled cross-entropy of two views' projections z1, z2 (N, D).
+
+    z = normalize(cat(z1, z2)) (2N, D); s = z z^T / temperature with s_ii = -inf; row i's loss is
+    cross_entropy(s_i, (i + N) mod 2N): each view must pick its partner out of the 2N - 1 other views.
+    "mean" averages the 2N rows (Chen et al. 2020, eq. 1 summed over both orders of each pair, over 2N).
+    A composite of differentiable ops; it needs no backward of its own.
+    """
+    _check_reduction(reduction, "nt_xent_loss")
+    if z1.ndim != 2 or z1.shape != z2.shape:
+        raise ValueError(f"nt_xent_loss: z1 and z2 must be projections (N, D) of one shape, got {z1.shape} and "
+                         f"{z2.shape}")
+    if not temperature > 0:
+        raise ValueError(f"nt_xent_loss: temperature must be > 0, got {temperature}")
+    n = z1.shape[0]
+    if n < 1:
+        raise ValueError("nt_xent_loss: needs at least one pair of views (N >= 1)")
+    z = normalize(ops.cat([z1, z2], 0), dim=1)
+    sim = ops.where(np.eye(2 * n, dtype=bool), -np.inf, (z @ z.mT) / temperature)  # (2N, 2N), no self-pairs
+    target = np.concatenate([np.arange(n, 2 * n), np.arange(n)])
+    return cross_entropy(sim, target, reduction=reduction)
 
 
 def one_hot(target: Any, num_classes: int = -1) -> Tensor:

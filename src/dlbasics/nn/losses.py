@@ -77,3 +77,25 @@ class BCEWithLogitsLoss(_Loss):
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+
+
+class NTXentLoss(_Loss):
+    """SimCLR's NT-Xent loss of two views' projections z1, z2 (N, D) (see ``F.nt_xent_loss``): each of the 2N
+    views must pick its partner out of the other 2N - 1 by cosine similarity / ``temperature``.
+
+    Paper: "A Simple Framework for Contrastive Learning of Visual Representations", T. Chen, S. Kornblith,
+    M. Norouzi and G. Hinton, ICML 2020. Not in ``LOSSES``: a run chooses those for a classifier's
+    (logits, target), and this one compares two batches of projections."""
+
+    def __init__(self, temperature: float = 0.5, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if not temperature > 0:
+            raise ValueError(f"NTXentLoss: temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        return F.nt_xent_loss(z1, z2, self.temperature, self.reduction)
+
+    def extra_repr(self) -> str:
+        base = super().extra_repr()
+        return f"temperature={self.temperature}" + (f", {base}" if base else "")

@@ -14,6 +14,8 @@ from dlbasics.kernels.activation import (
     gelu32_forward,
     gelu_backward,
     gelu_forward,
+    leaky_relu_backward,
+    leaky_relu_forward,
     relu_backward,
     relu_forward,
 )
@@ -28,23 +30,52 @@ class ReLU(Function):
     def forward(self, x):
         # keep the mask, not the output: a quarter of the memory, and backward is one pass (0.18 vs 0.32 ms
         # on 2 MB; the compare here costs 0.08)
-        flat = _flat_view(x) if kernels.use(x.size) else None
-        if flat is None:
-            self.mask = x > 0
-            return np.maximum(x, 0)
-        out, self.mask = np.empty_like(x), np.empty_like(x, dtype=bool)  # x's memory order: flat views agree
-        relu_forward(flat, out.ravel(order="K"), self.mask.ravel(order="K"))
-        return out
+        out, self.mask = _masked_map(x, relu_forward)
+        return np.maximum(x, 0) if out is None else out
 
     def backward(self, g):
         # a multiply by the mask, 8x faster than np.where (which zeroes even a NaN gradient; this passes it on)
-        same_order = g.shape == self.mask.shape and axis_order(g) == axis_order(self.mask)
-        flat = _flat_view(g) if kernels.use(g.size) and same_order else None
-        if flat is None:
-            return g * self.mask
-        out = np.empty_like(g)
-        relu_backward(flat, self.mask.ravel(order="K"), out.ravel(order="K"))
-        return out
+        out = _masked_grad(g, self.mask, relu_backward)
+        return g * self.mask if out is None else out
+
+
+class LeakyReLU(Function):
+    """x if x > 0 else slope * x;  d/dx = 1 if x > 0 else slope."""
+
+    def forward(self, x, negative_slope):
+        self.slope = x.dtype.type(negative_slope) if x.dtype.kind == "f" else negative_slope
+        out, self.mask = _masked_map(x, leaky_relu_forward, self.slope)
+        return np.where(self.mask, x, x * self.slope) if out is None else out
+
+    def backward(self, g):
+        out = _masked_grad(g, self.mask, leaky_relu_backward, self.slope)
+        return np.where(self.mask, g, g * self.slope) if out is None else out
+
+
+def _masked_map(x: np.ndarray, kernel, *args) -> tuple[np.ndarray | None, np.ndarray]:
+    """(out, mask = x > 0) from ``kernel(flat x, *args, flat out, flat mask)`` in x's own memory order (a
+    channels-last conv output stays channels-last); (None, mask) where the kernel does not apply."""
+    flat = _flat_view(x) if kernels.use(x.size) else None
+    if flat is None:
+        return None, x > 0
+    out, mask = np.empty_like(x), np.empty_like(x, dtype=bool)  # x's memory order: flat views agree
+    kernel(flat, *args, out.ravel(order="K"), mask.ravel(order="K"))
+    return out, mask
+
+
+def _masked_grad(g: np.ndarray, mask: np.ndarray, kernel, *args) -> np.ndarray | None:
+    """``kernel(flat g, flat mask, *args, flat out)`` in g's memory order; None where the kernel does not apply.
+    A mask laid out otherwise (the gradient of a flatten, or of a conv that wants another layout) is copied to
+    g's layout first: a pass over bytes, where mixing the layouts in the arithmetic costs several (DCGAN's
+    discriminator: 3 ms a LeakyReLU gradient mixed, 0.6 ms with the mask copied)."""
+    flat = _flat_view(g) if kernels.use(g.size) and g.shape == mask.shape else None
+    if flat is None:
+        return None
+    if axis_order(g) != axis_order(mask):
+        mask = _like(np.empty_like(g, dtype=bool), mask)
+    out = np.empty_like(g)
+    kernel(flat, mask.ravel(order="K"), *args, out.ravel(order="K"))
+    return out
 
 
 def _like(ref: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -69,18 +100,6 @@ def _dense(x: np.ndarray) -> bool:
             return False
         expected *= x.shape[a]
     return True
-
-
-class LeakyReLU(Function):
-    """x if x > 0 else slope * x."""
-
-    def forward(self, x, negative_slope):
-        self.pos = x > 0
-        self.slope = negative_slope
-        return np.where(self.pos, x, x * negative_slope)
-
-    def backward(self, g):
-        return np.where(self.pos, g, g * self.slope)
 
 
 class Sigmoid(Function):

@@ -25,6 +25,10 @@ Toeplitz (few channels on narrow images, LeNet): each kernel row becomes a bande
 so the conv is one GEMM of the kh rows of each window, (N Ho, kh C Wp) @ (kh C Wp, O Wo), at Wp / kw times the
 work but with only kh copies of the input (class docstring).
 
+Transposed (``ConvTranspose2d``, upsampling): no lowering of its own. It is the adjoint of the conv from its output
+back to its input, so channels-last's three products serve it with the roles swapped: its forward is that conv's
+col2im, its dx that conv's forward, its dW that conv's weight gradient.
+
 Gathers run in blocks of about ``BLOCK_BYTES``, each multiplied at once (it stays in L2 cache), and backward
 gathers again from the padded input instead of keeping the 9x larger columns.
 """
@@ -205,18 +209,22 @@ class ChannelsLast:
     def grads(self, grad: np.ndarray, need_x: bool, need_w: bool, need_b: bool):
         """(dx NCHW view, dW (O, C/g, kh, kw), db) for dy (N, O, Ho, Wo) of any layout."""
         geo = self.geo
-        n, c, _, _, o, kh, kw, ho, wo, g = geo[:10]
-        cg = c // g
-        m = n * ho * wo
+        m, o = geo.n * geo.ho * geo.wo, geo.o
         gm = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(m, o)  # free when dy is NHWC already
         gx = gw = gb = None
         if need_w:
-            gw = self._weight_grad(gm).reshape(g, kh, kw, cg, o // g).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
+            gw = self.weight_grad(gm)
         if need_b:
             gb = np.ones(m, gm.dtype) @ gm  # BLAS: both cores, unlike NumPy's column sum
         if need_x:
             gx = self._input_grad(gm).transpose(0, 3, 1, 2)
         return gx, gw, gb
+
+    def weight_grad(self, gm: np.ndarray) -> np.ndarray:
+        """dW (O, C/g, kh, kw) for dy as the (N Ho Wo, O) matrix gm (the input kept by ``forward``)."""
+        _, c, _, _, o, kh, kw, _, _, g = self.geo[:10]
+        return self._weight_grad(gm).reshape(g, kh, kw, c // g, o // g).transpose(0, 4, 3, 1, 2).reshape(
+            o, c // g, kh, kw)
 
     def _weight_grad(self, gm: np.ndarray) -> np.ndarray:
         """dW = cols^T dy, summed over blocks of re-gathered columns: (g, kh kw C/g, O/g)."""
@@ -679,6 +687,57 @@ class Conv2d(Function):
         return self.lowering.grads(grad, needs[0], needs[1], len(needs) == 3 and needs[2])
 
 
+class ConvTranspose2d(Function):
+    """Transposed convolution: x (N, C_in, H, W), w (C_in, C_out/g, kh, kw) -> out (N, C_out, Ho, Wo),
+    Ho = (H - 1) s - 2 p + d (kh - 1) + output_padding + 1 (likewise Wo):
+        out[n, o, s y - p + d i, s x - p + d j] += sum_c x[n, c, y, x] w[c, o, i, j]   (plus b[o] everywhere)
+
+    It is the adjoint of the conv from (N, C_out, Ho, Wo) to (N, C_in, H, W) with the same w (as a conv weight,
+    O = C_in, C/g = C_out/g), stride, padding and dilation: forward is that conv's input gradient of x, dx is the
+    conv itself of dy, and dW is its weight gradient with dy as the input and x as the output gradient, all three
+    the lowering's (Shifted without groups, ChannelsLast with). output_padding first keeps bottom rows (right
+    columns) that the padding would crop; those past the full (H - 1) s + d (kh - 1) + 1 lie beyond every window and
+    get only the bias."""
+
+    def forward(self, x, w, b=None, *, stride, pads, dilation, groups, out_hw):
+        n, c_in, h, wd = x.shape
+        c_out = w.shape[1] * groups
+        geo = Geometry(n, c_out, *out_hw, c_in, *w.shape[2:], h, wd, groups, stride, pads, dilation)
+        # the adjoint conv's lowering: Shifted's dx is a few GEMMs straight into the output's phases, with no col2im
+        # adds (DCGAN's ConvTranspose2d(128, 64, 4, 2, 1) on 7x7: 7 ms a forward against ChannelsLast's 12)
+        self.shifted = groups == 1 and LOWERING in (None, "shifted")
+        if self.shifted:
+            self.lowering = lw = Shifted(geo)
+            lw.wf = lw._weights(w)
+        else:
+            self.lowering = lw = ChannelsLast(geo)
+            lw.wm = weight_matrix(w, groups)
+            lw.padded = (n, out_hw[0] + pads[0] + pads[1], out_hw[1] + pads[2] + pads[3], c_out)
+        xm = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(-1, c_in)  # free when x is NHWC already
+        out = lw._input_grad(xm)  # (N, Ho, Wo, C_out), a view of the sums
+        if b is not None:
+            if out.flags.c_contiguous:
+                per_channel(np.add, out.reshape(-1, c_out), b, out.reshape(-1, c_out))
+            else:
+                np.add(out, b, out=out)
+        self.w = w if self.needs_input_grad[0] or self.shifted else None
+        self.xm = xm if self.needs_input_grad[1] else None
+        return out.transpose(0, 3, 1, 2)
+
+    def backward(self, grad):
+        needs = self.needs_input_grad
+        lw, gx, gw, gb = self.lowering, None, None, None
+        if needs[0] or (needs[1] and self.shifted):  # Shifted's dW reads the rows its forward lays dy out in
+            gx = lw.forward(grad, self.w, None, keep_input=needs[1])
+        elif needs[1]:
+            lw.xp = pad_nhwc(grad.transpose(0, 2, 3, 1), lw.geo.pads)
+        if needs[1]:
+            gw = lw.weight_grad(self.xm)
+        if len(needs) == 3 and needs[2]:
+            gb = grad.sum(axis=(0, 2, 3))
+        return gx if needs[0] else None, gw, gb
+
+
 def conv_pads(padding: IntPair | str, kernel: tuple[int, int], stride: tuple[int, int],
               dilation: tuple[int, int]) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) from an int, a pair, "valid" or "same" (stride 1; extra on the bottom/right)."""
@@ -725,3 +784,47 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
                            f"({h}, {w}) of input {input.shape}")
     args = (input, weight) if bias is None else (input, weight, bias)
     return Conv2d.apply(*args, stride=s, pads=pads, dilation=d, groups=groups)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                     dilation: IntPair = 1) -> Tensor:
+    """2-D transposed convolution (PyTorch's, note groups before dilation): input (N, C_in, H, W) or
+    (C_in, H, W), weight (C_in, C_out/groups, kh, kw), bias (C_out,) -> (N, C_out, Ho, Wo). ``ConvTranspose2d``
+    gives the math."""
+    if input.ndim == 3:
+        return conv_transpose2d(input.unsqueeze(0), weight, bias, stride, padding, output_padding, groups,
+                                dilation).squeeze(0)
+    if input.ndim != 4 or weight.ndim != 4:
+        raise RuntimeError(f"conv_transpose2d: expected input (N, C_in, H, W) and weight (C_in, C_out/groups, kh, "
+                           f"kw), got input {input.shape} and weight {weight.shape}")
+    if isinstance(padding, str):
+        raise TypeError(f"conv_transpose2d: padding must be an int or a pair of ints, got {padding!r}")
+    s, d = pair(stride, "conv_transpose2d stride"), pair(dilation, "conv_transpose2d dilation")
+    p, op = pair(padding, "conv_transpose2d padding"), pair(output_padding, "conv_transpose2d output_padding")
+    if min(s) < 1 or min(d) < 1:
+        raise RuntimeError(f"conv_transpose2d: stride and dilation must be >= 1, got stride {stride}, "
+                           f"dilation {dilation}")
+    if min(p) < 0 or min(op) < 0:
+        raise RuntimeError(f"conv_transpose2d: padding and output_padding must be >= 0, got padding {padding}, "
+                           f"output_padding {output_padding}")
+    if any(op[k] >= max(s[k], d[k]) for k in range(2)):
+        raise RuntimeError(f"conv_transpose2d: output_padding {op} must be smaller than either stride {s} or "
+                           f"dilation {d}")
+    c_in, og, kh, kw = weight.shape
+    if groups < 1 or c_in % groups:
+        raise RuntimeError(f"conv_transpose2d: groups={groups} must divide in_channels {c_in} of weight "
+                           f"{weight.shape}")
+    if input.shape[1] != c_in:
+        raise RuntimeError(f"conv_transpose2d: input {input.shape} has {input.shape[1]} channels, but weight "
+                           f"{weight.shape} expects {c_in}")
+    if bias is not None and bias.shape != (og * groups,):
+        raise RuntimeError(f"conv_transpose2d: bias {bias.shape} does not match weight {weight.shape} with "
+                           f"groups={groups} ({og * groups} output channels)")
+    out_hw = tuple((input.shape[2 + k] - 1) * s[k] - 2 * p[k] + d[k] * ((kh, kw)[k] - 1) + op[k] + 1 for k in range(2))
+    if min(out_hw) < 1:
+        raise RuntimeError(f"conv_transpose2d: input {input.shape} with weight {weight.shape}, stride {s}, padding "
+                           f"{p} and dilation {d} gives output size {out_hw}, which is too small")
+    args = (input, weight) if bias is None else (input, weight, bias)
+    return ConvTranspose2d.apply(*args, stride=s, pads=(p[0], p[0], p[1], p[1]), dilation=d, groups=groups,
+                                 out_hw=out_hw)

@@ -3,8 +3,10 @@ supervised case; run folders that resume exactly and load back in one call; call
 the regularization tools that train many runs - k-fold cross-validation, ensembles, hyperparameter search."""
 
 from dlbasics.train import commands, rundir
+from dlbasics.train.adversarial import AdversarialTask
 from dlbasics.train.callbacks import Callback, Checkpoint, EarlyStopping
 from dlbasics.train.config import RunBuilder, RunConfig
+from dlbasics.train.contrastive import ContrastiveTask
 from dlbasics.train.ensemble import Ensemble, bootstrap_indices, train_ensemble
 from dlbasics.train.history import History
 from dlbasics.train.kfold import CVResult, cross_validate, fold_indices, targets_of
@@ -21,11 +23,13 @@ from dlbasics.train.tuning import Choice, Float, Int, PruningCallback, TuneResul
 __all__ = [
     "METRICS",
     "TASKS",
+    "AdversarialTask",
     "BuildRun",
     "CVResult",
     "Callback",
     "Checkpoint",
     "Choice",
+    "ContrastiveTask",
     "EarlyStopping",
     "Ensemble",
     "Float",

@@ -105,19 +105,19 @@ class EarlyStopping(Callback):
 
 
 class Checkpoint(Callback):
-    """Write ``dir/last.safetensors`` (model, optimizer, epoch) every ``every`` epochs and, with
+    """Write ``dir/last.safetensors`` (model, optimizer, epoch) every ``every`` epochs (never with None) and, with
     ``keep_best``, ``dir/best.safetensors`` (model weights) whenever ``monitor`` improves. Atomic writes."""
 
-    def __init__(self, dir: str | Path, every: int = 1, keep_best: bool = True, monitor: str = "val_loss",
+    def __init__(self, dir: str | Path, every: int | None = 1, keep_best: bool = True, monitor: str = "val_loss",
                  mode: str = "auto") -> None:
-        if every < 1:
-            raise ValueError(f"Checkpoint: every must be >= 1, got {every}")
+        if every is not None and every < 1:
+            raise ValueError(f"Checkpoint: every must be >= 1 (or None), got {every}")
         self.dir, self.every, self.keep_best = Path(dir), every, keep_best
         self.tracker = _Monitor(monitor, mode, 0.0)
         self.best_epoch = -1
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        if (epoch + 1) % self.every == 0:
+        if self.every is not None and (epoch + 1) % self.every == 0:
             save({"model": self.model, "optimizer": self.optimizer, "epoch": epoch + 1, "logs": dict(logs)},
                  self.dir / "last.safetensors")
         if self.keep_best:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,14 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
                 resume: bool) -> TrainResult:
     from dlbasics.data import DataLoader
     from dlbasics.train.run import train_run
+    from dlbasics.train.task import TASKS
 
     start = time.perf_counter()
+    task_class = TASKS.get(cfg.task).builder
+    callbacks = [rundir.MetricsWriter(out_dir), *task_class.folder_callbacks(out_dir, cfg)]
     run, history = train_run(builder, splits.train, splits.val, seed=cfg.seed, verbose=verbose,
                              checkpoint=out_dir / rundir.CHECKPOINT, checkpoint_every=cfg.budget.checkpoint_every,
-                             resume=resume, callbacks=[rundir.MetricsWriter(out_dir)])
+                             resume=resume, callbacks=callbacks)
     seconds = time.perf_counter() - start
     # the model first: a failing test evaluation must not throw the trained model away
     rundir.save_model(out_dir, run.model)
@@ -110,9 +114,10 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
     test = {} if splits.test is None else run.task.evaluate(DataLoader(splits.test, batch_size=512))
     unit = "epochs" if cfg.budget.steps is None else "steps"
     trained = history.rows[-1]["epoch" if unit == "epochs" else "step"] if history.rows else 0
-    val = [r["val_loss"] for r in history.rows if "val_loss" in r]
+    key, mode = run.task.best
+    val = [r[f"val_{key}"] for r in history.rows if f"val_{key}" in r]
     summary = {f"test_{k}": v for k, v in test.items()} | (
-        {"val_loss": val[-1], "best_val_loss": min(val)} if val else {}) | {
+        {f"val_{key}": val[-1], f"best_val_{key}": (min if mode == "min" else max)(val)} if val else {}) | {
         unit: trained, "stopped_early": history.stopped_early,
         "parameters": int(sum(p.numel() for p in run.model.parameters()))}
     rundir.write_json(out_dir / "summary.json", summary)
@@ -121,13 +126,14 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
     timing = out_dir / "timing.json"
     before = json.loads(timing.read_text()).get("seconds", 0.0) if resume and timing.is_file() else 0.0
     rundir.write_json(timing, {"seconds": round(before + seconds, 3), "resumed": resume or None})
-    plot_curves(history, out_dir / "curves.png", next(iter(cfg.metrics), None), f"{cfg.model.name} on {cfg.data.name}")
+    plot_curves(history, out_dir / "curves.png", (*run.task.curves, *cfg.metrics[:1]),
+                f"{cfg.model.name} on {cfg.data.name}")
     return TrainResult(summary, out_dir, history, seconds)
 
 
-def plot_curves(history: Any, path: Path, metric: str | None, title: str = "") -> None:
-    """Loss and ``metric`` (if any), train vs val, per row of the history (per epoch, or per evaluation in
-    steps)."""
+def plot_curves(history: Any, path: Path, keys: Sequence[str] = ("loss",), title: str = "") -> None:
+    """One panel per key of ``keys`` ("loss", a metric) that the history holds, train vs val, per row of the
+    history (per epoch, or per evaluation in steps)."""
     import io
 
     import numpy as np
@@ -139,7 +145,9 @@ def plot_curves(history: Any, path: Path, metric: str | None, title: str = "") -
         return
     x_key = "step" if "step" in history else "epoch"
     xs = history[x_key]
-    keys = [k for k in ("loss", metric) if k and (f"train_{k}" in history or f"val_{k}" in history)]
+    keys = [k for k in dict.fromkeys(keys) if f"train_{k}" in history or f"val_{k}" in history]
+    if not keys:
+        return
     fig = Figure(figsize=(5 * len(keys), 4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(keys)))
     for ax, key in zip(axes, keys):
@@ -151,8 +159,8 @@ def plot_curves(history: Any, path: Path, metric: str | None, title: str = "") -
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
-    if "train_loss" in history and all(v > 0 for v in history["train_loss"]):
-        axes[0].set_yscale("log")
+    if "loss" in keys and "train_loss" in history and all(v > 0 for v in history["train_loss"]):
+        axes[keys.index("loss")].set_yscale("log")
     if title:
         fig.suptitle(title)
     buf = io.BytesIO()

@@ -92,6 +92,10 @@ class Task:
 
     model: Module
     clip_grad_norm: float | None = None
+    # the logged values a run folder's curves.png draws (train_ and val_ of each), besides the run's first metric
+    curves: tuple[str, ...] = ("loss",)
+    # the validation value whose best a run's summary reports (best_val_loss), and whether lower or higher is better
+    best: tuple[str, str] = ("loss", "min")
 
     def __init__(self, model: Module | None = None, optimizer: Any = None) -> None:
         """With ``model`` and ``optimizer``: the common case of one of each (as "model" and "optimizer")."""
@@ -150,6 +154,12 @@ class Task:
         task = cls.build(cfg)
         task.model.load_state_dict(model.state_dict())
         return task.evaluate(loader)
+
+    @classmethod
+    def folder_callbacks(cls, out_dir: Any, cfg: Any) -> list[Any]:
+        """Callbacks a run of this task adds when it trains into a run folder (a GAN's sample grid at every
+        evaluation, say); none by default."""
+        return []
 
     def write_outputs(self, out_dir: Any, cfg: Any, splits: Any) -> None:
         """Files a finished run adds to its folder beyond the model and metrics (a language model's sample, a

@@ -115,10 +115,12 @@ def _load_part(files: dict[str, Path], part: str) -> tuple[np.ndarray, np.ndarra
 
 
 def load_idx_splits(root: str | Path, name: str, classes: tuple[str, ...] | None = None, flatten: bool = False,
-                    val_size: int | float = 10_000, seed: int = 0, hint: str = MNIST_HINT) -> Splits:
+                    val_size: int | float = 10_000, seed: int = 0, hint: str = MNIST_HINT,
+                    train_size: int | None = None) -> Splits:
     """Read an MNIST-layout folder: train from ``train-*``, minus a stratified ``val_size`` (count or
     fraction) for validation, and test from ``t10k-*``. Images scaled to [0, 1] float32, (N, 1, H, W) or
-    flattened (N, H * W); labels (N,) int64.
+    flattened (N, H * W); labels (N,) int64. ``train_size`` keeps only the first that many training images
+    (of the shuffled split; the validation and test images stay the same): a smaller run on the same data.
 
     The number of classes is ``len(classes)`` when given, else the largest training label + 1; a label
     outside 0..num_classes - 1 in either labels file raises DataError naming the file (otherwise a corrupt
@@ -138,6 +140,11 @@ def load_idx_splits(root: str | Path, name: str, classes: tuple[str, ...] | None
         return x.reshape(len(x), -1) if flatten else x[:, None]  # (N, H*W) or (N, 1, H, W)
 
     train_idx, val_idx, _ = split_indices(len(train_y), train_y, val=val_size, test=0, seed=seed)
+    if train_size is not None:
+        if isinstance(train_size, bool) or not isinstance(train_size, int) or not 1 <= train_size <= len(train_idx):
+            raise ValueError(f"train_size must be an integer from 1 to {len(train_idx)} (the training split), "
+                             f"got {train_size!r}")
+        train_idx = train_idx[:train_size]
     # index the uint8 images before scaling: one float32 copy of each split, not two
     train = TensorDataset(scaled(train_x[train_idx]), train_y[train_idx])
     info = DatasetInfo(name, "classification", tuple(train.arrays[0].shape[1:]), num_classes=num_classes,
@@ -146,21 +153,24 @@ def load_idx_splits(root: str | Path, name: str, classes: tuple[str, ...] | None
                   TensorDataset(scaled(test_x), test_y), info)
 
 
-def mnist(root: str | Path, flatten: bool = False, val_size: int | float = 10_000, seed: int = 0) -> Splits:
+def mnist(root: str | Path, flatten: bool = False, val_size: int | float = 10_000, seed: int = 0,
+          train_size: int | None = None) -> Splits:
     """MNIST from the folder ``root`` holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]``.
 
     Splits of 50,000 / 10,000 / 10,000 by default (validation carved, stratified, from the 60,000 training
     images); images (N, 1, 28, 28) or flattened (N, 784) float32 in [0, 1], labels (N,) int64.
     """
-    return load_idx_splits(root, "mnist", tuple(str(i) for i in range(10)), flatten, val_size, seed, MNIST_HINT)
+    return load_idx_splits(root, "mnist", tuple(str(i) for i in range(10)), flatten, val_size, seed, MNIST_HINT,
+                           train_size)
 
 
 def fashion_mnist(root: str | Path | None = None, flatten: bool = False, val_size: int | float = 10_000,
-                  seed: int = 0) -> Splits:
+                  seed: int = 0, train_size: int | None = None) -> Splits:
     """Fashion-MNIST (Zalando's 28x28 clothing images, 10 classes), laid out and split as ``mnist``.
 
     ``root`` defaults to /usr/share/datasets/fashion-mnist, where Debian's package ``dataset-fashion-mnist``
     installs it.
     """
     root = FASHION_MNIST_ROOT if root is None else root
-    return load_idx_splits(root, "fashion-mnist", FASHION_MNIST_CLASSES, flatten, val_size, seed, FASHION_MNIST_HINT)
+    return load_idx_splits(root, "fashion-mnist", FASHION_MNIST_CLASSES, flatten, val_size, seed, FASHION_MNIST_HINT,
+                           train_size)
