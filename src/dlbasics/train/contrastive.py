@@ -153,12 +153,13 @@ class ContrastiveTask(Task):
 def probe_report(features: Any, train: Any, test: Any, per_class: int = PROBE_LABELS_PER_CLASS,
                  seed: int = 0) -> dict[str, Any]:
     """Linear-probe accuracy on ``test`` of ``features`` (a function of an image batch) trained on all of ``train``'s
-    labels and on ``per_class`` labels per class."""
+    labels and on ``per_class`` labels per class (fewer if a class of ``train`` has fewer; the key says how many)."""
     from dlbasics.train.kfold import targets_of
     from dlbasics.train.probe import encode, labels_per_class_subset, linear_probe
 
     h_train, h_test = encode(features, train), encode(features, test)
     y_train, y_test = np.asarray(targets_of(train)), np.asarray(targets_of(test))
+    per_class = min(per_class, int(np.bincount(y_train).min()))  # a small training set: as many as every class has
     subset = labels_per_class_subset(y_train, per_class, seed)
     return {"all_labels": linear_probe(h_train, y_train, h_test, y_test),
             f"{per_class}_per_class": linear_probe(h_train[subset], y_train[subset], h_test, y_test),
