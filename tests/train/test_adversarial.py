@@ -14,12 +14,9 @@ from dlbasics.data import DataLoader, TensorDataset
 from dlbasics.data.datasets import availability
 from dlbasics.train import Loop
 from dlbasics.train.adversarial import AdversarialTask
+from tests.train.crashing import CrashError, crash_at_step
 
 MISSING = availability("fashion-mnist")
-
-
-class CrashError(Exception):
-    pass
 
 
 def build_loop(ckpt, name="dcgan", crash_at=None):
@@ -27,16 +24,7 @@ def build_loop(ckpt, name="dcgan", crash_at=None):
     model = models.create(name, in_channels=1, image_size=8, latent_dim=4, width=4)
     task = AdversarialTask(model, optim.Adam(model.generator.parameters(), lr=2e-3, betas=(0.5, 0.999)),
                            optim.Adam(model.discriminator.parameters(), lr=2e-3, betas=(0.5, 0.999)), seed=4)
-    if crash_at is not None:
-        real, calls = task.training_step, []
-
-        def step(batch):
-            calls.append(1)
-            if len(calls) == crash_at:
-                raise CrashError
-            return real(batch)
-
-        task.training_step = step
+    crash_at_step(task, crash_at)
     rng = np.random.default_rng(0)
     data = TensorDataset(rng.uniform(0, 1, (96, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 96))
     return Loop(task, DataLoader(data, batch_size=16, shuffle=True, seed=4), steps=14, eval_every=7,

@@ -13,12 +13,9 @@ from dlbasics.data import DataLoader, TensorDataset
 from dlbasics.data.datasets import availability
 from dlbasics.train import Loop
 from dlbasics.train.contrastive import ContrastiveTask
+from tests.train.crashing import CrashError, crash_at_step
 
 MISSING = availability("fashion-mnist")
-
-
-class CrashError(Exception):
-    pass
 
 
 def data(n=64, seed=0):
@@ -35,16 +32,7 @@ def build_loop(ckpt, crash_at=None):
     dl.manual_seed(5)
     model = models.create("simclr", in_channels=1, width=4, projection_dim=8)
     task = ContrastiveTask(model, optim.Adam(model.parameters(), lr=1e-3), seed=5)
-    if crash_at is not None:
-        real, calls = task.training_step, []
-
-        def step(batch):
-            calls.append(1)
-            if len(calls) == crash_at:
-                raise CrashError
-            return real(batch)
-
-        task.training_step = step
+    crash_at_step(task, crash_at)
     return Loop(task, DataLoader(data(), batch_size=16, shuffle=True, seed=5), epochs=3,
                 val_loader=DataLoader(data(40, seed=1), batch_size=20), checkpoint=ckpt, checkpoint_every=3, verbose=0)
 

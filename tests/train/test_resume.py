@@ -20,12 +20,9 @@ from dlbasics.errors import CheckpointError
 from dlbasics.optim.schedules import cosine
 from dlbasics.train import EarlyStopping, Loop, SupervisedTask
 from dlbasics.train.checkpoint import read_checkpoint
+from tests.train.crashing import CrashError, crash_at_step
 
 SPLITS = datasets.digits()
-
-
-class CrashError(Exception):
-    pass
 
 
 def build_loop(ckpt, *, epochs=None, steps=None, every=None, crash_at=None, scheduler="cosine", eval_every=None):
@@ -39,16 +36,7 @@ def build_loop(ckpt, *, epochs=None, steps=None, every=None, crash_at=None, sche
     sched = cosine(opt, total, warmup=5) if scheduler == "cosine" else optim.lr_scheduler.ReduceLROnPlateau(
         opt, patience=0, factor=0.5)
     task = SupervisedTask(model, nn.CrossEntropyLoss(), opt)
-    if crash_at is not None:
-        real, calls = task.training_step, []
-
-        def step(batch):
-            calls.append(1)
-            if len(calls) == crash_at:
-                raise CrashError
-            return real(batch)
-
-        task.training_step = step
+    crash_at_step(task, crash_at)
     return Loop(task, loader, epochs=epochs, steps=steps, val_loader=DataLoader(SPLITS.val, batch_size=512),
                 scheduler=sched, schedule_unit="step" if scheduler == "cosine" else "epoch", eval_every=eval_every,
                 callbacks=[EarlyStopping(patience=50)], clip_grad_norm=1.0, checkpoint=ckpt, checkpoint_every=every,
