@@ -197,7 +197,7 @@ def gan_report(args: argparse.Namespace, tmp: Path) -> list[str]:
         out = tmp / f"{lib}.npz"
         results[lib] = in_process(["--worker", lib, "--model", args.model, "--steps", str(args.steps), "--seed",
                                    str(args.seed), "--eval-at", *map(str, args.eval_at), "--out", str(out)])
-        samples[lib] = dict(np.load(out))
+        samples[lib] = dict(np.load(out, allow_pickle=False))
     refs = reference_scores(val, test)
     keys = ("fd", "is", "classes", "largest_share", "precision", "recall")
     lines = [f"| samples ({args.model}, seed {args.seed}) | FD_clf | IS_clf | classes >= 2% | largest share | "
@@ -255,7 +255,7 @@ def simclr_report(args: argparse.Namespace, tmp: Path) -> list[str]:
         seconds[lib] = in_process(["--worker", lib, "--model", "simclr", "--epochs", str(args.epochs),
                                    "--train-size", str(args.train_size), "--seed", str(args.seed),
                                    "--out", str(out)])["seconds"]
-        f = np.load(out)
+        f = np.load(out, allow_pickle=False)
         rows[label] = probes(f["train"], f["test"])
     lines = [f"| features ({args.train_size:,} training images, {args.epochs} epochs) | all labels | "
              "100 labels per class |", "|---|---:|---:|"]

@@ -72,7 +72,9 @@ def _masked_grad(g: np.ndarray, mask: np.ndarray, kernel, *args) -> np.ndarray |
     if flat is None:
         return None
     if axis_order(g) != axis_order(mask):
-        mask = _like(np.empty_like(g, dtype=bool), mask)
+        relaid = np.empty_like(g, dtype=bool)  # g's memory order
+        np.copyto(relaid, mask)
+        mask = relaid
     out = np.empty_like(g)
     kernel(flat, mask.ravel(order="K"), *args, out.ravel(order="K"))
     return out

@@ -24,6 +24,7 @@ test split beside the references, real images against real images and uniform no
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -162,22 +163,14 @@ class AdversarialTask(Task):
         result: dict[str, Any] = {"samples": self.eval_samples, "k": self.k, "last": self.score(self.model, test)}
         best_file = out_dir / "best.safetensors"
         if best_file.is_file():
-            best = type(self).evaluate_copy(self.model, load(best_file))
+            best = copy.deepcopy(self.model)
+            best.load_state_dict(load(best_file))
             result["best"] = self.score(best, test)
             save_image_grid(best.sample(64, GRID_NOISE_SEED), out_dir / "samples.png")
         if splits.val is not None:
             val = loader_images(_batches(splits.val), self.eval_samples)
             result["references"] = reference_scores(val, test, k=self.k)
         write_json(out_dir / "evaluation.json", result)
-
-    @staticmethod
-    def evaluate_copy(model: Module, state: dict[str, Any]) -> Module:
-        """A copy of ``model`` with the weights ``state`` (the live model keeps its own)."""
-        import copy
-
-        other = copy.deepcopy(model)
-        other.load_state_dict(state)
-        return other
 
     # ---- state: the modules', the optimizers', and the noise generator ----
     def state_dict(self) -> dict[str, Any]:
