@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--data-dir", metavar="DIR", help="where the run's data files are now, if they moved")
     e.add_argument("--split", default="test", help="train, val or test (default test)")
+    e.add_argument("--episodes", type=int, metavar="N", help="a reinforcement run: play N greedy episodes of the "
+                   "split (default: the run's own number, 100 for test)")
+    e.add_argument("--best", action="store_true", help="evaluate the run's best evaluated snapshot (best.safetensors: "
+                   "a GAN's or a DQN's), not the final weights")
     e.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
     r = sub.add_parser("predict", help="a saved run's predictions for new inputs",
                        description="Predict with a run's model: INPUT is a .npy array (N, *input) or one sample, a "
@@ -288,7 +292,7 @@ def cmd_finetune(args: argparse.Namespace) -> list[str]:
 def cmd_evaluate(args: argparse.Namespace) -> list[str]:
     from dlbasics.train.rundir import evaluate_run
 
-    rows = evaluate_run(args.run_dir, args.split, args.data_dir)
+    rows = evaluate_run(args.run_dir, args.split, args.data_dir, episodes=args.episodes, best=args.best)
     if len(rows) == 1:
         return [", ".join(f"{args.split}_{k} {v:.4f}" for k, v in rows[0][1].items())]
     width = max(len(name) for name, _ in rows) + 1

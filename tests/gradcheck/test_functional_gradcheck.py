@@ -106,6 +106,11 @@ MSE = [
 ] + [
     case("mse-default-constant-target", lambda x: F.mse_loss(x, np.ones((2, 3))), r(2, 3)),
     case("mse-3d", lambda x: F.mse_loss(x, dl.tensor(BCE_Y.reshape(3, 2, 1), dtype=dl.float64)), r(3, 2, 1)),
+    # d = 3x - y spans both sides of delta; the loss is C1 at |d| = delta, so finite differences hold there too
+    *[case(f"huber-{red}", lambda x, y, red=red: F.huber_loss(3 * x, y, reduction=red), r(2, 3), r(2, 3))
+      for red in REDUCTIONS],
+    case("huber-delta", lambda x, y: F.huber_loss(3 * x, y, delta=0.3), r(2, 3), r(2, 3)),
+    case("smooth-l1-beta", lambda x, y: F.smooth_l1_loss(3 * x, y, beta=0.5), r(2, 3), r(2, 3)),
 ]
 
 # (name, call(logits, reduction), logits array): every cross-entropy layout, crossed with every reduction.

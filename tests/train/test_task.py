@@ -96,4 +96,4 @@ def test_unknown_task_lists_the_registered_ones(capsys):
     assert main(["train", "--task", "gan"]) == 2
     err = capsys.readouterr().err
     assert ("--task: invalid choice 'gan' (choose from supervised, adversarial, contrastive, language_model, "
-            "masked_lm, translation)") in err
+            "masked_lm, reinforcement, translation)") in err

@@ -59,7 +59,7 @@ def check_splits(splits: Splits) -> None:
     for split, dataset in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
         if dataset is None and split != "train":
             continue
-        if dataset is None or len(dataset) == 0:
+        if dataset is None or (hasattr(dataset, "__len__") and len(dataset) == 0):  # an environment has no len
             raise DataError(f"{info.name}: the {split} split is empty (0 samples)")
         if not isinstance(dataset, TensorDataset):
             continue

@@ -264,7 +264,8 @@ class DatasetInfo:
     """
 
     name: str
-    task: Literal["classification", "regression", "language_modeling", "translation", "masked_language_modeling"]
+    task: Literal["classification", "regression", "language_modeling", "translation", "masked_language_modeling",
+                  "reinforcement_learning"]
     input_shape: tuple[int, ...]
     num_classes: int | None = None
     target_shape: tuple[int, ...] = ()

@@ -1,9 +1,24 @@
 """The model zoo: one file per model family, each opening with its paper; ``available()`` / ``create()``."""
 
-from dlbasics.models import alexnet, bert, char_lstm, gan, gpt, lenet, mlp, resnet, seq2seq, simclr, transformer, vit
+from dlbasics.models import (
+    alexnet,
+    bert,
+    char_lstm,
+    dqn,
+    gan,
+    gpt,
+    lenet,
+    mlp,
+    resnet,
+    seq2seq,
+    simclr,
+    transformer,
+    vit,
+)
 from dlbasics.models.alexnet import AlexNet
 from dlbasics.models.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from dlbasics.models.char_lstm import CharLSTM
+from dlbasics.models.dqn import DQN
 from dlbasics.models.gan import GAN
 from dlbasics.models.gpt import GPT, GPTConfig
 from dlbasics.models.lenet import LeNet5
@@ -16,8 +31,41 @@ from dlbasics.models.transformer import TransformerTranslator
 from dlbasics.models.vit import ViT
 
 __all__ = [
-    "GAN", "GPT", "MLP", "AlexNet", "BasicBlock", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification",
-    "BertModel", "Bottleneck", "CharLSTM", "GPTConfig", "LeNet5", "ModelInfo", "ResNet", "Seq2Seq", "SimCLR",
-    "TransformerTranslator", "ViT", "alexnet", "available", "bert", "char_lstm", "create", "gan", "gpt", "info",
-    "lenet", "mlp", "register", "resnet", "seq2seq", "simclr", "transformer", "vit",
+    "DQN",
+    "GAN",
+    "GPT",
+    "MLP",
+    "AlexNet",
+    "BasicBlock",
+    "BertConfig",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
+    "BertModel",
+    "Bottleneck",
+    "CharLSTM",
+    "GPTConfig",
+    "LeNet5",
+    "ModelInfo",
+    "ResNet",
+    "Seq2Seq",
+    "SimCLR",
+    "TransformerTranslator",
+    "ViT",
+    "alexnet",
+    "available",
+    "bert",
+    "char_lstm",
+    "create",
+    "dqn",
+    "gan",
+    "gpt",
+    "info",
+    "lenet",
+    "mlp",
+    "register",
+    "resnet",
+    "seq2seq",
+    "simclr",
+    "transformer",
+    "vit",
 ]

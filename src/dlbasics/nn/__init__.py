@@ -25,7 +25,15 @@ from dlbasics.nn.layers.transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
-from dlbasics.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss, NTXentLoss
+from dlbasics.nn.losses import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    MSELoss,
+    NLLLoss,
+    NTXentLoss,
+    SmoothL1Loss,
+)
 from dlbasics.nn.module import Module
 from dlbasics.nn.parameter import Parameter
 
@@ -48,6 +56,7 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GRUCell",
+    "HuberLoss",
     "Identity",
     "LSTMCell",
     "LayerNorm",
@@ -68,6 +77,7 @@ __all__ = [
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Tanh",
     "Transformer",

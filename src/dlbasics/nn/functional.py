@@ -34,6 +34,7 @@ __all__ = [
     "dropout",
     "embedding",
     "gelu",
+    "huber_loss",
     "layer_norm",
     "leaky_relu",
     "linear",
@@ -49,6 +50,7 @@ __all__ = [
     "relu",
     "scaled_dot_product_attention",
     "sigmoid",
+    "smooth_l1_loss",
     "softmax",
     "tanh",
 ]
@@ -85,6 +87,33 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator: See
     dtype = input.data.dtype if input.data.dtype.kind == "f" else np.dtype(np.float32)
     u = get_generator(generator).random(input.shape, dtype=np.float32 if dtype == np.float32 else np.float64)
     return _dropout_op(input, u, p)
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """The Huber loss: 0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta), for d = input - target.
+
+    Quadratic near zero, linear beyond ``delta``: its gradient is d clipped to [-delta, delta], so one wild target
+    (a TD target early in Q-learning) cannot swamp an update (DQN, Mnih et al. 2015). Computed as q (d - q / 2) with
+    q = clamp(d, -delta, delta), which is both branches at once and leaves the gradient to autograd."""
+    _check_reduction(reduction, "huber_loss")
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    target = constant(target, input)
+    if input.shape != target.shape:
+        raise ValueError(f"huber_loss: input {input.shape} and target {target.shape} differ in shape "
+                         "(broadcasting them is almost always a bug; reshape one)")
+    d = input - target
+    q = d.clamp(-delta, delta)
+    return _reduce(q * (d - 0.5 * q), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """Smooth L1: the Huber loss divided by ``beta`` (0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta); with
+    beta 1 the two are the same, the loss stable-baselines3's DQN trains with."""
+    if not beta > 0:
+        raise ValueError(f"smooth_l1_loss: beta must be > 0, got {beta} (beta 0, plain L1, is not supported)")
+    loss = huber_loss(input, target, reduction, delta=beta)
+    return loss if beta == 1.0 else loss * (1.0 / beta)
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:

@@ -67,6 +67,29 @@ class NLLLoss(_Loss):
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
+@LOSSES.register("huber")
+class HuberLoss(_Loss):
+    """0.5 d^2 for |d| <= delta, else delta (|d| - 0.5 delta) (see ``F.huber_loss``): DQN's TD loss."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.delta = float(delta)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.huber_loss(input, target, self.reduction, self.delta)
+
+
+class SmoothL1Loss(_Loss):
+    """The Huber loss divided by ``beta`` (see ``F.smooth_l1_loss``)."""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.beta = float(beta)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of logits (see ``F.binary_cross_entropy_with_logits``)."""
 

@@ -77,6 +77,18 @@ class CartPole:
         self.done = terminated or truncated
         return self.state.astype(np.float32), 1.0, terminated, truncated, {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The exact position: the float64 state, the step count, whether the episode has ended, the generator."""
+        return {"state": None if self.state is None else self.state.copy(), "steps": self.steps, "done": self.done,
+                "generator": self.np_random.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from dlbasics.rng import _plain_state
+
+        self.state = None if state["state"] is None else np.array(state["state"], np.float64)
+        self.steps, self.done = int(state["steps"]), bool(state["done"])
+        self.np_random.bit_generator.state = _plain_state(state["generator"])
+
 
 class GymEnv:
     """A gymnasium environment with Box observations and a Discrete action space, behind the same interface as

@@ -14,6 +14,7 @@ from dlbasics.train.language_model import LanguageModelTask, generate
 from dlbasics.train.loop import Loop, evaluate, fit
 from dlbasics.train.masked_lm import MaskedLMTask
 from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
+from dlbasics.train.reinforcement import ReinforcementTask
 from dlbasics.train.run import BuildRun, Run, train_run
 from dlbasics.train.rundir import evaluate_run, load_model, open_run
 from dlbasics.train.task import TASKS, SupervisedTask, Task
@@ -39,6 +40,7 @@ __all__ = [
     "Loop",
     "MaskedLMTask",
     "PruningCallback",
+    "ReinforcementTask",
     "Run",
     "RunBuilder",
     "RunConfig",

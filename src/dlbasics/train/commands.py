@@ -97,7 +97,6 @@ def resume(run_dir: str | Path, verbose: int = 1, data_dir: str | None = None) -
 
 def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder, verbose: int,
                 resume: bool) -> TrainResult:
-    from dlbasics.data import DataLoader
     from dlbasics.train.run import train_run
     from dlbasics.train.task import TASKS
 
@@ -111,7 +110,7 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
     # the model first: a failing test evaluation must not throw the trained model away
     rundir.save_model(out_dir, run.model)
     rundir.write_metrics(out_dir, history)
-    test = {} if splits.test is None else run.task.evaluate(DataLoader(splits.test, batch_size=512))
+    test = {} if splits.test is None else run.task.evaluate(run.task.eval_loader(splits.test, 512))
     unit = "epochs" if cfg.budget.steps is None else "steps"
     trained = history.rows[-1]["epoch" if unit == "epochs" else "step"] if history.rows else 0
     key, mode = run.task.best
@@ -119,7 +118,7 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
     summary = {f"test_{k}": v for k, v in test.items()} | (
         {f"val_{key}": val[-1], f"best_val_{key}": (min if mode == "min" else max)(val)} if val else {}) | {
         unit: trained, "stopped_early": history.stopped_early,
-        "parameters": int(sum(p.numel() for p in run.model.parameters()))}
+        "parameters": int(sum(p.numel() for p in run.model.parameters() if p.requires_grad))}
     rundir.write_json(out_dir / "summary.json", summary)
     run.task.write_outputs(out_dir, cfg, splits)
     # wall time is kept apart from summary.json, which a resumed run must write bit for bit as an unbroken one
@@ -144,7 +143,6 @@ def plot_curves(history: Any, path: Path, keys: Sequence[str] = ("loss",), title
     if not history.rows:
         return
     x_key = "step" if "step" in history else "epoch"
-    xs = history[x_key]
     keys = [k for k in dict.fromkeys(keys) if f"train_{k}" in history or f"val_{k}" in history]
     if not keys:
         return
@@ -153,8 +151,9 @@ def plot_curves(history: Any, path: Path, keys: Sequence[str] = ("loss",), title
     for ax, key in zip(axes, keys):
         for split in ("train", "val"):
             name = f"{split}_{key}"
-            if name in history:
-                ax.plot(xs, history[name], marker="o", markersize=3, label=split)
+            points = [(r[x_key], r[name]) for r in history.rows if r.get(name) is not None]
+            if points:  # a value some rows do not log (a DQN's loss before learning starts) is drawn where it is
+                ax.plot(*zip(*points), marker="o", markersize=3, label=split)
         ax.set_xlabel(x_key)
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)

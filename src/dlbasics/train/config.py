@@ -377,7 +377,8 @@ class RunConfig:
         if out.regularizers.mixup is not None and info.task != "classification":
             raise ConfigError(f"{self.spelling('mixup')}: mixes class labels; the data set {out.data.name!r} is a "
                               f"{info.task.replace('_', ' ')} task")
-        check_batch_size(out.data.batch_size, len(splits.train), self.spelling("batch_size"))
+        if hasattr(splits.train, "__len__"):  # an environment has no size: its batches are replayed steps
+            check_batch_size(out.data.batch_size, len(splits.train), self.spelling("batch_size"))
         return out
 
     # ---- convenience ----
@@ -643,6 +644,11 @@ def _resolve_loss(cfg: RunConfig) -> None:
     if problem == "language_modeling" and name != "cross_entropy":
         raise ConfigError(f"{cfg.spelling('loss')} {name}: a language model is trained by the next token's "
                           "cross-entropy; use cross_entropy")
+    if problem == "reinforcement_learning":
+        name = cfg.loss.name or "huber"
+        if name != "huber":
+            raise ConfigError(f"{cfg.spelling('loss')} {name}: a DQN learns by the Huber loss of its TD error; use "
+                              "huber")
     if problem == "regression" and name != "mse":
         raise ConfigError(f"{cfg.spelling('loss')} {name}: the data set {cfg.data.name!r} is a regression task; "
                           "use mse")
@@ -677,14 +683,10 @@ def load_data(cfg: RunConfig) -> Any:
 def check_model_fits_data(task: Any, splits: Any, cfg: RunConfig) -> None:
     """One forward pass of the task's model on two training samples (eval mode, no graph): a model that cannot take
     the data's samples fails here with a ``DataError`` naming both, not with a traceback from inside a layer."""
-    import numpy as np
-
     from dlbasics.autograd.grad_mode import no_grad
-    from dlbasics.data.dataloader import dataset_collate
-    from dlbasics.data.dataset import _fetch
     from dlbasics.errors import DataError
 
-    batch = dataset_collate(splits.train)(_fetch(splits.train, np.arange(min(2, len(splits.train)))))
+    batch = task.example_batch(splits)
     x = batch[0] if isinstance(batch, tuple | list) else batch
     while isinstance(x, tuple | list):  # the first array of the inputs, for the message
         x = x[0]

@@ -57,15 +57,13 @@ BuildRun = Callable[[int], Run]
 def make_loop(run: Run, train_set: Any, val_set: Any = None, *, seed: int = 0, verbose: int = 0,
               checkpoint: str | Path | None = None, checkpoint_every: int | None = None) -> Loop:
     """The ``Loop`` that trains ``run`` on ``train_set`` (shuffled with ``seed``), validating on ``val_set``."""
-    from dlbasics.data import DataLoader
-
-    train_loader = DataLoader(train_set, batch_size=run.batch_size, shuffle=True, seed=seed,
-                              collate_fn=run.collate_fn)
-    val_loader = None if val_set is None else DataLoader(val_set, batch_size=max(run.batch_size, 512))
+    train_loader = run.task.train_loader(train_set, run.batch_size, seed, run.collate_fn)
+    val_loader = None if val_set is None else run.task.eval_loader(val_set, run.batch_size)
     scheduler = run.scheduler
     if callable(scheduler) and not hasattr(scheduler, "step"):
         optimizers = list(run.task.optimizers.values())
-        built = [scheduler(opt, len(train_loader)) for opt in optimizers]
+        per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else 1  # an endless stream: by steps
+        built = [scheduler(opt, per_epoch) for opt in optimizers]
         scheduler = [s for s in built if s is not None] or None
     return Loop(run.task, train_loader, epochs=run.epochs, steps=run.steps, val_loader=val_loader,
                 eval_every=run.eval_every, scheduler=scheduler, schedule_unit=run.schedule_unit,

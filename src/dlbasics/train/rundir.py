@@ -18,6 +18,7 @@ a default name that exists gets a suffix, and an ``--out`` that holds a run is r
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -121,6 +122,17 @@ def write_metrics(folder: str | Path, history: Any) -> None:
     rows = History()
     rows.rows = [{k: v for k, v in r.items() if k != "seconds"} for r in history.rows]
     atomic_write_text(Path(folder) / "metrics.csv", rows.to_csv())
+
+
+def read_metrics(folder: str | Path) -> list[dict[str, float]]:
+    """The rows of ``folder/metrics.csv`` as numbers (an empty cell - a value a row did not log - is left out)."""
+    import csv
+
+    file = Path(folder) / "metrics.csv"
+    if not file.is_file():
+        return []
+    with file.open(newline="", encoding="utf-8") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
 def save_model(folder: str | Path, model: Module) -> None:
@@ -275,10 +287,11 @@ def load_tokenizer(path: str | Path | RunFolder) -> Any:
         raise RunFolderError(f"{file}: not a readable tokenizer ({e})") from None
 
 
-def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = None) -> list[tuple[str, dict]]:
+def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = None, episodes: int | None = None,
+                 best: bool = False) -> list[tuple[str, dict]]:
     """The loss and metrics of a run folder's model(s) on ``split`` of its data: one row for most kinds;
-    for a cv folder one row per fold, then their mean."""
-    from dlbasics.data import DataLoader
+    for a cv folder one row per fold, then their mean. A reinforcement run plays ``episodes`` greedy episodes of
+    the split (default: its own number). ``best``: the run's best evaluated snapshot (best.safetensors)."""
     from dlbasics.train.config import load_data
     from dlbasics.train.task import TASKS
 
@@ -286,12 +299,28 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
         raise ConfigError(f"--split: invalid choice {split!r} (choose from train, val, test)")
     run = open_run(path, data_dir)
     cfg = _resolved(run)
+    if episodes is not None:
+        if cfg.data.problem != "reinforcement_learning":
+            raise ConfigError(f"--episodes: {run.path} is a {cfg.data.problem} run; episodes are played by a "
+                              "reinforcement run's agent")
+        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+            raise ConfigError(f"--episodes: must be an integer >= 1, got {episodes!r}")
+        if split == "train":
+            raise ConfigError("--split train: a reinforcement run's training split is its environment; evaluate on "
+                              "val or test episodes")
+        cfg = copy.deepcopy(cfg)
+        cfg.data.options["eval_episodes" if split == "val" else "test_episodes"] = episodes
     splits = load_data(cfg)
     if getattr(splits, split) is None:
         raise ConfigError(f"--split {split}: the data set {cfg.data.name!r} has no {split} split; use --split val")
-    loader = DataLoader(getattr(splits, split), batch_size=512)
     task = TASKS.get(cfg.task).builder
+    loader = task.eval_loader(getattr(splits, split), 512)
     model = load_model(run)
+    if best:
+        snapshot = run.path / "best.safetensors"
+        if not snapshot.is_file():
+            raise RunFolderError(f"--best: {run.path} keeps no best snapshot (best.safetensors); GAN and DQN runs do")
+        model.load_state_dict(load(snapshot))
     if run.kind != "cv":
         return [(run.kind, task.evaluate_model(cfg, model, loader))]
     rows = [(f"fold {i + 1}", task.evaluate_model(cfg, m, loader)) for i, m in enumerate(model.members)]
@@ -300,5 +329,6 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
 
 
 __all__ = ["CHECKPOINT", "CONFIG", "KINDS", "MODEL", "TOKENIZER", "MetricsWriter", "RunFolder", "evaluate_run",
-           "json_text", "load_model", "load_tokenizer", "new_run_dir", "open_run", "open_run_kind", "save_model",
+           "json_text", "load_model", "load_tokenizer", "new_run_dir", "open_run", "open_run_kind", "read_metrics",
+           "save_model",
            "write_config", "write_json", "write_metrics"]

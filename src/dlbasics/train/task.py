@@ -64,25 +64,30 @@ def forward(model: Module, x: Any) -> Any:
 
 
 class Averages:
-    """Running means of logged values, weighted by batch size (exact for means over samples)."""
+    """Running means of logged values, weighted by batch size (exact for means over samples). Each value is
+    averaged over the steps that logged it: a reinforcement step logs a loss only when it updates, and an
+    episode's return only when one ends."""
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
         self.n = 0
 
     def add(self, n: int, values: dict[str, float]) -> None:
         self.n += n
         for k, v in values.items():
             self.sums[k] = self.sums.get(k, 0.0) + v * n
+            self.counts[k] = self.counts.get(k, 0) + n
 
     def means(self, prefix: str = "") -> dict[str, float]:
-        return {f"{prefix}{k}": s / max(self.n, 1) for k, s in self.sums.items()}
+        return {f"{prefix}{k}": s / max(self.counts[k], 1) for k, s in self.sums.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sums": dict(self.sums), "n": self.n}
+        return {"sums": dict(self.sums), "counts": dict(self.counts), "n": self.n}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sums, self.n = {k: float(v) for k, v in state["sums"].items()}, int(state["n"])
+        self.counts = {k: int(v) for k, v in state.get("counts", {k: self.n for k in self.sums}).items()}
 
 
 class Task:
@@ -136,6 +141,30 @@ class Task:
             clip_grad_norm_(params, self.clip_grad_norm)
         optimizer.step()
         return value
+
+    # ---- the data: how a split becomes what the loop iterates ----
+    def train_loader(self, dataset: Any, batch_size: int, seed: int, collate_fn: Callable | None = None) -> Iterable:
+        """The training batches: ``dataset`` shuffled with ``seed`` in batches of ``batch_size`` (a
+        reinforcement task returns its interaction with an environment instead)."""
+        from dlbasics.data import DataLoader
+
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed, collate_fn=collate_fn)
+
+    @staticmethod
+    def eval_loader(dataset: Any, batch_size: int) -> Iterable:
+        """What ``evaluate`` takes for a validation or test split: its batches, at least 512 samples each."""
+        from dlbasics.data import DataLoader
+
+        return DataLoader(dataset, batch_size=max(batch_size, 512))
+
+    def example_batch(self, splits: Any) -> Any:
+        """A small batch of the training split (two samples), for ``probe``."""
+        import numpy as np
+
+        from dlbasics.data.dataloader import dataset_collate
+        from dlbasics.data.dataset import _fetch
+
+        return dataset_collate(splits.train)(_fetch(splits.train, np.arange(min(2, len(splits.train)))))
 
     def probe(self, batch: Any) -> None:
         """The model's forward on ``batch`` (no step): the run checks with it, before training, that the model

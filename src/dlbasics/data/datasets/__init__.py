@@ -53,6 +53,15 @@ from dlbasics.data.text import bible_availability
 from dlbasics.errors import DataNotFoundError
 from dlbasics.registry import Registry
 
+
+def _environment(env: str = "CartPole-v1", backend: str = "auto", eval_episodes: int = 10,
+                 test_episodes: int = 100) -> Splits:
+    """``dlbasics.rl.episodes.environment`` (imported when used: the rl package imports the data package)."""
+    from dlbasics.rl.episodes import environment
+
+    return environment(env, backend, eval_episodes, test_episodes)
+
+
 # The data sets by name (``--data``); a loader's keyword parameters are the data set's options on the command line
 # and in TOML (``root`` as ``--data-dir``). File-based sets carry their ``info`` so their shape is known without
 # their files.
@@ -83,6 +92,10 @@ DATASETS.register("tweets", tweets.tweets,
 DATASETS.register("pretraining", tweets.pretraining,
                   info=DatasetInfo("pretraining", "masked_language_modeling", (64,), num_classes=PRETRAINING_VOCAB,
                                    target_shape=(64,), model_options={"vocab_size": PRETRAINING_VOCAB, "max_len": 64}))
+
+# a control problem: an environment to act in (dlbasics.rl); ``--env NAME`` or ``--data env:NAME``
+DATASETS.register("env", _environment, argument="env",
+                  info=DatasetInfo("CartPole-v1", "reinforcement_learning", (4,), num_classes=2))
 
 
 def available() -> list[str]:
