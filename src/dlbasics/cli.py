@@ -380,7 +380,8 @@ def cmd_zoo(args: argparse.Namespace) -> list[str]:
         i = models.info(name)
         try:  # the size depends on the data (a vocabulary); data that is not installed leaves it unknown
             options = model_options(name, datasets.describe(i.default_data))
-            count = f"{sum(p.numel() for p in models.create(name, **options).parameters()):,}"
+            # trained parameters: a DQN's frozen target copy is not counted twice
+            count = f"{sum(p.numel() for p in models.create(name, **options).parameters() if p.requires_grad):,}"
         except DataNotFoundError:
             count = "?"
         lines.append(f"{name:<16} {i.default_data:<14} {count:>10}  {i.paper}")

@@ -26,7 +26,7 @@ def finding(name="demo", **kw):
 def test_experiments_in_lecture_order():
     assert lab.EXPERIMENTS == ("linear-regression", "linear-collapse", "activations", "universal-approximation",
                                "losses", "optimizers", "regularization", "svd-compression", "resnet-depth",
-                               "translation", "pretraining")
+                               "translation", "pretraining", "dqn")
     assert lab.available() == list(lab.EXPERIMENTS)
 
 

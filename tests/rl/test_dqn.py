@@ -235,3 +235,16 @@ def test_dqn_solves_cartpole_in_50k_steps(tmp_path, capsys):
     line = capsys.readouterr().out
     assert "test_return " in line and "test_return_std" in line
     assert float(line.split("test_return ")[1].split(",")[0]) >= 475
+
+
+def test_gymnasiums_cartpole_gives_the_same_episodes_and_trains_the_same_way():
+    """backend gymnasium: the adapter plays the very episodes of the built-in twin, and a task trains on it."""
+    pytest.importorskip("gymnasium")
+    a = agent()
+    seeds = [11, 12, 13]
+    np.testing.assert_array_equal(play(a.greedy, Episodes("CartPole-v1", seeds, backend="gymnasium")),
+                                  play(a.greedy, Episodes("CartPole-v1", seeds)))
+    task = small_task()
+    stream = task.train_loader(Environment("CartPole-v1", backend="gymnasium"), 8, seed=0)
+    logged = [task.training_step(tr)[1] for tr, _ in zip(stream, range(30))]
+    assert len(task.buffer) == 30 and any("loss" in v for v in logged)

@@ -31,7 +31,7 @@ from dlbasics.lab.base import Finding, Outcome, load_finding, save_figure, write
 
 EXPERIMENTS = ("linear-regression", "linear-collapse", "activations", "universal-approximation", "losses",
                "optimizers", "regularization", "svd-compression", "resnet-depth", "translation",
-               "pretraining")
+               "pretraining", "dqn")
 
 
 def available() -> list[str]:

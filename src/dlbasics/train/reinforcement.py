@@ -169,24 +169,21 @@ def episode_scores(agent: Module, episodes: Episodes) -> dict[str, float]:
             "return_max": float(returns.max())}
 
 
-def plot_returns(runs: list[tuple[str, list[dict]]], path: Path, title: str = "", solved: float | None = 475.0) -> None:
+def returns_figure(runs: list[tuple[str, list[dict]]], title: str = "", solved: float | None = 475.0,
+                   ax: Any = None) -> Any:
     """The greedy evaluation return against environment steps, one line per run (label, metrics rows), with the
-    mean return of the training episodes faint behind it and the "solved" line."""
-    import io
-
+    mean return of its training episodes faint behind it, and the "solved" line; on ``ax`` or a new Figure."""
     from matplotlib.figure import Figure
 
-    from dlbasics.io import atomic_write_bytes
-
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.subplots()
+    fig = None
+    if ax is None:
+        fig = Figure(figsize=(7, 4), layout="constrained")
+        ax = fig.subplots()
     for i, (label, rows) in enumerate(runs):
         rows = [r for r in rows if "val_return" in r]
-        if not rows:
-            continue
-        steps = [r["step"] for r in rows]
         color = f"C{i}"
-        ax.plot(steps, [r["val_return"] for r in rows], color=color, marker="o", markersize=2, label=label)
+        ax.plot([r["step"] for r in rows], [r["val_return"] for r in rows], color=color, marker="o", markersize=2,
+                label=label)
         train = [(r["step"], r["train_episode_return"]) for r in rows if r.get("train_episode_return") is not None]
         if train:
             ax.plot(*zip(*train), color=color, alpha=0.3, linewidth=1)
@@ -198,8 +195,17 @@ def plot_returns(runs: list[tuple[str, list[dict]]], path: Path, title: str = ""
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    return fig if fig is not None else ax.figure
+
+
+def plot_returns(runs: list[tuple[str, list[dict]]], path: Path, title: str = "") -> None:
+    """``returns_figure`` written as a PNG, atomically."""
+    import io
+
+    from dlbasics.io import atomic_write_bytes
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    returns_figure(runs, title).savefig(buf, format="png", dpi=100)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -219,4 +225,4 @@ def draw_episode(agent: Module, episodes: Episodes, out_dir: Path, every: int = 
     return ret
 
 
-__all__ = ["ReinforcementTask", "draw_episode", "episode_scores", "plot_returns"]
+__all__ = ["ReinforcementTask", "draw_episode", "episode_scores", "plot_returns", "returns_figure"]
