@@ -155,6 +155,9 @@ CASES = [
     ("dqn-in-epochs", "train --model dqn --epochs 3", None,
      "--epochs: a reinforcement run has no epochs; give its length in environment steps with --steps"),
     ("dqn-loss", "train --model dqn --loss mse", None, "--loss mse: a DQN learns by the Huber loss of its TD error"),
+    ("env-for-a-classifier", "train --model mlp --data env", None,
+     "--data env: an environment to act in, not samples to learn from; the supervised task cannot train on it "
+     "(train an agent: --model dqn)"),
     ("dqn-on-images", "train --model dqn --data digits", None,
      "--task reinforcement: acts in an environment; the data set 'digits' is a classification task"),
     ("env-unknown", "train --model dqn --env NoSuchEnv-v0 --steps 10", None,

@@ -41,6 +41,7 @@ class QNetwork(nn.Module):
 
     def __init__(self, in_features: int, n_actions: int, hidden: Sequence[int] = (256, 256)) -> None:
         super().__init__()
+        self.in_features, self.n_actions = in_features, n_actions
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
@@ -68,7 +69,7 @@ class DQN(nn.Module):
             ``exploration_final_eps`` over the first ``exploration_fraction`` of the run.
     """
 
-    def __init__(self, q_network: nn.Module, *, discount: float = 0.99, double: bool = False, tau: float = 1.0,
+    def __init__(self, q_network: QNetwork, *, discount: float = 0.99, double: bool = False, tau: float = 1.0,
                  target_update_interval: int = 10, buffer_size: int = 100_000, learning_starts: int = 1000,
                  train_freq: int = 256, gradient_steps: int = 128, exploration_fraction: float = 0.16,
                  exploration_initial_eps: float = 1.0, exploration_final_eps: float = 0.04) -> None:
@@ -86,6 +87,7 @@ class DQN(nn.Module):
             if not ok:
                 raise ValueError(f"dqn: {name} must be {what}, got {value}")
         self.q_network = q_network
+        self.n_actions = q_network.n_actions
         self.target = copy.deepcopy(q_network)
         for p in self.target.parameters():
             p.requires_grad = False

@@ -372,6 +372,9 @@ class RunConfig:
         out.data.classes = None if info.classes is None else [str(c) for c in info.classes]
         norm = getattr(info, "pixel_normalization", None)
         out.data.pixel_normalization = None if norm is None else [list(map(float, v)) for v in norm]
+        if info.task == "reinforcement_learning" and out.task != "reinforcement":
+            raise ConfigError(f"{self.spelling('data')} {out.data.name}: an environment to act in, not samples to "
+                              f"learn from; the {out.task} task cannot train on it (train an agent: --model dqn)")
         _resolve_model(out, info)
         _resolve_loss(out)
         if out.regularizers.mixup is not None and info.task != "classification":

@@ -47,7 +47,7 @@ class ReinforcementTask(Task):
                  observation_shape: tuple[int, ...] | None = None, seed: int = 0) -> None:
         super().__init__(agent, optimizer)
         self.total_steps, self.batch_size, self.seed = total_steps, batch_size, seed
-        shape = observation_shape or (agent.q_network.net[0].in_features,)
+        shape = observation_shape or (agent.q_network.in_features,)
         self.buffer = ReplayBuffer(agent.buffer_size, tuple(shape), np.random.default_rng([seed, REPLAY_STREAM]))
         self.explore = np.random.default_rng([seed, EXPLORE_STREAM])
         self.t = 0  # environment steps taken
@@ -72,7 +72,7 @@ class ReinforcementTask(Task):
         """epsilon-greedy: random during the first ``learning_starts`` steps, then with probability epsilon."""
         agent = self.model
         if self.t < agent.learning_starts or self.explore.random() < agent.epsilon(self.t, self.total_steps):
-            return int(self.explore.integers(agent.q_network.net[-1].out_features))
+            return int(self.explore.integers(agent.n_actions))
         return int(agent.greedy(obs[None])[0])
 
     def train_loader(self, dataset: Any, batch_size: int, seed: int, collate_fn: Any = None) -> Iterable:
@@ -101,8 +101,8 @@ class ReinforcementTask(Task):
         env = splits.train.make()
         return env.reset(seed=self.seed)[0][None]
 
-    def probe(self, batch: Any) -> None:
-        self.model(batch if not isinstance(batch, np.ndarray) else _tensor(batch))
+    def probe(self, batch: np.ndarray) -> None:
+        self.model.greedy(batch)
 
     # ---- evaluation: greedy episodes ----
     @staticmethod
@@ -151,12 +151,6 @@ class ReinforcementTask(Task):
         self.buffer.load_state_dict(state["replay"])
         self.t = int(state["t"])
         set_generator_states({"explore": self.explore}, {"explore": state["explore"]})
-
-
-def _tensor(x: np.ndarray) -> Any:
-    from dlbasics.tensor import Tensor
-
-    return Tensor._make(np.asarray(x, np.float32), False, None)
 
 
 def episode_scores(agent: Module, episodes: Episodes) -> dict[str, float]:
