@@ -10,8 +10,9 @@ from dlbasics._runtime import tune_malloc
 tune_malloc()
 
 # The package's layers, bottom-up: autograd and ops under Tensor; nn (Model and Loss), optim (Algorithm),
-# data (Data); train puts the four together; models is the zoo; io saves and loads.
-from dlbasics import autograd, compress, data, dtypes, io, lab, models, nn, optim, train  # noqa: E402
+# data (Data); train puts the four together; models is the zoo; rl the environments an agent learns in;
+# io saves and loads.
+from dlbasics import autograd, compress, data, dtypes, io, lab, models, nn, optim, rl, train  # noqa: E402
 from dlbasics.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from dlbasics.dtypes import bool_, double, float16, float32, float64, int32, int64, long, uint8  # noqa: E402
 from dlbasics.io import load, save  # noqa: E402
@@ -140,6 +141,7 @@ __all__ = [
     "randperm",
     "relu",
     "reshape",
+    "rl",
     "save",
     "set_grad_enabled",
     "sigmoid",
