@@ -13,6 +13,7 @@ from dlbasics.models import (
     seq2seq,
     simclr,
     transformer,
+    unet,
     vit,
 )
 from dlbasics.models.alexnet import AlexNet
@@ -28,6 +29,7 @@ from dlbasics.models.resnet import BasicBlock, Bottleneck, ResNet
 from dlbasics.models.seq2seq import Seq2Seq
 from dlbasics.models.simclr import SimCLR
 from dlbasics.models.transformer import TransformerTranslator
+from dlbasics.models.unet import UNet
 from dlbasics.models.vit import ViT
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "Seq2Seq",
     "SimCLR",
     "TransformerTranslator",
+    "UNet",
     "ViT",
     "alexnet",
     "available",
@@ -67,5 +70,6 @@ __all__ = [
     "seq2seq",
     "simclr",
     "transformer",
+    "unet",
     "vit",
 ]

@@ -27,6 +27,7 @@ from dlbasics.nn.layers.transformer import (
 )
 from dlbasics.nn.losses import (
     BCEWithLogitsLoss,
+    CrossEntropyDiceLoss,
     CrossEntropyLoss,
     HuberLoss,
     MSELoss,
@@ -51,6 +52,7 @@ __all__ = [
     "BatchNormReLU2d",
     "Conv2d",
     "ConvTranspose2d",
+    "CrossEntropyDiceLoss",
     "CrossEntropyLoss",
     "Dropout",
     "Embedding",

@@ -31,6 +31,7 @@ __all__ = [
     "conv2d",
     "conv_transpose2d",
     "cross_entropy",
+    "dice_loss",
     "dropout",
     "embedding",
     "gelu",
@@ -105,6 +106,22 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
     d = input - target
     q = d.clamp(-delta, delta)
     return _reduce(q * (d - 0.5 * q), reduction)
+
+
+def dice_loss(input: Tensor, target: Any, eps: float = 1.0) -> Tensor:
+    """The soft Dice loss of logits (N, C, ...) against class indices (N, ...): 1 - mean_c (2 sum p_c y_c + eps) /
+    (sum p_c + sum y_c + eps), with p = softmax over C and y the one-hot target, each sum over the batch and the
+    positions. Each class counts by its overlap, not its size (Milletari et al. 2016, V-Net)."""
+    t = _array(target)
+    if t.dtype.kind not in "iu" or input.ndim < 2 or t.shape != (input.shape[0], *input.shape[2:]):
+        raise ValueError(f"dice_loss: expected logits (N, C, ...) and class indices (N, ...), got shapes "
+                         f"{tuple(input.shape)} and {t.shape} ({t.dtype})")
+    c = input.shape[1]
+    p = softmax(input, 1).transpose(0, 1).reshape(c, -1)  # (C, N * positions)
+    y = np.moveaxis(np.eye(c, dtype=input.data.dtype)[t], -1, 0).reshape(c, -1)
+    inter = (p * constant(y, input)).sum(1)
+    denom = p.sum(1) + constant(y.sum(1), input)
+    return 1.0 - ((2.0 * inter + eps) / (denom + eps)).mean()
 
 
 def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:

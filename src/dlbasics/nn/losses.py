@@ -67,6 +67,19 @@ class NLLLoss(_Loss):
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
+@LOSSES.register("cross_entropy_dice")
+class CrossEntropyDiceLoss(_Loss):
+    """Cross-entropy plus the soft Dice loss (see ``F.dice_loss``): per-pixel likelihood and per-class overlap, a
+    common pair for segmentation with small objects."""
+
+    def __init__(self, dice_weight: float = 1.0) -> None:
+        super().__init__()
+        self.dice_weight = float(dice_weight)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.cross_entropy(input, target) + self.dice_weight * F.dice_loss(input, target)
+
+
 @LOSSES.register("huber")
 class HuberLoss(_Loss):
     """0.5 d^2 for |d| <= delta, else delta (|d| - 0.5 delta) (see ``F.huber_loss``): DQN's TD loss."""

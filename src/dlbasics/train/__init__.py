@@ -17,6 +17,7 @@ from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
 from dlbasics.train.reinforcement import ReinforcementTask
 from dlbasics.train.run import BuildRun, Run, train_run
 from dlbasics.train.rundir import evaluate_run, load_model, open_run
+from dlbasics.train.segmentation import SegmentationTask
 from dlbasics.train.task import TASKS, SupervisedTask, Task
 from dlbasics.train.translation import TranslationTask
 from dlbasics.train.tuning import Choice, Float, Int, PruningCallback, TuneResult, parse_space, tune, tune_config
@@ -44,6 +45,7 @@ __all__ = [
     "Run",
     "RunBuilder",
     "RunConfig",
+    "SegmentationTask",
     "SupervisedTask",
     "Task",
     "TranslationTask",

@@ -652,6 +652,9 @@ def _resolve_loss(cfg: RunConfig) -> None:
         if name != "huber":
             raise ConfigError(f"{cfg.spelling('loss')} {name}: a DQN learns by the Huber loss of its TD error; use "
                               "huber")
+    if problem == "segmentation" and name not in ("cross_entropy", "cross_entropy_dice"):
+        raise ConfigError(f"{cfg.spelling('loss')} {name}: a segmentation model is trained by the pixels' "
+                          "cross-entropy; use cross_entropy or cross_entropy_dice")
     if problem == "regression" and name != "mse":
         raise ConfigError(f"{cfg.spelling('loss')} {name}: the data set {cfg.data.name!r} is a regression task; "
                           "use mse")

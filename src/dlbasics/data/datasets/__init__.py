@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dlbasics.data.dataset import DatasetInfo, Splits
+from dlbasics.data.datasets import shapes, translation, tweets
 from dlbasics.data.datasets import text as text_sets
-from dlbasics.data.datasets import translation, tweets
 from dlbasics.data.datasets.bundled import (
     FUNCTIONS,
     circles,
@@ -93,6 +93,10 @@ DATASETS.register("pretraining", tweets.pretraining,
                   info=DatasetInfo("pretraining", "masked_language_modeling", (64,), num_classes=PRETRAINING_VOCAB,
                                    target_shape=(64,), model_options={"vocab_size": PRETRAINING_VOCAB, "max_len": 64}))
 
+# the shapes world: the same kind of scene labelled for each kind of problem (generated, seeded)
+DATASETS.register("shapes-seg", shapes.shapes_seg)
+DATASETS.register("shapes-det", shapes.shapes_det)
+DATASETS.register("shapes-pose", shapes.shapes_pose)
 # a control problem: an environment to act in (dlbasics.rl); ``--env NAME`` or ``--data env:NAME``
 DATASETS.register("env", _environment, argument="env",
                   info=DatasetInfo("CartPole-v1", "reinforcement_learning", (4,), num_classes=2))
