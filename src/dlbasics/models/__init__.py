@@ -3,6 +3,7 @@
 from dlbasics.models import (
     alexnet,
     bert,
+    centernet,
     char_lstm,
     dqn,
     gan,
@@ -18,6 +19,7 @@ from dlbasics.models import (
 )
 from dlbasics.models.alexnet import AlexNet
 from dlbasics.models.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
+from dlbasics.models.centernet import CenterNet
 from dlbasics.models.char_lstm import CharLSTM
 from dlbasics.models.dqn import DQN
 from dlbasics.models.gan import GAN
@@ -44,6 +46,7 @@ __all__ = [
     "BertForSequenceClassification",
     "BertModel",
     "Bottleneck",
+    "CenterNet",
     "CharLSTM",
     "GPTConfig",
     "LeNet5",
@@ -57,6 +60,7 @@ __all__ = [
     "alexnet",
     "available",
     "bert",
+    "centernet",
     "char_lstm",
     "create",
     "dqn",

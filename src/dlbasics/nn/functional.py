@@ -34,6 +34,7 @@ __all__ = [
     "dice_loss",
     "dropout",
     "embedding",
+    "gaussian_focal_loss",
     "gelu",
     "huber_loss",
     "layer_norm",
@@ -268,6 +269,28 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     if weight is not None:
         loss = loss * constant(weight, input)
     return _reduce(loss, reduction)
+
+
+def gaussian_focal_loss(input: Tensor, target: Any, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
+    """CornerNet's and CenterNet's focal loss of heatmap logits against Gaussian targets in [0, 1] (1 at the centres):
+
+        -1/N sum [ (1 - p)^alpha log p              where y = 1 (the N centres)
+                   (1 - y)^beta p^alpha log(1 - p)  elsewhere ]           p = sigmoid(input)
+
+    The (1 - p)^alpha and p^alpha factors let the many easy positions count little; (1 - y)^beta forgives a peak
+    next to the true centre. log p and log(1 - p) come from the logits (``binary_cross_entropy_with_logits``), finite
+    for any logit."""
+    y = _array(target).astype(input.data.dtype, copy=False)
+    if y.shape != input.shape:
+        raise ValueError(f"gaussian_focal_loss: target {y.shape} and input {input.shape} differ in shape")
+    pos = (y == 1).astype(input.data.dtype)
+    p = sigmoid(input)
+    log_p = -ops.bce_with_logits(input, constant(np.ones_like(y), input), None)
+    log_not_p = -ops.bce_with_logits(input, constant(np.zeros_like(y), input), None)
+    q = 1.0 - p
+    pos_term = (q * q if alpha == 2 else q ** alpha) * log_p * constant(pos, input)
+    neg_term = (p * p if alpha == 2 else p ** alpha) * log_not_p * constant((1 - y) ** beta * (1 - pos), input)
+    return (pos_term + neg_term).sum() * (-1.0 / max(float(pos.sum()), 1.0))
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:

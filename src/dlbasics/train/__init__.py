@@ -7,6 +7,7 @@ from dlbasics.train.adversarial import AdversarialTask
 from dlbasics.train.callbacks import Callback, Checkpoint, EarlyStopping
 from dlbasics.train.config import RunBuilder, RunConfig
 from dlbasics.train.contrastive import ContrastiveTask
+from dlbasics.train.detection import DetectionTask
 from dlbasics.train.ensemble import Ensemble, bootstrap_indices, train_ensemble
 from dlbasics.train.history import History
 from dlbasics.train.kfold import CVResult, cross_validate, fold_indices, targets_of
@@ -32,6 +33,7 @@ __all__ = [
     "Checkpoint",
     "Choice",
     "ContrastiveTask",
+    "DetectionTask",
     "EarlyStopping",
     "Ensemble",
     "Float",
