@@ -8,6 +8,7 @@ from dlbasics.models import (
     dqn,
     gan,
     gpt,
+    keypoint_net,
     lenet,
     mlp,
     resnet,
@@ -24,6 +25,7 @@ from dlbasics.models.char_lstm import CharLSTM
 from dlbasics.models.dqn import DQN
 from dlbasics.models.gan import GAN
 from dlbasics.models.gpt import GPT, GPTConfig
+from dlbasics.models.keypoint_net import KeypointNet
 from dlbasics.models.lenet import LeNet5
 from dlbasics.models.mlp import MLP
 from dlbasics.models.registry import ModelInfo, available, create, info, register
@@ -49,6 +51,7 @@ __all__ = [
     "CenterNet",
     "CharLSTM",
     "GPTConfig",
+    "KeypointNet",
     "LeNet5",
     "ModelInfo",
     "ResNet",
@@ -67,6 +70,7 @@ __all__ = [
     "gan",
     "gpt",
     "info",
+    "keypoint_net",
     "lenet",
     "mlp",
     "register",

@@ -129,8 +129,10 @@ def masked_l1(pred: Tensor, target: np.ndarray, mask: np.ndarray) -> Tensor:
 
 
 def gaussian_radius(height: float, width: float, min_overlap: float = 0.7) -> float:
-    """The largest radius r such that a box whose corners are moved by r still overlaps the true one by IoU >=
-    ``min_overlap`` (CornerNet's three cases; the smallest of their roots)."""
+    """The Gaussian's radius for a box of this size, by the rule of CornerNet's and CenterNet's published code: the
+    smallest root of three quadratics for corners moved while keeping IoU >= ``min_overlap``, each root divided by 2
+    whatever its leading coefficient (as that code does; the radius comes out about 0.27 of a square's side, smaller
+    than the exact bound), so the targets match the papers' training."""
     a1, b1, c1 = 1, height + width, width * height * (1 - min_overlap) / (1 + min_overlap)
     r1 = (b1 + math.sqrt(b1 ** 2 - 4 * a1 * c1)) / 2
     a2, b2, c2 = 4, 2 * (height + width), (1 - min_overlap) * width * height

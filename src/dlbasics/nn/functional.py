@@ -118,6 +118,7 @@ def dice_loss(input: Tensor, target: Any, eps: float = 1.0) -> Tensor:
         raise ValueError(f"dice_loss: expected logits (N, C, ...) and class indices (N, ...), got shapes "
                          f"{tuple(input.shape)} and {t.shape} ({t.dtype})")
     c = input.shape[1]
+    _check_indices(t, c, -1 - c, "dice_loss")  # no ignore_index: every index must name a class
     p = softmax(input, 1).transpose(0, 1).reshape(c, -1)  # (C, N * positions)
     y = np.moveaxis(np.eye(c, dtype=input.data.dtype)[t], -1, 0).reshape(c, -1)
     inter = (p * constant(y, input)).sum(1)

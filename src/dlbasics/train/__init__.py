@@ -15,6 +15,7 @@ from dlbasics.train.language_model import LanguageModelTask, generate
 from dlbasics.train.loop import Loop, evaluate, fit
 from dlbasics.train.masked_lm import MaskedLMTask
 from dlbasics.train.metrics import METRICS, accuracy, get_metric, mae, mse
+from dlbasics.train.pose import PoseTask
 from dlbasics.train.reinforcement import ReinforcementTask
 from dlbasics.train.run import BuildRun, Run, train_run
 from dlbasics.train.rundir import evaluate_run, load_model, open_run
@@ -42,6 +43,7 @@ __all__ = [
     "LanguageModelTask",
     "Loop",
     "MaskedLMTask",
+    "PoseTask",
     "PruningCallback",
     "ReinforcementTask",
     "Run",
