@@ -119,7 +119,8 @@ def test_console_script_help_and_zoo():
     zoo = subprocess.run([sys.executable, "-m", "dlbasics", "zoo"], capture_output=True, text=True, check=True).stdout
     rows = {line.split()[0]: line for line in zoo.splitlines()[1:]}
     assert "mlp" in rows and "Rumelhart" in rows["mlp"] and "digits" in rows["mlp"]
-    assert rows["mlp"].split()[2] == "17,610"  # 64-128-64-10 with batch norm, built for digits
+    assert rows["mlp"].split()[2:4] == ["supervised", "17,610"]  # 64-128-64-10 with batch norm, built for digits
+    assert rows["unet"].split()[1:3] == ["shapes-seg", "segmentation"] and rows["dqn"].split()[2] == "reinforcement"
 
 
 def test_cv_command(tmp_path, capsys):

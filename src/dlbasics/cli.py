@@ -370,12 +370,12 @@ def cmd_sample(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_zoo(args: argparse.Namespace) -> list[str]:
-    """One line per model: name, default data, parameters (built for that data), paper."""
+    """One line per model: name, default data, the task that trains it, parameters (built for that data), paper."""
     from dlbasics import models
     from dlbasics.data import datasets
     from dlbasics.train.config import model_options
 
-    lines = [f"{'model':<16} {'default data':<14} {'parameters':>10}  paper"]
+    lines = [f"{'model':<16} {'default data':<14} {'task':<15} {'parameters':>10}  paper"]
     for name in models.available():
         i = models.info(name)
         try:  # the size depends on the data (a vocabulary); data that is not installed leaves it unknown
@@ -384,7 +384,7 @@ def cmd_zoo(args: argparse.Namespace) -> list[str]:
             count = f"{sum(p.numel() for p in models.create(name, **options).parameters() if p.requires_grad):,}"
         except DataNotFoundError:
             count = "?"
-        lines.append(f"{name:<16} {i.default_data:<14} {count:>10}  {i.paper}")
+        lines.append(f"{name:<16} {i.default_data:<14} {i.task:<15} {count:>10}  {i.paper}")
     return lines
 
 

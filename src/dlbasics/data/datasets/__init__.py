@@ -94,9 +94,9 @@ DATASETS.register("pretraining", tweets.pretraining,
                                    target_shape=(64,), model_options={"vocab_size": PRETRAINING_VOCAB, "max_len": 64}))
 
 # the shapes world: the same kind of scene labelled for each kind of problem (generated, seeded)
-DATASETS.register("shapes-seg", shapes.shapes_seg)
-DATASETS.register("shapes-det", shapes.shapes_det)
-DATASETS.register("shapes-pose", shapes.shapes_pose)
+DATASETS.register("shapes-seg", shapes.shapes_seg, info=shapes.INFO["shapes-seg"])
+DATASETS.register("shapes-det", shapes.shapes_det, info=shapes.INFO["shapes-det"])
+DATASETS.register("shapes-pose", shapes.shapes_pose, info=shapes.INFO["shapes-pose"])
 # a control problem: an environment to act in (dlbasics.rl); ``--env NAME`` or ``--data env:NAME``
 DATASETS.register("env", _environment, argument="env",
                   info=DatasetInfo("CartPole-v1", "reinforcement_learning", (4,), num_classes=2))

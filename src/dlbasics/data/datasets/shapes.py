@@ -191,6 +191,16 @@ def pose_scenes(n: int, seed: int | list[int] = 0, knobs: Knobs = Knobs(),
 
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
 
+# what each data set is, known without generating it (``dlbasics zoo``, ``describe``)
+INFO = {
+    "shapes-seg": DatasetInfo("shapes-seg", "segmentation", (3, SIZE, SIZE), num_classes=len(CLASSES),
+                              target_shape=(SIZE, SIZE), classes=CLASSES),
+    "shapes-det": DatasetInfo("shapes-det", "detection", (3, SIZE, SIZE), num_classes=len(CLASSES) - 1,
+                              target_shape=(MAX_OBJECTS, 5), classes=CLASSES[1:]),
+    "shapes-pose": DatasetInfo("shapes-pose", "pose", (3, SIZE, SIZE), num_classes=len(JOINTS),
+                               target_shape=(len(JOINTS), 2), classes=JOINTS),
+}
+
 
 def _sizes(n_train: int, n_val: int, n_test: int) -> dict[str, int]:
     sizes = {"train": n_train, "val": n_val, "test": n_test}
@@ -208,9 +218,7 @@ def shapes_seg(n_train: int = 2000, n_val: int = 500, n_test: int = 500, occlusi
     for split, n in _sizes(n_train, n_val, n_test).items():
         images, masks, _, _ = object_scenes(n, [seed, SPLIT_STREAMS[split]], knobs)
         parts[split] = TensorDataset(images, masks)
-    info = DatasetInfo("shapes-seg", "segmentation", (3, SIZE, SIZE), num_classes=len(CLASSES),
-                       target_shape=(SIZE, SIZE), classes=CLASSES)
-    return Splits(parts["train"], parts["val"], parts["test"], info)
+    return Splits(parts["train"], parts["val"], parts["test"], INFO["shapes-seg"])
 
 
 def shapes_det(n_train: int = 2000, n_val: int = 500, n_test: int = 500, occlusion: bool = False, clutter: int = 0,
@@ -221,9 +229,7 @@ def shapes_det(n_train: int = 2000, n_val: int = 500, n_test: int = 500, occlusi
     for split, n in _sizes(n_train, n_val, n_test).items():
         images, _, classes, boxes = object_scenes(n, [seed, SPLIT_STREAMS[split]], knobs)
         parts[split] = TensorDataset(images, np.concatenate([classes[..., None].astype(np.float32), boxes], -1))
-    info = DatasetInfo("shapes-det", "detection", (3, SIZE, SIZE), num_classes=len(CLASSES) - 1,
-                       target_shape=(MAX_OBJECTS, 5), classes=CLASSES[1:])
-    return Splits(parts["train"], parts["val"], parts["test"], info)
+    return Splits(parts["train"], parts["val"], parts["test"], INFO["shapes-det"])
 
 
 def shapes_pose(n_train: int = 2000, n_val: int = 500, n_test: int = 500, clutter: int = 0, texture: float = 0.0,
@@ -234,9 +240,7 @@ def shapes_pose(n_train: int = 2000, n_val: int = 500, n_test: int = 500, clutte
     for split, n in _sizes(n_train, n_val, n_test).items():
         images, keypoints = pose_scenes(n, [seed, SPLIT_STREAMS[split]], knobs)
         parts[split] = TensorDataset(images, keypoints)
-    info = DatasetInfo("shapes-pose", "pose", (3, SIZE, SIZE), num_classes=len(JOINTS), target_shape=(len(JOINTS), 2),
-                       classes=JOINTS)
-    return Splits(parts["train"], parts["val"], parts["test"], info)
+    return Splits(parts["train"], parts["val"], parts["test"], INFO["shapes-pose"])
 
 
 __all__ = ["CLASSES", "JOINTS", "LIMBS", "Knobs", "object_scenes", "pose_scenes", "segment_mask", "shape_mask",
