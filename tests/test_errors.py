@@ -124,18 +124,16 @@ CASES = [
     ("toml-not-toml", "train --config {tmp}/run.toml", "toml:lr = ", "--config {tmp}/run.toml: not valid TOML"),
     # ---- names ----
     ("unknown-model", "train --model vgg", None,
-     "--model: invalid choice 'vgg' (choose from alexnet, bert, bert_classifier, gpt, char_lstm, dqn, gan, dcgan, "
-     "lenet5, mlp"),
+     "--model: invalid choice 'vgg' (choose from alexnet, bert, bert_classifier,"),
     ("unknown-optimizer", "train --optimizer adamm", None,
      "--optimizer: invalid choice 'adamm' (choose from adadelta, adagrad, adam, adamw, rmsprop, sgd)"),
     ("unknown-data", "train --data imagenet", None, "--data: invalid choice 'imagenet' (choose from digits, moons"),
     ("unknown-loss", "train --loss hinge", None,
-     "--loss: invalid choice 'hinge' (choose from mse, cross_entropy, nll, huber)"),
+     "--loss: invalid choice 'hinge' (choose from mse, cross_entropy, nll,"),
     ("unknown-scheduler", "train --scheduler linear", None,
      "--scheduler: invalid choice 'linear' (choose from constant, cosine, step, exponential, plateau)"),
     ("unknown-task", "train --task gan", None,
-     "--task: invalid choice 'gan' (choose from supervised, adversarial, contrastive, language_model, masked_lm, "
-     "reinforcement, translation)"),
+     "--task: invalid choice 'gan' (choose from supervised, adversarial, contrastive,"),
     ("unknown-option", "train --optimiser sgd", None, "unrecognized arguments: --optimiser sgd"),
     ("unknown-command", "frobnicate", None, "invalid choice: 'frobnicate'"),
     ("unknown-experiment", "lab nope", None, "unknown experiment 'nope'; choose from linear-regression"),

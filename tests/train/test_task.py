@@ -95,5 +95,7 @@ def test_a_registered_task_trains_from_the_command_line_and_resumes(denoise, tmp
 def test_unknown_task_lists_the_registered_ones(capsys):
     assert main(["train", "--task", "gan"]) == 2
     err = capsys.readouterr().err
-    assert ("--task: invalid choice 'gan' (choose from supervised, adversarial, contrastive, language_model, "
-            "masked_lm, reinforcement, translation)") in err
+    from dlbasics.train import TASKS
+
+    assert f"--task: invalid choice 'gan' (choose from {', '.join(TASKS.available())})" in err
+    assert {"supervised", "adversarial", "reinforcement", "segmentation", "detection", "pose"} <= set(TASKS.available())
