@@ -265,7 +265,7 @@ class DatasetInfo:
 
     name: str
     task: Literal["classification", "regression", "language_modeling", "translation", "masked_language_modeling",
-                  "reinforcement_learning", "segmentation", "detection", "pose"]
+                  "reinforcement_learning", "segmentation", "detection", "pose", "vqa"]
     input_shape: tuple[int, ...]
     num_classes: int | None = None
     target_shape: tuple[int, ...] = ()

@@ -15,7 +15,7 @@ MODELS = Registry("model")
 
 # Options the data decides (the run description fills them in from the data set), not the user.
 DATA_OPTIONS = ("in_features", "num_classes", "in_channels", "image_size", "vocab_size", "block_size", "src_vocab_size",
-                "tgt_vocab_size", "max_len")
+                "tgt_vocab_size", "max_len", "question_size")
 
 
 class ModelInfo:

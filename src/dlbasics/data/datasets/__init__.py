@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbasics.data.dataset import DatasetInfo, Splits
-from dlbasics.data.datasets import folders, shapes, translation, tweets
+from dlbasics.data.datasets import clevr, folders, shapes, translation, tweets
 from dlbasics.data.datasets import text as text_sets
 from dlbasics.data.datasets.bundled import (
     FUNCTIONS,
@@ -97,6 +97,7 @@ DATASETS.register("pretraining", tweets.pretraining,
 DATASETS.register("shapes-seg", shapes.shapes_seg, info=shapes.INFO["shapes-seg"])
 DATASETS.register("shapes-det", shapes.shapes_det, info=shapes.INFO["shapes-det"])
 DATASETS.register("shapes-pose", shapes.shapes_pose, info=shapes.INFO["shapes-pose"])
+DATASETS.register("sort-of-clevr", clevr.sort_of_clevr, info=clevr.INFO)
 # a user's own dense-problem files: ``--data coco:annotations.json`` (boxes, or --labels keypoints), ``--data
 # masks:FOLDER`` (images/ and masks/ of the same names)
 DATASETS.register("coco", folders.coco, argument="path")
