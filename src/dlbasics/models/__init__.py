@@ -11,6 +11,7 @@ from dlbasics.models import (
     keypoint_net,
     lenet,
     mlp,
+    relation_net,
     resnet,
     seq2seq,
     simclr,
@@ -29,6 +30,7 @@ from dlbasics.models.keypoint_net import KeypointNet
 from dlbasics.models.lenet import LeNet5
 from dlbasics.models.mlp import MLP
 from dlbasics.models.registry import ModelInfo, available, create, info, register
+from dlbasics.models.relation_net import CNNMLP, RelationNet
 from dlbasics.models.resnet import BasicBlock, Bottleneck, ResNet
 from dlbasics.models.seq2seq import Seq2Seq
 from dlbasics.models.simclr import SimCLR
@@ -37,6 +39,7 @@ from dlbasics.models.unet import UNet
 from dlbasics.models.vit import ViT
 
 __all__ = [
+    "CNNMLP",
     "DQN",
     "GAN",
     "GPT",
@@ -54,6 +57,7 @@ __all__ = [
     "KeypointNet",
     "LeNet5",
     "ModelInfo",
+    "RelationNet",
     "ResNet",
     "Seq2Seq",
     "SimCLR",
@@ -74,6 +78,7 @@ __all__ = [
     "lenet",
     "mlp",
     "register",
+    "relation_net",
     "resnet",
     "seq2seq",
     "simclr",

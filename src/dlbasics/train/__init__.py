@@ -23,6 +23,7 @@ from dlbasics.train.segmentation import SegmentationTask
 from dlbasics.train.task import TASKS, SupervisedTask, Task
 from dlbasics.train.translation import TranslationTask
 from dlbasics.train.tuning import Choice, Float, Int, PruningCallback, TuneResult, parse_space, tune, tune_config
+from dlbasics.train.vqa import VQATask
 
 __all__ = [
     "METRICS",
@@ -54,6 +55,7 @@ __all__ = [
     "Task",
     "TranslationTask",
     "TuneResult",
+    "VQATask",
     "accuracy",
     "bootstrap_indices",
     "commands",
