@@ -66,7 +66,7 @@ class KeypointNet(nn.Module):
     @staticmethod
     def decode(heatmaps: np.ndarray) -> np.ndarray:
         """Keypoints (N, J, 2) in input pixels from heatmaps (N, J, h, w): the argmax, moved a quarter pixel towards
-        the higher of its two neighbours along x and along y."""
+        the higher of its two neighbours along x and along y (not on the border, where one neighbour is missing)."""
         heatmaps = np.asarray(heatmaps)
         n, j, h, w = heatmaps.shape
         flat = heatmaps.reshape(n, j, -1).argmax(-1)
@@ -76,8 +76,9 @@ class KeypointNet(nn.Module):
         left = heatmaps[ni, ji, py, np.maximum(px - 1, 0)]
         down = heatmaps[ni, ji, np.minimum(py + 1, h - 1), px]
         above = heatmaps[ni, ji, np.maximum(py - 1, 0), px]
-        x = px + 0.5 + 0.25 * np.sign(right - left)
-        y = py + 0.5 + 0.25 * np.sign(down - above)
+        # no step on a border pixel: its outer neighbour is missing (as the hourglass code does)
+        x = px + 0.5 + 0.25 * np.sign(right - left) * ((px > 0) & (px < w - 1))
+        y = py + 0.5 + 0.25 * np.sign(down - above) * ((py > 0) & (py < h - 1))
         return (np.stack([x, y], -1) * STRIDE).astype(np.float32)
 
 
