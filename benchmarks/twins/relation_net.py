@@ -82,7 +82,7 @@ class RelationNet(nn.Module):
 
 def train(model_name: str = "relation_net", film: bool = False, images: int = 9800, epochs: int = 5,
           batch_size: int = 64, lr: float = 1e-3, width: int = 24, hidden_size: int = 256, seed: int = 0,
-          threads: int = 2, test_images: int = 200) -> dict:
+          threads: int = 2, test_images: int = 200, invert: bool = False) -> dict:
     """Train on ``images`` Sort-of-CLEVR scenes (20 questions each) and report test accuracies by question type."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
     from dlbasics.data.datasets.clevr import QUESTIONS, question_type, scenes
@@ -91,6 +91,8 @@ def train(model_name: str = "relation_net", film: bool = False, images: int = 98
     torch.manual_seed(seed)
     x, q, a = scenes(images, [seed, 10])
     tx, tq, ta = scenes(test_images, [seed, 12])
+    if invert:  # a black background: the objects are the non-zero pixels
+        x, tx = 1.0 - x, 1.0 - tx
     per = q.shape[1]
     q, a, idx = q.reshape(-1, 11), a.reshape(-1), np.repeat(np.arange(images), per)
     model = (RelationNet(width=width, hidden_size=hidden_size, film=film) if model_name == "relation_net"
@@ -137,6 +139,7 @@ if __name__ == "__main__":
     p.add_argument("--width", type=int, default=24)
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--invert", action="store_true")
     args = p.parse_args()
     print(json.dumps(train(args.model, args.film, args.images, args.epochs, lr=args.lr, width=args.width,
-                           hidden_size=args.hidden_size, threads=args.threads)))
+                           hidden_size=args.hidden_size, threads=args.threads, invert=args.invert)))
