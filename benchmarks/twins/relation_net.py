@@ -73,7 +73,7 @@ class RelationNet(nn.Module):
 
     def forward(self, images: torch.Tensor, questions: torch.Tensor) -> torch.Tensor:
         x = self.cnn(images, questions)
-        n, c, h, w = x.shape
+        n, _, h, w = x.shape
         objects = torch.cat([x, coordinates(n, h, w, x.dtype)], 1).flatten(2).transpose(1, 2)  # (N, K, d)
         k = h * w
         pairs = self.g_i(objects)[:, :, None] + self.g_j(objects)[:, None] + self.g_q(questions)[:, None, None]
@@ -91,7 +91,7 @@ def train(model_name: str = "relation_net", film: bool = False, images: int = 98
     torch.manual_seed(seed)
     x, q, a = scenes(images, [seed, 10])
     tx, tq, ta = scenes(test_images, [seed, 12])
-    if invert:  # a black background: the objects are the non-zero pixels
+    if invert:  # the other background than the data set's (black by default)
         x, tx = 1.0 - x, 1.0 - tx
     per = q.shape[1]
     q, a, idx = q.reshape(-1, 11), a.reshape(-1), np.repeat(np.arange(images), per)

@@ -44,6 +44,7 @@ def answer(centres, square, q):
 
 def test_every_answer_follows_from_the_pixels():
     images, questions, answers = scenes(40, seed=7, questions=10)
+    assert images[:, :, 0, 0].max() == 0 and scenes(1, seed=7, background="white")[0][0, :, 0, 0].min() == 1
     assert images.shape == (40, 3, 64, 64) and questions.shape == (40, 20, 11) and answers.shape == (40, 20)
     for img, qs, ans in zip(images, questions, answers):
         centres, square = objects_from_pixels(img)
