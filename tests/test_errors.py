@@ -108,7 +108,7 @@ CASES = [
      "--loss cross_entropy: the data set 'sin' is a regression task; use mse"),
     ("mixup-for-regression", "train --data sin --mixup 0.2", None, "--mixup: mixes class labels"),
     ("data-argument-not-taken", "train --data digits:3", None,
-     "--data digits:3: the data set 'digits' takes no NAME:VALUE argument (those that do: text, pairs, env)"),
+     "--data digits:3: the data set 'digits' takes no NAME:VALUE argument (those that do: text, pairs,"),
     ("text-file-missing", "train --model gpt --data text:{tmp}/none.txt --steps 1", None, "{tmp}/none.txt"),
     ("loss-for-text", "train --model gpt --loss mse", None,
      "--loss mse: a language model is trained by the next token's cross-entropy; use cross_entropy"),
