@@ -126,14 +126,7 @@ def dlbasics_worker(task: str, steps: int, data: Path, out: Path) -> dict[str, A
         return F.mse_loss(out, model.encode(yb, tuple(out.shape[2:])))
 
     model.train()
-    losses, start = [], time.perf_counter()
-    for idx in batches(len(x), batch_size, n_steps):
-        loss = loss_of(x[idx], y[idx])
-        losses.append(float(loss.item()))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    seconds = time.perf_counter() - start
+    seconds, losses = train_steps(loss_of, opt, x, y, batch_size, n_steps)
     with evaluating(model):
         outs = [model(xt[i:i + EVAL_BATCH]) for i in range(0, len(xt), EVAL_BATCH)]
     if task == "det":
@@ -170,14 +163,7 @@ def torch_worker(task: str, steps: int, threads: int, data: Path, out: Path) -> 
         return twin.pose_loss(out, encoder.encode(yb, tuple(out.shape[2:])))
 
     model.train()
-    losses, start = [], time.perf_counter()
-    for idx in batches(len(x), batch_size, n_steps):
-        loss = loss_of(x[idx], y[idx])
-        losses.append(float(loss.item()))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    seconds = time.perf_counter() - start
+    seconds, losses = train_steps(loss_of, opt, x, y, batch_size, n_steps)
     model.eval()
     with torch.no_grad():
         outs = [model(torch.from_numpy(xt[i:i + EVAL_BATCH])) for i in range(0, len(xt), EVAL_BATCH)]
@@ -186,6 +172,20 @@ def torch_worker(task: str, steps: int, threads: int, data: Path, out: Path) -> 
     else:
         save(out, **worker_outputs(task, torch.cat(outs).numpy()))
     return timing(seconds, losses)
+
+
+def train_steps(loss_of: Any, opt: Any, x: np.ndarray, y: np.ndarray, batch_size: int,
+                n_steps: int) -> tuple[float, list[float]]:
+    """The timed training loop of either side (both libraries' optimizers and losses speak PyTorch's API): the wall
+    time of the steps and each step's loss."""
+    losses, start = [], time.perf_counter()
+    for idx in batches(len(x), batch_size, n_steps):
+        loss = loss_of(x[idx], y[idx])
+        losses.append(float(loss.item()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start, losses
 
 
 def worker_outputs(task: str, out: np.ndarray) -> dict[str, np.ndarray]:

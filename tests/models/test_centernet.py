@@ -20,6 +20,8 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from twins import centernet as twins  # noqa: E402
 
+from tests.models.torch_twins import randomize_batch_norm  # noqa: E402
+
 N, C_IN, CLASSES, SIZE, WIDTH = 2, 3, 3, 32, 8
 OUT = (SIZE // 4, SIZE // 4)
 # rows (class 1..C, x0, y0, x1, y1); class 0 pads image 1's second row
@@ -31,13 +33,7 @@ def pair(seed=0):
     """The float64 twin with random batch-norm statistics, and dlbasics' CenterNet loaded from its state dict."""
     torch.manual_seed(seed)
     tm = twins.centernet(C_IN, CLASSES, WIDTH)
-    with torch.no_grad():
-        for m in tm.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
+    randomize_batch_norm(tm)
     tm = tm.double()
     ours = models.create("centernet", in_channels=C_IN, num_classes=CLASSES, width=WIDTH).to(np.float64)
     state = tm.state_dict()

@@ -18,6 +18,8 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from twins import keypoint_net as twins  # noqa: E402
 
+from tests.models.torch_twins import randomize_batch_norm  # noqa: E402
+
 N, C_IN, JOINTS, SIZE, WIDTH = 2, 3, 7, 32, 8
 OUT = (SIZE // STRIDE, SIZE // STRIDE)
 
@@ -31,13 +33,7 @@ def pair(dtype=np.float64, seed=0):
     normalisation), and dlbasics' keypoint_net loaded from its state dict by name."""
     torch.manual_seed(seed)
     tm = twins.keypoint_net(C_IN, JOINTS, WIDTH)
-    with torch.no_grad():
-        for m in tm.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
+    randomize_batch_norm(tm)
     tm = tm.to(torch.float64 if dtype == np.float64 else torch.float32)
     ours = create().to(dtype)
     state = tm.state_dict()

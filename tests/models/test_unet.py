@@ -18,6 +18,8 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from twins import unet as twins  # noqa: E402
 
+from tests.models.torch_twins import randomize_batch_norm  # noqa: E402
+
 WIDTHS = (4, 8, 16)
 N, C_IN, CLASSES, SIZE = 2, 3, 3, 16
 
@@ -27,13 +29,7 @@ def pair(dtype=np.float64, seed=0):
     normalisation), and dlbasics' U-Net loaded from its state dict by name."""
     torch.manual_seed(seed)
     tm = twins.unet(C_IN, CLASSES, WIDTHS)
-    with torch.no_grad():
-        for m in tm.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
+    randomize_batch_norm(tm)
     tm = tm.to(torch.float64 if dtype == np.float64 else torch.float32)
     ours = models.create("unet", in_channels=C_IN, num_classes=CLASSES, widths=WIDTHS).to(dtype)
     state = tm.state_dict()
