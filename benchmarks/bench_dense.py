@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,10 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from workers import run_worker
 
 HERE = Path(__file__).resolve().parent
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 SIDES = (("dlbasics", "dlbasics"), ("torch", "PyTorch"))
 N_TRAIN, N_TEST, SEED, EVAL_BATCH, FIGURE_IMAGES = 2000, 500, 0, 100, 6
 
@@ -207,11 +204,7 @@ def timing(seconds: float, losses: list[float]) -> dict[str, Any]:
 
 # ---- the parent: run both sides of every task, score them ---------------------------------------------------
 def in_process(argv: list[str], threads: int) -> dict[str, Any]:
-    env = dict(os.environ, **dict.fromkeys(THREAD_ENV, str(threads)))
-    done = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise SystemExit(f"worker {argv} failed:\n{done.stderr}")
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_worker(__file__, argv, threads)
 
 
 def decode(task: str, outputs: Any) -> Any:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from workers import run_worker
 
 HERE = Path(__file__).resolve().parent
 THREADS = 2
@@ -177,11 +176,7 @@ def simclr_dlbasics(epochs: int, train_size: int, out: Path, seed: int) -> dict[
 
 # ---- the parent: run both, score both ----------------------------------------------------------------------
 def in_process(argv: list[str]) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS))
-    done = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise SystemExit(f"worker {argv} failed:\n{done.stderr}")
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_worker(__file__, argv, THREADS)
 
 
 def gan_report(args: argparse.Namespace, tmp: Path) -> list[str]:

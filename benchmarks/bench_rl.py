@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,11 +35,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workers import run_worker
+
 HERE = Path(__file__).resolve().parent
 SOLVED = 475.0
 TEST_SEED = 20_000  # the first of the final test episodes' seeds, both sides (rl.episodes.TEST_SEED)
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 SIDES = (("dlbasics", "dlbasics"), ("torch", "PyTorch"))
 
 
@@ -112,11 +110,7 @@ def torch_worker(seed: int, steps: int, threads: int) -> dict[str, Any]:
 
 # ---- the parent: run every (seed, side), report -------------------------------------------------------------
 def in_process(argv: list[str], threads: int) -> dict[str, Any]:
-    env = dict(os.environ, **dict.fromkeys(THREAD_ENV, str(threads)))
-    done = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise SystemExit(f"worker {argv} failed:\n{done.stderr}")
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_worker(__file__, argv, threads)
 
 
 def run_all(args: argparse.Namespace) -> dict[str, dict[int, dict[str, Any]]]:

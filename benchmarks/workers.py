@@ -1,0 +1,23 @@
+"""What the end-to-end benchmarks share: each library trains in its own process, started with its BLAS/OpenMP threads
+set before NumPy or torch loads, and reports one JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def run_worker(script: str, argv: list[str], threads: int) -> dict[str, Any]:
+    """Run ``python script *argv`` with ``threads`` threads; its last stdout line, as JSON. A failed worker stops the
+    benchmark with its stderr."""
+    env = dict(os.environ, **dict.fromkeys(THREAD_ENV, str(threads)))
+    done = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise SystemExit(f"worker {argv} failed:\n{done.stderr}")
+    return json.loads(done.stdout.splitlines()[-1])
