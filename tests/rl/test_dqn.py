@@ -248,3 +248,19 @@ def test_gymnasiums_cartpole_gives_the_same_episodes_and_trains_the_same_way():
     stream = task.train_loader(Environment("CartPole-v1", backend="gymnasium"), 8, seed=0)
     logged = [task.training_step(tr)[1] for tr, _ in zip(stream, range(30))]
     assert len(task.buffer) == 30 and any("loss" in v for v in logged)
+
+
+def test_a_dqn_run_folder_evaluates_and_resumes_from_the_command_line(tmp_path, capsys):
+    from dlbasics.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dqn", "--steps", "1500", "--eval-every", "500", "--eval-episodes", "3",
+                 "--test-episodes", "5", "--quiet", "--out", str(out)]) == 0
+    for name in ("best.safetensors", "evaluation.json", "returns.png", "episode.gif", "episode.png", "metrics.csv"):
+        assert (out / name).is_file(), name
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--episodes", "4", "--best"]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("test_return ") and "test_return_std" in line
+    assert main(["evaluate", str(out), "--split", "train", "--episodes", "4"]) == 2  # the environment is no split
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0  # finished: resumes to the same end
