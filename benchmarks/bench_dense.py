@@ -318,12 +318,12 @@ def figure(task: str, data: dict[str, np.ndarray], preds: dict[str, Any], path: 
     det and pose rows dlbasics' then PyTorch's drawing (true boxes or skeleton in white)."""
     from dlbasics.train.detection import draw_boxes, truths
     from dlbasics.train.pose import draw_skeletons
-    from dlbasics.train.segmentation import PALETTE, _image, save_rows
+    from dlbasics.train.segmentation import PALETTE, rgb_pixels, save_rows
 
     k = FIGURE_IMAGES
     x, y = data["x_test"][:k], data["y_test"][:k]
     if task == "seg":
-        save_rows([_image(x), PALETTE[y % len(PALETTE)], *(PALETTE[preds[s][:k] % len(PALETTE)] for s, _ in SIDES)],
+        save_rows([rgb_pixels(x), PALETTE[y % len(PALETTE)], *(PALETTE[preds[s][:k] % len(PALETTE)] for s, _ in SIDES)],
                   path)
         return
     from PIL import Image

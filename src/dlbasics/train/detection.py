@@ -99,9 +99,9 @@ def detection_eval(model: Any, loader: Iterable) -> dict[str, float]:
 
 def draw_boxes(images: np.ndarray, true: list, found: list, path: Path, min_score: float = 0.3) -> None:
     """Images with their true boxes (white) and detections (coloured by class), one row, as a PNG."""
-    from dlbasics.train.segmentation import PALETTE, _image, save_rows
+    from dlbasics.train.segmentation import PALETTE, rgb_pixels, save_rows
 
-    pictures = _image(images).copy()
+    pictures = rgb_pixels(images).copy()
     for img, (tb, _), (db, ds, dc) in zip(pictures, true, found):
         for b in tb:
             _rectangle(img, b, (255, 255, 255))

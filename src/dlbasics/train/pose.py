@@ -89,10 +89,10 @@ def pose_eval(model: Any, loader: Iterable) -> dict[str, float]:
 def draw_skeletons(images: np.ndarray, true: np.ndarray, pred: np.ndarray, path: Path) -> None:
     """Images with the true skeleton (white) and the predicted one (left limbs red, right blue, centre green)."""
     from dlbasics.data.datasets.shapes import LIMBS, segment_mask
-    from dlbasics.train.segmentation import _image, save_rows
+    from dlbasics.train.segmentation import rgb_pixels, save_rows
 
     scale = 3  # drawn at 3x, so that thin lines over the figure stay visible
-    pictures = _image(images).repeat(scale, 1).repeat(scale, 2)
+    pictures = rgb_pixels(images).repeat(scale, 1).repeat(scale, 2)
     size = pictures.shape[1]
     colours = {"left": (240, 60, 60), "right": (60, 120, 255), "centre": (60, 220, 90)}
     for img, t, p in zip(pictures, true, pred):

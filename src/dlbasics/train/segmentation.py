@@ -60,7 +60,7 @@ class SegmentationTask(SupervisedTask):
         x, y = split_batch(next(iter(self.eval_loader(splits.test, 8))))
         with evaluating(self.model):
             pred = forward(self.model, x).data.argmax(1)
-        save_rows([_image(x.data[:8]), PALETTE[y.data[:8] % len(PALETTE)], PALETTE[pred[:8] % len(PALETTE)]],
+        save_rows([rgb_pixels(x.data[:8]), PALETTE[y.data[:8] % len(PALETTE)], PALETTE[pred[:8] % len(PALETTE)]],
                   Path(out_dir) / "predictions.png")
 
 
@@ -82,7 +82,7 @@ def segmentation_eval(model: Any, loader: Iterable, loss_fn: Any, classes: list[
     return {"loss": loss_sum / max(n, 1)} | segmentation_scores(confusion, classes)
 
 
-def _image(x: np.ndarray) -> np.ndarray:
+def rgb_pixels(x: np.ndarray) -> np.ndarray:
     """Images (N, C, H, W) in [0, 1] (or standardized: rescaled per image) -> (N, H, W, 3) uint8."""
     x = np.asarray(x, np.float32)
     if x.min() < 0 or x.max() > 1:
@@ -114,4 +114,4 @@ def save_rows(rows: list[np.ndarray], path: Path, scale: int = 3, gap: int = 2) 
     atomic_write_bytes(path, buf.getvalue())
 
 
-__all__ = ["PALETTE", "SegmentationTask", "save_rows", "segmentation_eval"]
+__all__ = ["PALETTE", "SegmentationTask", "rgb_pixels", "save_rows", "segmentation_eval"]
