@@ -101,6 +101,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def write_png(fig: Any, path: str | os.PathLike, dpi: int = 100) -> None:
+    """A matplotlib ``Figure`` saved as a PNG at ``path``, atomically; no "Software" stamp, so the same figure gives
+    the same bytes on every machine."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -6,7 +6,7 @@ import pytest
 
 from dlbasics.data import DataLoader
 from dlbasics.data.datasets import load
-from dlbasics.data.datasets.clevr import ANSWERS, COLOURS, QUESTIONS, question_type, scenes
+from dlbasics.data.datasets.clevr import ANSWERS, COLOURS, QUESTIONS, describe, question_type, scenes
 
 
 def objects_from_pixels(image):
@@ -66,3 +66,11 @@ def test_the_data_set_batches_images_with_their_questions():
     assert np.array_equal(one_image, splits.train.images[0]) and one_question.shape == (11,)  # image 0's 5th question
     with pytest.raises(ValueError, match="n_test must be >= 1"):
         load("sort-of-clevr", n_test=0)
+
+
+def test_questions_in_words():
+    _, questions, _ = scenes(3, seed=1, questions=10)
+    for q in questions.reshape(-1, 11):
+        text, colour = describe(q), list(COLOURS)[int(q[:6].argmax())]
+        assert f"the {colour} o" in text and text.endswith("?")
+        assert ("closest" in text) == (question_type(q) == 3) and ("How many" in text) == (question_type(q) == 5)

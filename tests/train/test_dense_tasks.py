@@ -1,4 +1,4 @@
-"""The segmentation, detection and pose tasks on the one loop, through the command line: tiny runs write their run
+"""The segmentation, detection, pose and VQA tasks on the one loop, through the command line: tiny runs write their run
 folders (summary with the task's metrics, a figure of predictions), evaluate again from the folder, and resume."""
 
 import json
@@ -11,7 +11,9 @@ TINY = ["--n-train", "16", "--n-val", "8", "--n-test", "8", "--batch-size", "8",
         "--quiet"]
 RUNS = {"unet": (["--widths", "4", "8", "16"], {"test_miou", "test_pixel_accuracy", "test_iou_circle"}),
         "centernet": (["--width", "8"], {"test_map50", "test_map75", "test_map"}),
-        "keypoint_net": (["--width", "8"], {"test_pck10", "test_pck05", "test_error_px"})}
+        "keypoint_net": (["--width", "8"], {"test_pck10", "test_pck05", "test_error_px"}),
+        "relation_net": (["--width", "8", "--hidden-size", "16"],
+                         {"test_accuracy", "test_accuracy_nonrelational", "test_accuracy_relational"})}
 
 
 @pytest.mark.parametrize("model", list(RUNS))

@@ -133,12 +133,10 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
 def plot_curves(history: Any, path: Path, keys: Sequence[str] = ("loss",), title: str = "") -> None:
     """One panel per key of ``keys`` ("loss", a metric) that the history holds, train vs val, per row of the
     history (per epoch, or per evaluation in steps)."""
-    import io
-
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing global to leak
 
-    from dlbasics.io import atomic_write_bytes
+    from dlbasics.io import write_png
 
     if not history.rows:
         return
@@ -162,9 +160,7 @@ def plot_curves(history: Any, path: Path, keys: Sequence[str] = ("loss",), title
         axes[keys.index("loss")].set_yscale("log")
     if title:
         fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write_bytes(path, buf.getvalue())
+    write_png(fig, path)
 
 
 def cross_validate(cfg: RunConfig, k: int, workers: int = 1, stratified: bool = True, out: str | Path | None = None,

@@ -194,13 +194,9 @@ def returns_figure(runs: list[tuple[str, list[dict]]], title: str = "", solved: 
 
 def plot_returns(runs: list[tuple[str, list[dict]]], path: Path, title: str = "") -> None:
     """``returns_figure`` written as a PNG, atomically."""
-    import io
+    from dlbasics.io import write_png
 
-    from dlbasics.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    returns_figure(runs, title).savefig(buf, format="png", dpi=100)
-    atomic_write_bytes(path, buf.getvalue())
+    write_png(returns_figure(runs, title), path)
 
 
 def draw_episode(agent: Module, episodes: Episodes, out_dir: Path, every: int = 2) -> float | None:

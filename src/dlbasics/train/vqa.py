@@ -1,16 +1,19 @@
 """Visual question answering as a task of the one loop: the supervised step on ((images, questions), answers), the
 model called as ``model(images, questions)``; validation splits the accuracy into non-relational and relational
 questions and by question type (Sort-of-CLEVR's six), beside the majority answer of each type - the score of a model
-that ignores the image.
+that ignores the image. A run folder gets ``predictions.png``: test images with questions in words and the model's
+answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dlbasics.tensor import Tensor
 from dlbasics.train.task import TASKS, SupervisedTask, batch_size, evaluating, forward, split_batch
 
 
@@ -40,9 +43,52 @@ class VQATask(SupervisedTask):
         return vqa_eval(model, loader, build_loss(cfg))
 
 
+    def write_outputs(self, out_dir: Any, cfg: Any, splits: Any) -> None:
+        test = splits.test
+        if not hasattr(test, "image_index"):  # a VQA data set of another shape: no figure
+            return
+        n_images = min(4, int(test.image_index.max()) + 1)
+        per = len(test) // (int(test.image_index.max()) + 1)
+        # two non-relational and two relational questions of each image (Sort-of-CLEVR asks the relational last)
+        picks = np.concatenate([i * per + np.array([0, 1, per - 2, per - 1]) for i in range(n_images)])
+        images, questions, answers = test.__getitems__(picks).columns
+        with evaluating(self.model):
+            predicted = forward(self.model, (Tensor._make(images, False, None), Tensor._make(questions, False, None)))
+        draw_answers(images[::4], questions.reshape(n_images, 4, -1), answers.reshape(n_images, 4),
+                     predicted.data.argmax(1).reshape(n_images, 4), Path(out_dir) / "predictions.png")
+
+
+def draw_answers(images: np.ndarray, questions: np.ndarray, answers: np.ndarray, predicted: np.ndarray,
+                 path: Path) -> None:
+    """Each image (N, 3, H, W) above its questions (N, Q, 11) in words with the predicted answer, green where it is
+    the true one (answers and predicted (N, Q) class indices) and red with the truth beside it where not."""
+    from matplotlib.figure import Figure
+
+    from dlbasics.data.datasets.clevr import ANSWERS, describe
+    from dlbasics.io import write_png
+    from dlbasics.train.segmentation import rgb_pixels
+
+    n, q = answers.shape
+    fig = Figure(figsize=(3.6 * n, 3.2 + 0.3 * q), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n))
+    for i, ax in enumerate(axes):
+        ax.imshow(rgb_pixels(images[i:i + 1])[0], interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        lines = []
+        for j in range(q):
+            right = predicted[i, j] == answers[i, j]
+            truth = "" if right else f" (true: {ANSWERS[answers[i, j]]})"
+            lines.append((f"{describe(questions[i, j])}\n→ {ANSWERS[predicted[i, j]]}{truth}", right))
+        for j, (text, right) in enumerate(lines):
+            ax.text(0.0, -0.04 - 0.2 * j, text, transform=ax.transAxes, va="top", fontsize=7,
+                    color="tab:green" if right else "tab:red")
+    write_png(fig, path)
+
+
 def vqa_eval(model: Any, loader: Iterable, loss_fn: Any) -> dict[str, float]:
     """Loss and accuracies over ``loader`` (batches ((images, questions), answers))."""
-    from dlbasics.data.datasets.clevr import QUESTIONS, question_type
+    from dlbasics.data.datasets.clevr import question_type
 
     kinds, right, loss_sum, n = [], [], 0.0, 0
     with evaluating(model):
@@ -54,13 +100,20 @@ def vqa_eval(model: Any, loader: Iterable, loss_fn: Any) -> dict[str, float]:
             n += batch_size(y)
             right.append(out.data.argmax(1) == answers)
             kinds.append(question_type(x[1].data if hasattr(x[1], "data") else x[1]))
-    right_all, kind = np.concatenate(right), np.concatenate(kinds)
-    out = {"loss": loss_sum / max(n, 1), "accuracy": float(right_all.mean()),
-           "accuracy_nonrelational": float(right_all[kind < 3].mean()) if (kind < 3).any() else float("nan"),
-           "accuracy_relational": float(right_all[kind >= 3].mean()) if (kind >= 3).any() else float("nan")}
+    return {"loss": loss_sum / max(n, 1)} | vqa_accuracies(np.concatenate(right), np.concatenate(kinds))
+
+
+def vqa_accuracies(right: np.ndarray, kind: np.ndarray) -> dict[str, float]:
+    """The accuracy overall, on non-relational and relational questions and per question type, from whether each
+    answer was right (M,) and its question type (M,) (``question_type``; 0-2 non-relational)."""
+    from dlbasics.data.datasets.clevr import QUESTIONS
+
+    out = {"accuracy": float(right.mean()),
+           "accuracy_nonrelational": float(right[kind < 3].mean()) if (kind < 3).any() else float("nan"),
+           "accuracy_relational": float(right[kind >= 3].mean()) if (kind >= 3).any() else float("nan")}
     for k, name in enumerate(QUESTIONS):
         if (kind == k).any():
-            out[f"accuracy_{name.replace(' ', '_')}"] = float(right_all[kind == k].mean())
+            out[f"accuracy_{name.replace(' ', '_')}"] = float(right[kind == k].mean())
     return out
 
 
@@ -71,9 +124,7 @@ def majority_baseline(train_questions: np.ndarray, train_answers: np.ndarray, qu
 
     kt, k = question_type(train_questions), question_type(questions)
     guess = np.array([np.bincount(train_answers[kt == t], minlength=10).argmax() for t in range(6)])
-    right = guess[k] == answers
-    return {"accuracy": float(right.mean()), "accuracy_nonrelational": float(right[k < 3].mean()),
-            "accuracy_relational": float(right[k >= 3].mean())}
+    return vqa_accuracies(guess[k] == answers, k)
 
 
-__all__ = ["VQATask", "majority_baseline", "vqa_eval"]
+__all__ = ["VQATask", "draw_answers", "majority_baseline", "vqa_accuracies", "vqa_eval"]

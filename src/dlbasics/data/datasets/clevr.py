@@ -35,10 +35,11 @@ ANSWERS = ("yes", "no", "square", "circle", "1", "2", "3", "4", "5", "6")
 QUESTIONS = ("shape", "left", "top", "closest shape", "furthest shape", "count same shape")
 YES, NO, SQUARE, CIRCLE = 0, 1, 2, 3
 RADIUS = 5  # every object's half-width
+CELL = 16  # with one_per_cell, no two centres share a cell of this 4 x 4 grid
 
 
-def scenes(n: int, seed: Any = 0, questions: int = 10,
-           background: str = "black") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def scenes(n: int, seed: Any = 0, questions: int = 10, background: str = "black",
+           one_per_cell: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` scenes: images (n, 3, 64, 64) float32 in [0, 1]; questions (n, 2 * questions, 11) float32; answers
     (n, 2 * questions) int64 (the first ``questions`` non-relational, the rest relational)."""
     if background not in ("black", "white"):
@@ -52,7 +53,8 @@ def scenes(n: int, seed: Any = 0, questions: int = 10,
         centres = []
         while len(centres) < 6:  # 6 non-overlapping objects, a pixel apart at least
             c = rng.uniform(RADIUS + 1, SIZE - RADIUS - 1, 2)
-            if all(np.abs(c - o).max() > 2 * RADIUS + 2 for o in centres):
+            if all(np.abs(c - o).max() > 2 * RADIUS + 2 for o in centres) and not (
+                    one_per_cell and any((c // CELL == o // CELL).all() for o in centres)):
                 centres.append(c)
         centres = np.array(centres)
         square = rng.random(6) < 0.5
@@ -85,6 +87,17 @@ def question_type(questions: np.ndarray) -> np.ndarray:
     """The index into ``QUESTIONS`` of each question (..., 11): 3 * relational + subtype."""
     q = np.asarray(questions)
     return 3 * q[..., 7].astype(np.int64) + q[..., 8:11].argmax(-1)
+
+
+_TEMPLATES = ("What shape is the {} object?", "Is the {} object on the left?", "Is the {} object on top?",
+              "What shape is the object closest to the {} one?", "What shape is the object furthest from the {} one?",
+              "How many objects have the shape of the {} one?")
+
+
+def describe(question: np.ndarray) -> str:
+    """A question vector (11,) in words: "Is the red object on the left?"."""
+    q = np.asarray(question)
+    return _TEMPLATES[int(question_type(q))].format(list(COLOURS)[int(q[:6].argmax())])
 
 
 class QuestionsAboutImages:
@@ -135,4 +148,5 @@ def sort_of_clevr(n_train: int = 9800, n_val: int = 100, n_test: int = 200, ques
     return Splits(*parts, INFO)
 
 
-__all__ = ["ANSWERS", "COLOURS", "QUESTIONS", "QuestionsAboutImages", "question_type", "scenes", "sort_of_clevr"]
+__all__ = ["ANSWERS", "COLOURS", "QUESTIONS", "QuestionsAboutImages", "describe", "question_type", "scenes",
+           "sort_of_clevr"]
