@@ -14,10 +14,10 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLI
 
 
 def run_worker(script: str, argv: list[str], threads: int) -> dict[str, Any]:
-    """Run ``python script *argv`` with ``threads`` threads; its last stdout line, as JSON. A failed worker stops the
-    benchmark with its stderr."""
+    """Run ``python script *argv`` with ``threads`` threads; its last stdout line, as JSON. The worker's stderr goes
+    to ours as it comes (progress of a long run, or the traceback of a failed worker, which stops the benchmark)."""
     env = dict(os.environ, **dict.fromkeys(THREAD_ENV, str(threads)))
-    done = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True, env=env)
+    done = subprocess.run([sys.executable, script, *argv], stdout=subprocess.PIPE, text=True, env=env)
     if done.returncode:
-        raise SystemExit(f"worker {argv} failed:\n{done.stderr}")
+        raise SystemExit(f"worker {argv} failed (its traceback is above)")
     return json.loads(done.stdout.splitlines()[-1])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import dlbasics as dl
-from dlbasics import models, optim
+from dlbasics import models
 from dlbasics.autograd import gradcheck
 from dlbasics.models.centernet import gaussian_radius, masked_l1
 from dlbasics.nn import functional as F
@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from twins import centernet as twins  # noqa: E402
 
-from tests.models.torch_twins import randomize_batch_norm  # noqa: E402
+from tests.models.torch_twins import follow_adam, randomize_batch_norm  # noqa: E402
 
 N, C_IN, CLASSES, SIZE, WIDTH = 2, 3, 3, 32, 8
 OUT = (SIZE // 4, SIZE // 4)
@@ -71,24 +71,16 @@ def test_forward_matches_the_twin_on_all_three_heads():
 def test_loss_and_adam_steps_follow_the_twins_trajectory():
     ours, tm = pair()
     targets = ours.encode(OBJECTS, OUT)
-    opt = optim.Adam(ours.parameters(), lr=1e-2)
-    t_opt = torch.optim.Adam(tm.parameters(), lr=1e-2)
-    for step in range(3):
+
+    def losses(step):
         x = images(step + 1)
         loss, parts = ours.loss(ours(x), targets)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
         t_loss, t_parts = twins.centernet_loss(tm(torch.from_numpy(x)), targets)
-        t_opt.zero_grad()
-        t_loss.backward()
-        t_opt.step()
-        assert loss.item() == pytest.approx(t_loss.item(), rel=1e-9)
         assert parts == pytest.approx(t_parts, rel=1e-9)
         assert loss.item() == pytest.approx(parts["heatmap"] + 0.1 * parts["size"] + parts["offset"], rel=1e-12)
-    state = ours.state_dict()
-    for k, v in tm.state_dict().items():
-        np.testing.assert_allclose(state[k], v.numpy(), rtol=1e-7, atol=1e-9, err_msg=k)
+        return loss, t_loss
+
+    follow_adam(ours, tm, losses)
 
 
 def heatmap_with_peaks(rng, shape, n_peaks=3):

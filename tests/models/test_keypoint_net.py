@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlbasics import models, optim
+from dlbasics import models
 from dlbasics.models.keypoint_net import STRIDE
 from dlbasics.nn import functional as F
 
@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from twins import keypoint_net as twins  # noqa: E402
 
-from tests.models.torch_twins import randomize_batch_norm  # noqa: E402
+from tests.models.torch_twins import follow_adam, randomize_batch_norm  # noqa: E402
 
 N, C_IN, JOINTS, SIZE, WIDTH = 2, 3, 7, 32, 8
 OUT = (SIZE // STRIDE, SIZE // STRIDE)
@@ -77,23 +77,14 @@ def test_forward_matches_the_twin_in_train_and_eval_mode(dtype, tol):
 
 def test_adam_steps_on_the_heatmap_mse_follow_the_twins_trajectory():
     ours, tm = pair(np.float64)
-    opt = optim.Adam(ours.parameters(), lr=1e-2)
-    t_opt = torch.optim.Adam(tm.parameters(), lr=1e-2)
-    for step in range(3):
+
+    def losses(step):
         x, target = images(step + 1), ours.encode(keypoints(step + 10), OUT)
-        loss = F.mse_loss(ours(x), target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
         t_loss = twins.pose_loss(tm(torch.from_numpy(x)), target)
-        t_opt.zero_grad()
-        t_loss.backward()
-        t_opt.step()
         assert t_loss.dtype == torch.float64
-        assert loss.item() == pytest.approx(t_loss.item(), rel=1e-9)
-    state = ours.state_dict()
-    for k, v in tm.state_dict().items():
-        np.testing.assert_allclose(state[k], v.numpy(), rtol=1e-7, atol=1e-9, err_msg=k)
+        return F.mse_loss(ours(x), target), t_loss
+
+    follow_adam(ours, tm, losses)
 
 
 def test_encode_puts_each_peak_on_its_joints_pixel():

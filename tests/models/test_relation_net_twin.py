@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlbasics import models, nn, optim
+from dlbasics import models, nn
 from dlbasics.nn import functional as F
 
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from twins import relation_net as twins  # noqa: E402
 
-from tests.models.torch_twins import randomize_batch_norm  # noqa: E402
+from tests.models.torch_twins import follow_adam, randomize_batch_norm  # noqa: E402
 
 N, SIZE, WIDTH, HIDDEN = 3, 32, 8, 16
 CASES = [(name, film) for name in ("vqa_cnn_mlp", "relation_net") for film in (False, True)]
@@ -66,18 +66,10 @@ def test_logits_match_the_twin_in_train_and_eval_mode(name, film):
 @pytest.mark.parametrize("name, film", CASES)
 def test_adam_steps_follow_the_twins_trajectory(name, film):
     ours, tm = pair(name, film, seed=1)
-    opt, t_opt = optim.Adam(ours.parameters(), lr=1e-2), torch.optim.Adam(tm.parameters(), lr=1e-2)
-    for step in range(3):
+
+    def losses(step):
         x, q, a = batch(step + 1)
-        loss = F.cross_entropy(ours(x, q), a)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        t_loss = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x), torch.from_numpy(q)), torch.from_numpy(a))
-        t_opt.zero_grad()
-        t_loss.backward()
-        t_opt.step()
-        assert loss.item() == pytest.approx(t_loss.item(), rel=1e-9)
-    state = ours.state_dict()
-    for k, v in tm.state_dict().items():
-        np.testing.assert_allclose(state[k], v.numpy(), rtol=1e-7, atol=1e-9, err_msg=k)
+        t = torch.from_numpy
+        return F.cross_entropy(ours(x, q), a), torch.nn.functional.cross_entropy(tm(t(x), t(q)), t(a))
+
+    follow_adam(ours, tm, losses)

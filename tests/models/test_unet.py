@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import dlbasics as dl
-from dlbasics import models, optim
+from dlbasics import models
 from dlbasics.autograd import gradcheck
 from dlbasics.nn import functional as F
 
@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from twins import unet as twins  # noqa: E402
 
-from tests.models.torch_twins import randomize_batch_norm  # noqa: E402
+from tests.models.torch_twins import follow_adam, randomize_batch_norm  # noqa: E402
 
 WIDTHS = (4, 8, 16)
 N, C_IN, CLASSES, SIZE = 2, 3, 3, 16
@@ -71,27 +71,16 @@ def test_forward_matches_the_twin_in_train_and_eval_mode(dtype, tol):
 @pytest.mark.parametrize("with_dice", [False, True], ids=["ce", "ce+dice"])
 def test_adam_steps_follow_the_twins_trajectory(with_dice):
     ours, tm = pair(np.float64)
-    opt = optim.Adam(ours.parameters(), lr=1e-2)
-    t_opt = torch.optim.Adam(tm.parameters(), lr=1e-2)
-    for step in range(3):
+
+    def losses(step):
         x, y = batch(step + 1)
-        out = ours(x)
-        loss = F.cross_entropy(out, y) + (F.dice_loss(out, y) if with_dice else 0.0)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        t_out = tm(torch.from_numpy(x))
-        t_y = torch.from_numpy(y)
-        t_loss = torch.nn.functional.cross_entropy(t_out, t_y)
+        out, t_out, t_y = ours(x), tm(torch.from_numpy(x)), torch.from_numpy(y)
+        loss, t_loss = F.cross_entropy(out, y), torch.nn.functional.cross_entropy(t_out, t_y)
         if with_dice:
-            t_loss = t_loss + twins.dice_loss(t_out, t_y)
-        t_opt.zero_grad()
-        t_loss.backward()
-        t_opt.step()
-        assert loss.item() == pytest.approx(t_loss.item(), rel=1e-9)
-    state = ours.state_dict()
-    for k, v in tm.state_dict().items():
-        np.testing.assert_allclose(state[k], v.numpy(), rtol=1e-7, atol=1e-9, err_msg=k)
+            loss, t_loss = loss + F.dice_loss(out, y), t_loss + twins.dice_loss(t_out, t_y)
+        return loss, t_loss
+
+    follow_adam(ours, tm, losses)
 
 
 def test_dice_loss_matches_the_twin_and_its_definition():

@@ -4,7 +4,9 @@ answering where half of the questions are about relations between objects.
 A scene is a 64 x 64 image with 6 objects of 6 distinct colours (red, green, blue, orange, grey, yellow), each a
 circle or a square of the same size, not overlapping, on a black background by default - the paper's is white; with
 the same recipe the PyTorch twin of CNN+MLP left its chance plateau after about 1,200 steps on black and 1,800 on
-white, as ReLU features start from zero where there is nothing. A question is an 11-d binary vector:
+white, as ReLU features start from zero where there is nothing. With ``one_per_cell`` (the default), no two centres
+fall in the same 16 x 16 cell, so that each of the 16 cells of the models' last feature map - a relation network's
+"objects" - is centred on one object at most. A question is an 11-d binary vector:
 the colour it asks about (6, one-hot), relational or not (2), and which of 3 questions (3):
 
     non-relational   0: the shape of the <colour> object?        circle / square
