@@ -1,5 +1,6 @@
-"""CNN+MLP and the Relation Network of Santoro et al. 2017 (with FiLM as an option): shapes, the pairwise mean
-computed by parts equal to the explicit one over all pairs, FiLM starting as the identity, and the VQA task's accuracy by question type."""
+"""CNN+MLP and the Relation Network of Santoro et al. 2017 (with FiLM as an option): shapes, the mean over pairs
+computed by parts equal to the explicit one over all pairs, FiLM starting as the identity, and the VQA task's accuracy
+by question type."""
 
 import numpy as np
 import pytest
