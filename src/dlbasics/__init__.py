@@ -12,7 +12,7 @@ tune_malloc()
 # The package's layers, bottom-up: autograd and ops under Tensor; nn (Model and Loss), optim (Algorithm),
 # data (Data); train puts the four together; models is the zoo; rl the environments an agent learns in;
 # io saves and loads.
-from dlbasics import autograd, compress, data, dtypes, io, lab, models, nn, optim, rl, train  # noqa: E402
+from dlbasics import autograd, compress, data, distributed, dtypes, io, lab, models, nn, optim, rl, train  # noqa: E402
 from dlbasics.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from dlbasics.dtypes import bool_, double, float16, float32, float64, int32, int64, long, uint8  # noqa: E402
 from dlbasics.io import load, save  # noqa: E402
@@ -96,6 +96,7 @@ __all__ = [
     "compress",
     "data",
     "default_generator",
+    "distributed",
     "double",
     "dtypes",
     "empty",

@@ -19,10 +19,11 @@ from dlbasics.data.dataset import (
     TensorDataset,
     random_split,
 )
+from dlbasics.data.distributed import DistributedSampler
 from dlbasics.data.mixup import MixUp
 
 __all__ = [
-    "ConcatDataset", "DataLoader", "Dataset", "DatasetInfo", "MixUp", "Splits", "StackedItems", "Subset",
-    "TensorDataset", "check_batch_size", "check_splits", "datasets", "default_collate", "random_split", "text",
-    "transforms",
+    "ConcatDataset", "DataLoader", "Dataset", "DatasetInfo", "DistributedSampler", "MixUp", "Splits", "StackedItems",
+    "Subset", "TensorDataset", "check_batch_size", "check_splits", "datasets", "default_collate", "random_split",
+    "text", "transforms",
 ]

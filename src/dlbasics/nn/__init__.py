@@ -1,6 +1,6 @@
 """The **Model** component's building blocks: ``Module``, ``Parameter``, layers, and the loss modules."""
 
-from dlbasics.nn import functional, init, utils
+from dlbasics.nn import functional, init, parallel, utils
 from dlbasics.nn.layers.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from dlbasics.nn.layers.attention import MultiheadAttention
 from dlbasics.nn.layers.container import ModuleDict, ModuleList, Sequential
@@ -89,5 +89,6 @@ __all__ = [
     "TransformerEncoderLayer",
     "functional",
     "init",
+    "parallel",
     "utils",
 ]
