@@ -71,3 +71,12 @@ def mpirun(script: str, *args: str, n: int = 2, timeout: float = 60.0) -> Run:
         output, _ = proc.communicate()
         pytest.fail(f"mpiexec {script} {' '.join(args)} still ran after {timeout:g} s:\n{output}")
     return Run(proc.returncode, output, time.monotonic() - start)
+
+
+def rank_results(script: str, *args: str, n: int = 2) -> dict[int, dict]:
+    """Run ``script`` on ``n`` ranks, expect success and a result from every rank; the results by rank."""
+    run = mpirun(script, *args, n=n)
+    assert run.returncode == 0, run.output
+    results = run.results()
+    assert sorted(results) == list(range(n)), run.output
+    return results

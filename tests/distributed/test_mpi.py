@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.distributed.launch import mpirun, needs_mpi
+from tests.distributed.launch import mpirun, needs_mpi, rank_results
 
 pytestmark = needs_mpi
 
 
 def test_two_ranks_match_one_process_with_twice_the_batch():
-    run = mpirun("equivalence.py")
-    assert run.returncode == 0, run.output
-    results = run.results()
-    assert sorted(results) == [0, 1], run.output
+    results = rank_results("equivalence.py")
     for rank, r in results.items():
         assert r["world"] == 2
         for opt in ("sgd", "adam"):
@@ -30,10 +27,7 @@ def test_two_ranks_match_one_process_with_twice_the_batch():
 
 
 def test_collectives_sampler_and_ddp_bookkeeping():
-    run = mpirun("collectives.py")
-    assert run.returncode == 0, run.output
-    results = run.results()
-    assert sorted(results) == [0, 1], run.output
+    results = rank_results("collectives.py")
     for rank, r in results.items():
         assert r["world"] == 2 and r["initialized"]
         failed = [name for name, ok in r["ok"].items() if not ok]

@@ -42,7 +42,6 @@ class VQATask(SupervisedTask):
 
         return vqa_eval(model, loader, build_loss(cfg))
 
-
     def write_outputs(self, out_dir: Any, cfg: Any, splits: Any) -> None:
         test = splits.test
         if not hasattr(test, "image_index"):  # a VQA data set of another shape: no figure
@@ -75,14 +74,11 @@ def draw_answers(images: np.ndarray, questions: np.ndarray, answers: np.ndarray,
         ax.imshow(rgb_pixels(images[i:i + 1])[0], interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        lines = []
         for j in range(q):
             right = predicted[i, j] == answers[i, j]
             truth = "" if right else f" (true: {ANSWERS[answers[i, j]]})"
-            lines.append((f"{describe(questions[i, j])}\n→ {ANSWERS[predicted[i, j]]}{truth}", right))
-        for j, (text, right) in enumerate(lines):
-            ax.text(0.0, -0.04 - 0.2 * j, text, transform=ax.transAxes, va="top", fontsize=7,
-                    color="tab:green" if right else "tab:red")
+            ax.text(0.0, -0.04 - 0.2 * j, f"{describe(questions[i, j])}\n→ {ANSWERS[predicted[i, j]]}{truth}",
+                    transform=ax.transAxes, va="top", fontsize=7, color="tab:green" if right else "tab:red")
     write_png(fig, path)
 
 
