@@ -9,6 +9,7 @@
     dlbasics finetune RUN_DIR --data tweets         # a pre-trained BERT's classifier, trained further
     dlbasics sample RUN_DIR --n 64 --out grid.png   # a GAN run's samples as an image grid
     dlbasics evaluate RUN_DIR | predict RUN_DIR INPUT | zoo | lab | compress | cv | ensemble | tune
+    mpiexec -n 2 dlbasics train ...                 # one run, data-parallel on 2 processes (also cv, ensemble)
 
 This module only parses and prints. The run options are generated from the run description
 (``train/config.py``) and the registries: a new model, optimizer, data set or schedule brings its options and
@@ -91,8 +92,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", metavar="DIR", help="the run folder (default runs/NAME-TIME; an existing run is never "
                                                 "overwritten)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    g.add_argument("--threads", type=int, metavar="N", help="BLAS threads (default: all cores); 1 when the machine "
-                   "is busy with other work")
+    g.add_argument("--threads", type=int, metavar="N", help="BLAS threads (default: all cores, shared among the "
+                   "ranks of mpiexec); 1 when the machine is busy with other work")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +254,27 @@ def set_threads(n: int | None) -> None:
 
 _thread_limits: Any = None
 
+# the commands that run as MPI ranks (mpiexec -n R dlbasics COMMAND): one run data-parallel, or folds and members
+RANK_COMMANDS = ("train", "cv", "ensemble")
+
+
+def join_ranks(args: argparse.Namespace) -> int:
+    """Under ``mpiexec -n R`` (R > 1): join the process group and share the cores (``--threads`` default:
+    cores // ranks on this machine); returns this process's rank (0 without mpiexec)."""
+    from dlbasics import distributed as dist
+
+    ranks = dist.launched_world_size()
+    if ranks == 1:
+        return 0
+    if args.command not in RANK_COMMANDS:
+        raise ConfigError(f"{args.command} runs in one process; of the commands, {', '.join(RANK_COMMANDS)} run as "
+                          f"MPI ranks (mpiexec -n {ranks} dlbasics COMMAND)")
+    dist.init_process_group("mpi")
+    if getattr(args, "threads", None) is None:
+        local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", ranks))
+        args.threads = max(1, (os.cpu_count() or 1) // local)
+    return dist.get_rank()
+
 
 # ---- the commands ---------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> list[str]:
@@ -273,6 +295,8 @@ def cmd_train(args: argparse.Namespace) -> list[str]:
 
 def _train_lines(result: Any) -> list[str]:
     s = result.summary
+    if not s:  # a rank other than 0 of a data-parallel run: rank 0 reports
+        return []
     score = ", ".join(f"{k} {v:.4f}" for k, v in s.items() if k.startswith("test_") and v is not None)
     done = f"{s['epochs']} epochs" if "epochs" in s else f"{s['steps']} steps"
     stopped = ", stopped early" if s["stopped_early"] else ""
@@ -476,18 +500,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
+        rank = join_ranks(args)
         set_threads(getattr(args, "threads", None))
         status = 0
         if args.command == "lab":
             lines, status = cmd_lab(args)
         else:
             lines = COMMANDS[args.command](args)
-        print("\n".join(lines), flush=True)
+        if rank == 0:  # the other ranks' work is in rank 0's results
+            print("\n".join(lines), flush=True)
         return status
     except DLBasicsError as e:
         if os.environ.get("DLBASICS_DEBUG"):  # the whole story, for a report
             raise
-        print(f"dlbasics: error: {e}", file=sys.stderr)
+        from dlbasics import distributed as dist
+
+        ranks = dist.launched_world_size()
+        where = f" (rank {os.environ.get('OMPI_COMM_WORLD_RANK', os.environ.get('PMI_RANK', '?'))} of {ranks})" \
+            if ranks > 1 else ""
+        print(f"dlbasics: error{where}: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         hint = ""

@@ -153,6 +153,15 @@ def _launched_by_mpi() -> bool:
     return any(v in os.environ for v in _LAUNCHER_VARS)
 
 
+def launched_world_size() -> int:
+    """How many processes ``mpiexec`` started alongside this one (read from the launcher's environment, before
+    any MPI call); 1 for a process started without it."""
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
+
+
 def _import_mpi() -> Any:
     try:
         from mpi4py import MPI
@@ -300,6 +309,19 @@ def broadcast(array: np.ndarray | Tensor, src: int = 0) -> None:
     _in_place(arr, lambda buf: group.run("broadcast", group.comm.Bcast, buf, root=int(src)))
 
 
+def broadcast_text(text: str | None, src: int = 0) -> str:
+    """Rank ``src``'s ``text`` on every rank (UTF-8 bytes, no pickle); other ranks may pass None."""
+    group = _require("broadcast_text")
+    if group.size == 1:
+        return "" if text is None else text
+    data = (text or "").encode() if group.rank == src else b""
+    size = np.array([len(data)], dtype=np.int64)
+    broadcast(size, src)
+    buf = np.frombuffer(data, dtype=np.uint8).copy() if group.rank == src else np.empty(int(size[0]), dtype=np.uint8)
+    broadcast(buf, src)
+    return buf.tobytes().decode()
+
+
 def barrier() -> None:
     """Wait until every rank has called ``barrier()``."""
     group = _require("barrier")
@@ -307,5 +329,6 @@ def barrier() -> None:
         group.run("barrier", group.comm.Barrier)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "ReduceOp", "all_reduce", "barrier", "broadcast", "destroy_process_group", "get_rank",
-           "get_world_size", "init_process_group", "is_initialized"]
+__all__ = ["DEFAULT_TIMEOUT", "ReduceOp", "all_reduce", "barrier", "broadcast", "broadcast_text",
+           "destroy_process_group", "get_rank", "get_world_size", "init_process_group", "is_initialized",
+           "launched_world_size"]

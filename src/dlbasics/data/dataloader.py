@@ -101,20 +101,33 @@ class DataLoader:
             ``(x (B, ...) float32, y (B,) int64)``.
         seed: int or ``numpy.random.Generator`` for shuffling; None draws from dl's default generator
             (set by ``dl.manual_seed``) at the start of each epoch.
+        num_replicas, rank: data-parallel training on ``num_replicas`` processes: ``batch_size`` is the global
+            batch, which every process draws alike (the same seed gives the same order everywhere), and this
+            process gets its ``rank``-th share of each batch (``np.array_split`` of it into ``num_replicas``
+            contiguous parts, sizes differing by at most one). ``batch_share`` is (this share's size, the
+            global batch's) for the batch just handed out: the weight of this rank's mean in the global mean.
+            A last batch with fewer samples than processes is dropped, as no share may be empty.
     """
 
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 collate_fn: Collate | None = None, seed: Seed = None) -> None:
+                 collate_fn: Collate | None = None, seed: Seed = None, num_replicas: int = 1, rank: int = 0) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader needs a map-style dataset with __len__ and __getitem__, "
                             f"got {type(dataset).__name__}")
+        if isinstance(num_replicas, bool) or not isinstance(num_replicas, int | np.integer) or num_replicas < 1:
+            raise ValueError(f"num_replicas must be a positive integer, got {num_replicas!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be an integer in 0 .. {num_replicas - 1} (num_replicas {num_replicas}), "
+                             f"got {rank!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.collate_fn: Collate = dataset_collate(dataset) if collate_fn is None else collate_fn
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.batch_share = (self.batch_size, self.batch_size)
         # an int seed becomes one generator for the loader's life: each epoch's permutation is its next draw
         self._generator = None if seed is None else get_generator(seed)
         self._epoch_state: dict[str, Any] | None = None  # the shuffling generator's state when this epoch began
@@ -123,7 +136,8 @@ class DataLoader:
 
     def __len__(self) -> int:
         n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full, tail = divmod(n, self.batch_size)
+        return full + (tail > 0 and not self.drop_last and tail >= self.num_replicas)
 
     def __iter__(self) -> Iterator[Any]:
         n = len(self.dataset)
@@ -143,13 +157,18 @@ class DataLoader:
                 self._generator.bit_generator.state = g.bit_generator.state
         if resume is not None:
             start = int(resume["batches"])
-        stop = n - n % self.batch_size if self.drop_last else n
+        tail = n % self.batch_size
+        stop = n - tail if self.drop_last or tail < self.num_replicas else n
         self._yielded = start
         return self._batches(order, start * self.batch_size, stop)
 
     def _batches(self, order: np.ndarray, first: int, stop: int) -> Iterator[Any]:
         for start in range(first, stop, self.batch_size):
-            batch = self.collate_fn(_fetch(self.dataset, order[start:start + self.batch_size]))
+            indices = order[start:start + self.batch_size]
+            if self.num_replicas > 1:
+                share = np.array_split(indices, self.num_replicas)[self.rank]
+                self.batch_share, indices = (len(share), len(indices)), share
+            batch = self.collate_fn(_fetch(self.dataset, indices))
             self._yielded += 1
             yield batch
 
@@ -166,5 +185,6 @@ class DataLoader:
         self._resume = {"epoch_state": state.get("epoch_state"), "batches": int(state.get("batches", 0))}
 
     def __repr__(self) -> str:
+        shard = f", rank {self.rank} of {self.num_replicas}" if self.num_replicas > 1 else ""
         return (f"DataLoader({len(self.dataset)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last})")
+                f"drop_last={self.drop_last}{shard})")

@@ -44,12 +44,23 @@ def _prepare(cfg: RunConfig) -> tuple[RunConfig, Any, RunBuilder]:
 
 def train(cfg: RunConfig, out: str | Path | None = None, verbose: int = 1) -> TrainResult:
     """Train the run ``cfg`` describes into a new run folder (``out``, or ``runs/MODEL-DATA-TIME``); the folder
-    holds a resumable checkpoint while it trains, and the model, metrics and summary once it is done."""
+    holds a resumable checkpoint while it trains, and the model, metrics and summary once it is done.
+
+    Started by ``mpiexec -n R`` (after ``dlbasics.distributed.init_process_group()``), the R ranks train the one
+    run data-parallel, each on its share of every batch; rank 0 makes and writes the folder."""
+    from dlbasics import distributed as dist
+    from dlbasics.train.data_parallel import world
+
     cfg, splits, builder = _prepare(cfg)
-    out_dir = rundir.new_run_dir(out, f"{cfg.model.name}-{cfg.data.name}")
-    rundir.write_config(out_dir, "train", cfg)
-    if splits.tokenizer is not None:  # text: the ids mean nothing without it (dlbasics generate decodes with it)
-        rundir.write_json(out_dir / rundir.TOKENIZER, splits.tokenizer.to_dict())
+    rank, ranks = world()
+    out_dir = None
+    if rank == 0:
+        out_dir = rundir.new_run_dir(out, f"{cfg.model.name}-{cfg.data.name}")
+        rundir.write_config(out_dir, "train", cfg)
+        if splits.tokenizer is not None:  # text: the ids mean nothing without it (dlbasics generate decodes with it)
+            rundir.write_json(out_dir / rundir.TOKENIZER, splits.tokenizer.to_dict())
+    if ranks > 1:  # the folder's name has the time of rank 0's clock
+        out_dir = Path(dist.broadcast_text(None if out_dir is None else str(out_dir)))
     return _train_into(out_dir, cfg, splits, builder, verbose, resume=False)
 
 
@@ -82,31 +93,38 @@ def resume(run_dir: str | Path, verbose: int = 1, data_dir: str | None = None) -
     """Continue the run in ``run_dir`` from its last checkpoint (from the beginning if it was stopped before its
     first one); it ends bit-identical to a run that was never stopped (weights, metrics.csv, summary.json)."""
     from dlbasics.train.checkpoint import clean_temporary
+    from dlbasics.train.data_parallel import world
 
     run = rundir.open_run(run_dir, data_dir)
     if run.kind != "train":
         raise RunFolderError(f"--resume {run.path}: a {run.kind} folder; only train runs resume")
-    clean_temporary(run.path)
+    rank = world()[0]
+    if rank == 0:
+        clean_temporary(run.path)
     splits = load_data(run.config)
     builder = RunBuilder(run.config)
     started = run.checkpoint_file.is_file()
-    if not started and verbose:
+    if not started and verbose and rank == 0:
         print(f"{run.path}: no checkpoint yet, so the run starts from the beginning", flush=True)
     return _train_into(run.path, run.config, splits, builder, verbose, resume=started)
 
 
 def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder, verbose: int,
                 resume: bool) -> TrainResult:
+    from dlbasics.train.data_parallel import world
     from dlbasics.train.run import train_run
     from dlbasics.train.task import TASKS
 
     start = time.perf_counter()
     task_class = TASKS.get(cfg.task).builder
-    callbacks = [rundir.MetricsWriter(out_dir), *task_class.folder_callbacks(out_dir, cfg)]
+    writes = world()[0] == 0  # on several ranks, rank 0 writes the folder
+    callbacks = [rundir.MetricsWriter(out_dir), *task_class.folder_callbacks(out_dir, cfg)] if writes else []
     run, history = train_run(builder, splits.train, splits.val, seed=cfg.seed, verbose=verbose,
                              checkpoint=out_dir / rundir.CHECKPOINT, checkpoint_every=cfg.budget.checkpoint_every,
                              resume=resume, callbacks=callbacks)
     seconds = time.perf_counter() - start
+    if not writes:
+        return TrainResult({}, out_dir, history, seconds)
     # the model first: a failing test evaluation must not throw the trained model away
     rundir.save_model(out_dir, run.model)
     rundir.write_metrics(out_dir, history)
@@ -124,7 +142,8 @@ def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder,
     # wall time is kept apart from summary.json, which a resumed run must write bit for bit as an unbroken one
     timing = out_dir / "timing.json"
     before = json.loads(timing.read_text()).get("seconds", 0.0) if resume and timing.is_file() else 0.0
-    rundir.write_json(timing, {"seconds": round(before + seconds, 3), "resumed": resume or None})
+    rundir.write_json(timing, {"seconds": round(before + seconds, 3), "resumed": resume or None,
+                               "ranks": world()[1]})
     plot_curves(history, out_dir / "curves.png", (*run.task.curves, *cfg.metrics[:1]),
                 f"{cfg.model.name} on {cfg.data.name}")
     return TrainResult(summary, out_dir, history, seconds)

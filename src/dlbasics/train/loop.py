@@ -29,6 +29,7 @@ from dlbasics.nn.module import Module
 from dlbasics.optim.lr_scheduler import ReduceLROnPlateau
 from dlbasics.rng import find_generators, generator_states, set_generator_states
 from dlbasics.train.callbacks import Callback
+from dlbasics.train.data_parallel import DataParallel, world
 from dlbasics.train.history import History
 from dlbasics.train.task import Averages, SupervisedTask, Task
 from dlbasics.train.task import evaluate as evaluate
@@ -53,13 +54,18 @@ class Loop:
         checkpoint: a file to keep the resumable checkpoint in, written at every evaluation, every
             ``checkpoint_every`` steps, on Ctrl-C and at the end; never with NaN or inf weights.
         verbose: 1 shows a progress bar (on a terminal) and a line per row; 0 is silent.
+        distributed: train data-parallel on the ranks of the process group (``train/data_parallel.py``); None
+            (default) does so when ``dlbasics.distributed`` has been initialised with more than one rank. Each
+            rank then passes its own share: ``train_loader`` a ``DataLoader(num_replicas=R, rank=r)`` of the
+            global batch, ``val_loader`` one over ``data_parallel.shard(val_set)``. Only rank 0 prints and
+            writes the checkpoint.
     """
 
     def __init__(self, task: Task, train_loader: Iterable, *, epochs: int | None = None, steps: int | None = None,
                  val_loader: Iterable | None = None, eval_every: int | None = None, scheduler: Any = None,
                  schedule_unit: str = "epoch", callbacks: Sequence[Callback] = (), clip_grad_norm: float | None = None,
                  checkpoint: str | Path | None = None, checkpoint_every: int | None = None, verbose: int = 1,
-                 divergence: float | None = DIVERGENCE_FACTOR) -> None:
+                 divergence: float | None = DIVERGENCE_FACTOR, distributed: bool | None = None) -> None:
         if (epochs is None) == (steps is None):
             raise ValueError(f"Loop: give epochs or steps (one of them), got epochs={epochs!r}, steps={steps!r}")
         budget = epochs if steps is None else steps
@@ -78,6 +84,13 @@ class Loop:
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.checkpoint_every = checkpoint_every
         self.verbose = verbose
+        rank, ranks = world()
+        if distributed is None:
+            distributed = ranks > 1
+        self.parallel = DataParallel(task, train_loader) if distributed else None
+        self.writes = rank == 0  # the one rank that prints and writes files
+        if not self.writes:
+            self.verbose = 0
         self.divergence = divergence
         self.first_loss: float | None = None
         self.history = History()
@@ -195,7 +208,7 @@ class Loop:
                 start = time.perf_counter()
             if self._should_checkpoint():
                 self.save_checkpoint()
-            if self._stop_requested:
+            if self._stop_here():
                 raise KeyboardInterrupt
             if self.done:
                 break
@@ -211,23 +224,33 @@ class Loop:
                 self._row(start)
                 if self.checkpoint is not None and self.checkpoint_every is None:
                     self.save_checkpoint()
-            if self._stop_requested:
+            if self._stop_here():
                 raise KeyboardInterrupt
         if bar is not None:
             bar.close()
         if self.steps is not None and self.done and self.averages.n:  # a last, partial row
             self._row(start)
 
+    def _stop_here(self) -> bool:
+        """Whether a Ctrl-C asks to stop now; on several ranks, asked on any of them (with a checkpoint file
+        only: without one Ctrl-C stops at once), so that all stop after the same step."""
+        if self.parallel is not None and self.checkpoint is not None:
+            self._stop_requested = self.parallel.any(self._stop_requested)
+        return self._stop_requested
+
     def _row(self, start: float) -> None:
         """One row of history: the training averages since the last row, the lr, the validation values; then
         the plateau scheduler and the callbacks (which may stop the run)."""
         logs: dict[str, Any] = {"epoch": self.epoch} if self.steps is None else {"step": self.step}
-        logs |= self.averages.means("train_")
+        averages = self.averages if self.parallel is None else self.parallel.reduce_averages(self.averages)
+        logs |= averages.means("train_")
         # an epoch's row gives the lr used during it, before the epoch's scheduler step
         per_epoch = self.steps is None and self.schedule_unit == "epoch"
         logs["lr"] = self._lr_used if per_epoch else self._current_lr()
         if self.val_loader is not None:
-            logs |= {f"val_{k}": v for k, v in self.task.evaluate(self.val_loader).items()}
+            values = self.task.evaluate(self.val_loader) if self.parallel is None else \
+                self.parallel.evaluate(self.task, self.val_loader)
+            logs |= {f"val_{k}": v for k, v in values.items()}
             self.task.train()
         for s in self.schedulers:
             if isinstance(s, ReduceLROnPlateau):
@@ -265,7 +288,10 @@ class Loop:
 
         if self.checkpoint is None or not self.task.parameters_finite():
             return
-        write_checkpoint(self.checkpoint, self.state_dict())
+        if self.parallel is not None:
+            self.parallel.sync_buffers()  # rank 0's running statistics are the run's, on every rank
+        if self.writes:
+            write_checkpoint(self.checkpoint, self.state_dict())
         self._last_checkpoint_step = self.step
 
     def _check_blow_up(self, loss: float | None) -> None:

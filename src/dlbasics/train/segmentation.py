@@ -31,6 +31,9 @@ class SegmentationTask(SupervisedTask):
     """The supervised step on (images, class maps); ``evaluate`` gives the loss, mIoU, pixel accuracy and each
     class's IoU over the whole split."""
 
+    # Dice and mIoU are not means over samples
+    data_parallel = False
+
     curves = ("loss", "miou")
     best = ("miou", "max")
 

@@ -97,6 +97,11 @@ class Task:
 
     model: Module
     clip_grad_norm: float | None = None
+    # set by the loop on R > 1 ranks: combines the ranks' gradients, between backward and clipping
+    gradient_sync: Callable[[], None] | None = None
+    # whether R ranks may each train on a share of every batch (``train/data_parallel.py``): the loss is a mean
+    # over the batch's samples and ``evaluate`` returns means over samples
+    data_parallel: bool = False
     # the logged values a run folder's curves.png draws (train_ and val_ of each), besides the run's first metric
     curves: tuple[str, ...] = ("loss",)
     # the validation value whose best a run's summary reports (best_val_loss), and whether lower or higher is better
@@ -136,6 +141,8 @@ class Task:
             raise DivergedError(f"the loss is {value}")
         optimizer.zero_grad()
         loss.backward()
+        if self.gradient_sync is not None:
+            self.gradient_sync()
         if self.clip_grad_norm is not None:
             params = parameters if parameters is not None else (p for g in optimizer.param_groups for p in g["params"])
             clip_grad_norm_(params, self.clip_grad_norm)
@@ -143,12 +150,15 @@ class Task:
         return value
 
     # ---- the data: how a split becomes what the loop iterates ----
-    def train_loader(self, dataset: Any, batch_size: int, seed: int, collate_fn: Callable | None = None) -> Iterable:
-        """The training batches: ``dataset`` shuffled with ``seed`` in batches of ``batch_size`` (a
-        reinforcement task returns its interaction with an environment instead)."""
+    def train_loader(self, dataset: Any, batch_size: int, seed: int, collate_fn: Callable | None = None, *,
+                     num_replicas: int = 1, rank: int = 0) -> Iterable:
+        """The training batches: ``dataset`` shuffled with ``seed`` in batches of ``batch_size``, of which this
+        process takes its ``rank``-th share of ``num_replicas`` (a reinforcement task returns its interaction
+        with an environment instead)."""
         from dlbasics.data import DataLoader
 
-        return DataLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed, collate_fn=collate_fn)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed, collate_fn=collate_fn,
+                          num_replicas=num_replicas, rank=rank)
 
     @staticmethod
     def eval_loader(dataset: Any, batch_size: int) -> Iterable:
@@ -236,6 +246,8 @@ def evaluate(model: Module, loader: Iterable, loss_fn: Callable | None = None,
 @TASKS.register("supervised", help="loss_fn(model(x), y) on (input, target) batches")
 class SupervisedTask(Task):
     """Supervised learning: one model, one loss, one optimizer; the step is ``loss_fn(model(x), y)``."""
+
+    data_parallel = True
 
     def __init__(self, model: Module, loss_fn: Callable, optimizer: Any, metrics: Sequence[str] = ("accuracy",)):
         super().__init__(model, optimizer)

@@ -22,6 +22,9 @@ class VQATask(SupervisedTask):
     """The supervised step; ``evaluate`` gives the loss, the accuracy, and the accuracy on non-relational and on
     relational questions and per question type."""
 
+    # its evaluation gives accuracies by question type, not one mean over samples
+    data_parallel = False
+
     curves = ("loss", "accuracy", "accuracy_relational")
     best = ("accuracy", "max")
 
