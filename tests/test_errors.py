@@ -186,7 +186,9 @@ CASES = [
     ("weights-of-another-model", "evaluate {tmp}/other", "foreign",
      "Error(s) in loading state_dict for MLP (is it another model's?): size mismatch for layers.0.weight"),
     ("tune-storage-url", "tune --space lr=1e-3:1e-2:log --storage foo://bar", None,
-     "--storage foo://bar: not a database URL Optuna can use"),
+     "--storage foo://bar: not a database URL dlbasics can use: 'foo' is not one of sqlite, postgresql"),
+    ("tune-storage-unreachable", "tune --space lr=1e-3:1e-2:log --storage postgresql://me:pw@127.0.0.1:1/dlbasics",
+     None, "--storage postgresql://me:***@127.0.0.1:1/dlbasics: cannot connect to the server at 127.0.0.1:1"),
     ("tune-without-space", "tune", None, "tune: give at least one --space NAME=SPEC"),
     ("tune-bad-space", "tune --space lr=0:1:log --storage {tmp}/t.db", None, "a log-scale range needs low > 0"),
     ("cv-one-fold", "cv --k 1", None, "--k: k must be at least 2 folds, got 1"),
@@ -206,6 +208,7 @@ ELSEWHERE = {
     "run-folders-collide": "tests/train/test_rundir.py::test_new_runs_never_share_a_folder",
     "predict-wrong-shape": "tests/train/test_rundir.py::test_predict_errors_name_the_shapes",
     "lab-all-without-data": "tests/test_errors.py::test_lab_all_skips_what_has_no_data",
+    "tune-storage-driver-missing": "tests/train/test_tune_postgres.py::test_a_missing_driver_names_the_extra",
 }
 
 
@@ -213,6 +216,8 @@ ELSEWHERE = {
 def test_each_mistake_is_one_line_and_exit_2(case, argv, setup, message, tmp_path, run_dir, capsys):
     if case.startswith("tune"):
         pytest.importorskip("optuna")
+    if "postgresql://" in argv:
+        pytest.importorskip("psycopg")
     values = _setup(setup or "", tmp_path, run_dir)
     args = argv.format(**values).split()
     fresh = args[0] == "train" and "--out" not in args and "--resume" not in args

@@ -11,7 +11,8 @@ and proposes the x that maximizes their ratio, which is the expected-improvement
     result.best_params, result.best_value
 
 A study kept in a database (``storage="sqlite:///search.db"``) survives the process: running ``tune`` again
-with the same ``study_name`` continues it with its trials kept, and several processes can share one study.
+with the same ``study_name`` continues it with its trials kept, and several processes can share one study;
+processes on several machines share one on a PostgreSQL server (``storage="postgresql://USER@HOST/DB"``).
 Bad runs are stopped early by ``PruningCallback`` + the median pruner (a run whose validation loss at epoch
 t is worse than the median of earlier runs at epoch t is abandoned). ``tune_config`` is the CLI's entry point.
 """
@@ -37,6 +38,10 @@ INSTALL_HINT = "pip install 'dlbasics[tune]'"
 SAMPLERS = ("tpe", "random", "gp")
 PRUNERS = ("median", "none")
 DEFAULT_STUDY_NAME = "dlbasics-tune"
+# Where a study can be kept: an SQLite file, or a PostgreSQL server that several machines share.
+STORAGES = ("sqlite", "postgresql")
+CONNECT_TIMEOUT = 5  # seconds; without it an unreachable server hangs for the OS's TCP timeout (minutes)
+FIRST_USE_LOCK = 0x646C6274756E65  # "dlbtune": the PostgreSQL advisory lock key of _first_use_lock
 # Keys of a run description that must not be searched over: they name where the data or the output is, and
 # val losses on different data are not comparable; the seed is held fixed so trials differ only in params.
 UNTUNABLE = ("task", "data", "data_dir", "seed")
@@ -249,36 +254,127 @@ def make_pruner(name: str | Any) -> Any:
 
 
 def storage_url(storage: str | Path | None) -> str | None:
-    """A database URL for Optuna; a bare file path means an SQLite file (its folder is created)."""
+    """A database URL for Optuna; a bare file path means an SQLite file (its folder is created).
+
+    A bare ``postgresql://`` (or ``postgres://``) becomes ``postgresql+psycopg://``: SQLAlchemy before 2.1 maps
+    the bare scheme to psycopg2, while the driver that ``dlbasics[tune]`` installs is psycopg 3."""
     if storage is None:
         return None
     text = str(storage)
     if "://" not in text:
         text = f"sqlite:///{Path(text).resolve()}"
+    scheme, _, rest = text.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        text = f"postgresql+psycopg://{rest}"
     if text.startswith("sqlite:///"):
         Path(text.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return text
 
 
-def create_study(storage: str | Path, study_name: str = DEFAULT_STUDY_NAME, *, direction: str = "minimize",
+def hide_password(text: str) -> str:
+    """``text`` with the password of a database URL (``user:secret@host``) shown as ``***``: for messages and
+    the tune folder's config.json. The pattern is SQLAlchemy's: a username without ``:`` or ``/``, then up to ``@``."""
+    return re.sub(r"^([\w+]+://[^:/]*:)[^@]*@", r"\1***@", text)
+
+
+def check_storage(storage: str | Path | None) -> str | None:
+    """The URL of ``storage`` (see ``storage_url``) if dlbasics can keep a study there: SQLite (a file path or
+    ``sqlite:///FILE``) or a PostgreSQL server whose driver is installed. Nothing is connected to yet; that is
+    ``open_storage``. Raises ConfigError (another database, a malformed URL) or MissingDependencyError."""
+    url = storage_url(storage)
+    if url is None:
+        return None
+    shown = hide_password(str(storage))
+    scheme = url.partition("://")[0]
+    if scheme.partition("+")[0] not in STORAGES:
+        raise ConfigError(f"--storage {shown}: not a database URL dlbasics can use: {scheme!r} is not one of "
+                          f"{', '.join(STORAGES)} (give a file path, sqlite:///FILE or postgresql://USER@HOST/DB)")
+    _optuna()  # SQLAlchemy comes with Optuna
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        dialect = make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as e:
+        raise ConfigError(f"--storage {shown}: not a database URL dlbasics can use ({e}); give a file path, "
+                          "sqlite:///FILE or postgresql://USER@HOST/DB") from None
+    try:
+        dialect.import_dbapi()  # the driver; SQLAlchemy imports it only when it first connects
+    except ImportError:
+        if dialect.driver == "psycopg":
+            raise MissingDependencyError(f"--storage {shown}: PostgreSQL needs the driver psycopg: {INSTALL_HINT}"
+                                         ) from None
+        raise MissingDependencyError(f"--storage {shown}: its driver {dialect.driver} is not installed (or write "
+                                     f"postgresql://, whose driver psycopg comes with {INSTALL_HINT})") from None
+    return url
+
+
+def open_storage(storage: str | Path | Any | None) -> Any:
+    """The Optuna storage for ``storage`` (a path or URL, checked by ``check_storage``), connected and with
+    Optuna's tables made. None (in memory) and an Optuna storage object are returned as they are.
+
+    A server that cannot be reached, or a database that cannot be opened, is a ConfigError naming HOST:PORT
+    (never the password); a PostgreSQL connection attempt gives up after ``CONNECT_TIMEOUT`` seconds unless the
+    URL sets ``?connect_timeout=``."""
+    if storage is None or not isinstance(storage, str | Path):
+        return storage
+    optuna = _optuna()
+    url = check_storage(storage)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    parsed = make_url(url)
+    server = parsed.get_backend_name() == "postgresql"
+    engine_kwargs = {}
+    if server and "connect_timeout" not in parsed.query:
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    try:
+        with _first_use_lock(url, engine_kwargs) if server else contextlib.nullcontext():
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except OperationalError as e:
+        lines = str(e.orig or e).strip().splitlines()
+        what = f"connect to the server at {parsed.host or 'localhost'}:{parsed.port or 5432}" if server \
+            else "open the database"
+        raise ConfigError(f"--storage {hide_password(str(storage))}: cannot {what} ({lines[0]})") from None
+
+
+@contextlib.contextmanager
+def _first_use_lock(url: str, engine_kwargs: Mapping[str, Any]) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while Optuna opens the storage. Opening an empty database creates Optuna's
+    tables, and workers started together would race to create them (the losers fail with 'already exists');
+    under the lock the first one creates them and the others find them. Released when the transaction ends."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": FIRST_USE_LOCK})
+            yield
+    finally:
+        engine.dispose()
+
+
+def create_study(storage: str | Path | Any, study_name: str = DEFAULT_STUDY_NAME, *, direction: str = "minimize",
                  load_if_exists: bool = True) -> Any:
-    """Create the study in ``storage`` (once, before parallel workers start, so they do not race to create it)
-    and return it; with ``load_if_exists`` an existing study is returned instead. Each worker then runs
-    ``tune(..., storage=storage, study_name=study_name)`` with its own ``seed``."""
+    """Create the study in ``storage`` (a path, URL or Optuna storage) and return it; with ``load_if_exists`` an
+    existing study is returned instead. On PostgreSQL, workers started together all get the one study; a new
+    SQLite file is best created once before they start (they may race to create its tables). Each worker then
+    runs ``tune(..., storage=storage, study_name=study_name)`` with its own ``seed``."""
     optuna = _optuna()
     if direction not in ("minimize", "maximize"):
         raise ValueError(f"direction: invalid choice {direction!r} (choose from minimize, maximize)")
-    url = storage_url(storage)
+    opened = open_storage(storage)
+    where = hide_password(getattr(opened, "url", str(storage)))
     try:
         with _quiet_optuna(optuna):
-            study = optuna.create_study(storage=url, study_name=study_name, direction=direction,
+            study = optuna.create_study(storage=opened, study_name=study_name, direction=direction,
                                         load_if_exists=load_if_exists)
     except optuna.exceptions.DuplicatedStudyError:
-        raise ValueError(f"study {study_name!r} already exists in {url}; resume it (load_if_exists=True) or choose "
-                         "another study name") from None
+        raise ValueError(f"study {study_name!r} already exists in {where}; resume it (load_if_exists=True) or "
+                         "choose another study name") from None
     # create_study(load_if_exists=True) silently keeps the stored direction; a mismatch would invert "best".
     if study.direction.name.lower() != direction:
-        raise ValueError(f"study {study_name!r} in {url} was created to {study.direction.name.lower()}, not to "
+        raise ValueError(f"study {study_name!r} in {where} was created to {study.direction.name.lower()}, not to "
                          f"{direction}")
     return study
 
@@ -414,7 +510,7 @@ Objective = Callable[[dict[str, Any], Any], float]
 
 
 def tune(objective: Objective, search_space: Mapping[str, Spec], n_trials: int, *, sampler: str | Any = "tpe",
-         seed: int | None = 0, storage: str | Path | None = None, study_name: str | None = None,
+         seed: int | None = 0, storage: str | Path | Any | None = None, study_name: str | None = None,
          direction: str = "minimize", pruner: str | Any = "median", n_jobs: int = 1, load_if_exists: bool = True,
          timeout: float | None = None, callbacks: Sequence[Callable[[Any, Any], None]] = (),
          verbose: bool = False) -> TuneResult:
@@ -426,7 +522,9 @@ def tune(objective: Objective, search_space: Mapping[str, Spec], n_trials: int, 
     sampler. ``storage``: None keeps the study in memory; a database URL such as ``"sqlite:///search.db"`` (or
     a bare file path, read as SQLite) keeps it, so calling ``tune`` again with the same ``study_name`` (default
     ``"dlbasics-tune"``) continues it with its trials kept, and several processes can share it (give each its
-    own ``seed``; across machines use a server database, SQLite files do not lock reliably over NFS).
+    own ``seed``; across machines use a PostgreSQL server, ``"postgresql://USER@HOST/DB"``: SQLite files do not
+    lock reliably over NFS). ``n_trials`` counts this call's trials, not the study's: two workers with
+    ``n_trials=10`` add 20 trials to their shared study.
     ``pruner``: "median" (default), "none" or an Optuna pruner; the objective reports with ``trial.report``
     (``PruningCallback`` does it for ``fit``). ``n_jobs`` runs trials in threads. ``callbacks`` are Optuna
     study callbacks ``(study, frozen_trial)``, called after each trial. Exceptions from the objective other
@@ -447,16 +545,16 @@ def tune(objective: Objective, search_space: Mapping[str, Spec], n_trials: int, 
         raise ConfigError(f"sampler: invalid choice {sampler!r} (choose from {', '.join(SAMPLERS)})")
 
     with _quiet_optuna(optuna):
-        url = storage_url(storage)
-        if url is None:
+        opened = open_storage(storage)
+        if opened is None:
             study = optuna.create_study(sampler=make_sampler(sampler, seed), pruner=make_pruner(pruner),
                                         study_name=study_name or DEFAULT_STUDY_NAME, direction=direction)
         else:
             name = study_name or DEFAULT_STUDY_NAME
-            done = len(create_study(url, name, direction=direction, load_if_exists=load_if_exists).trials)
+            done = len(create_study(opened, name, direction=direction, load_if_exists=load_if_exists).trials)
             # A resumed search must not replay the random draws of the first session (random search would
             # propose the very same points again): offset the seed by the trials already in the study.
-            study = optuna.load_study(study_name=name, storage=url, pruner=make_pruner(pruner),
+            study = optuna.load_study(study_name=name, storage=opened, pruner=make_pruner(pruner),
                                       sampler=make_sampler(sampler, None if seed is None else seed + done))
 
         def run_trial(trial: Any) -> float:
@@ -512,23 +610,6 @@ def check_space_for_config(base: Any, space: Mapping[str, Spec]) -> None:
                                   ) from None
 
 
-def check_storage(storage: str | Path | None) -> None:
-    """A database URL Optuna can open: a path (SQLite) or a URL whose dialect SQLAlchemy knows."""
-    url = storage_url(storage)
-    if url is None:
-        return
-    try:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-    except ImportError:  # Optuna brings SQLAlchemy; without it there is nothing to check against
-        return
-    try:
-        make_url(url).get_dialect()
-    except (ArgumentError, NoSuchModuleError, ValueError) as e:
-        raise ConfigError(f"--storage {storage}: not a database URL Optuna can use ({e}); give a file path, "
-                          "sqlite:///FILE, or a server URL such as postgresql://HOST/DB") from None
-
-
 def tune_config(base: Any, space: Mapping[str, Spec], n_trials: int, *, sampler: str = "tpe", seed: int = 0,
                 storage: str | Path | None = None, study_name: str | None = None, out_dir: str | Path | None = None,
                 verbose: int = 0, pruner: str = "median", n_jobs: int = 1,
@@ -540,8 +621,11 @@ def tune_config(base: Any, space: Mapping[str, Spec], n_trials: int, *, sampler:
     them), ``history.png``, and - trained again with the best params - the best run's ``model.safetensors``,
     ``metrics.csv`` and its description in ``config.json``. ``seed`` seeds the sampler.
     ``n_jobs > 1`` trains in threads that share dlbasics' default generator, so trials are no longer
-    bit-reproducible; for parallel search prefer several processes sharing one ``storage``.
-    Raises ConfigError for a space that cannot make valid runs, and when no trial completed.
+    bit-reproducible; for parallel search prefer several processes sharing one ``storage``. Each such worker
+    adds ``n_trials`` to the study and writes its own folder (by default a new ``runs/tune-...``): its tables
+    list the whole study as it stood when the worker last wrote them, and it trains the best trial it saw.
+    Raises ConfigError for a space that cannot make valid runs, a storage that cannot be opened, and when no
+    trial completed.
     """
     import numpy as np
 
@@ -557,6 +641,7 @@ def tune_config(base: Any, space: Mapping[str, Spec], n_trials: int, *, sampler:
         raise ConfigError(f"tune: the data set {base.data.name!r} has no validation split to score trials on")
     resolved = base.resolve(splits)
     RunBuilder(resolved)(resolved.seed)  # the base run builds: its own mistakes show before the search
+    opened = open_storage(storage)  # connects: a server that cannot be reached fails before the folder is made
     out = rundir.new_run_dir(out_dir, f"tune-{base.model.name}-{base.data.name}", continues="tune")
 
     def trial_config(params: Mapping[str, Any]) -> Any:
@@ -593,7 +678,7 @@ def tune_config(base: Any, space: Mapping[str, Spec], n_trials: int, *, sampler:
     from dlbasics.io import atomic_write_text
 
     name = study_name or f"tune-{base.model.name}-{base.data.name}"
-    result = tune(objective, space, n_trials, sampler=sampler, seed=seed, storage=storage, study_name=name,
+    result = tune(objective, space, n_trials, sampler=sampler, seed=seed, storage=opened, study_name=name,
                   pruner=pruner, n_jobs=n_jobs, timeout=timeout, callbacks=[save_tables], verbose=bool(verbose))
     save_tables(result.study, None)
     result = config_result(result.study)
@@ -605,7 +690,8 @@ def tune_config(base: Any, space: Mapping[str, Spec], n_trials: int, *, sampler:
                           f"failed); see {out / 'trials.csv'}")
     best = trial_config(result.best_params)
     rundir.write_config(out, "tune", best, tune={"space": {k: repr(v) for k, v in space.items()},
-                                                 "study": name, "storage": None if storage is None else str(storage),
+                                                 "study": name,
+                                                 "storage": None if storage is None else hide_password(str(storage)),
                                                  "best_value": result.best_value, "best_params": result.best_params})
     run, history = train_run(RunBuilder(best), splits.train, splits.val, seed=best.seed, verbose=0)
     rundir.save_model(out, run.model)
