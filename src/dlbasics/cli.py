@@ -198,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("tune", help="Bayesian optimization of hyperparameters (Optuna TPE)",
                        description="Search hyperparameters of a run, scoring each trial by its best validation "
-                                   "loss. The study lives in an SQLite file, so rerunning the same command resumes "
-                                   "it and several processes can work on one study.")
+                                   "loss. The study lives in a database (an SQLite file, or a PostgreSQL server that "
+                                   "several machines share: --storage postgresql://USER@HOST/DB), so rerunning the "
+                                   "same command resumes it and several processes can work on one study.")
     add_run_options(u)
     u.add_argument("--space", action="append", metavar="NAME=SPEC", default=[],
                    help="a search dimension, repeatable: lr=1e-4:1e-1:log (float), epochs=5:20:int, "
@@ -459,6 +460,8 @@ def cmd_ensemble(args: argparse.Namespace) -> list[str]:
     from dlbasics.train import commands
 
     s, out_dir = commands.ensemble(config_from_args(args), args.members, args.bootstrap, args.average, args.out)
+    if not s:  # a rank other than 0: rank 0 reports
+        return []
     metric = next(k for k in s["ensemble"] if k != "loss")
     lines = [f"member {i + 1}: test_loss {r['loss']:.4f}  test_{metric} {r[metric]:.4f}"
              for i, r in enumerate(s["members"])]

@@ -322,6 +322,12 @@ def broadcast_text(text: str | None, src: int = 0) -> str:
     return buf.tobytes().decode()
 
 
+def all_gather_text(text: str) -> list[str]:
+    """Every rank's ``text``, in rank order, on every rank (JSON results of work shared out among the ranks)."""
+    group = _require("all_gather_text")
+    return [broadcast_text(text if group.rank == r else None, src=r) for r in range(group.size)]
+
+
 def barrier() -> None:
     """Wait until every rank has called ``barrier()``."""
     group = _require("barrier")
@@ -329,6 +335,6 @@ def barrier() -> None:
         group.run("barrier", group.comm.Barrier)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "ReduceOp", "all_reduce", "barrier", "broadcast", "broadcast_text",
+__all__ = ["DEFAULT_TIMEOUT", "ReduceOp", "all_gather_text", "all_reduce", "barrier", "broadcast", "broadcast_text",
            "destroy_process_group", "get_rank", "get_world_size", "init_process_group", "is_initialized",
            "launched_world_size"]

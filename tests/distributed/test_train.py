@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 
 from tests.distributed.launch import MPIEXEC, mpi_env, needs_mpi, rank_results
 
-pytestmark = needs_mpi
+pytestmark = [needs_mpi, pytest.mark.slow]  # each test starts mpiexec and dlbasics several times
 
 
 def dlbasics(*args: str, ranks: int = 1, cwd: Path) -> subprocess.CompletedProcess:
@@ -86,3 +86,27 @@ def test_commands_that_do_not_run_as_ranks_say_which_do(tmp_path: Path) -> None:
     assert "zoo runs in one process; of the commands, train, cv, ensemble run as MPI ranks" in r.stderr
     assert time.monotonic() - started < 30
 
+
+
+def without_seconds(obj: object) -> object:
+    if isinstance(obj, dict):
+        return {k: without_seconds(v) for k, v in obj.items() if k != "seconds"}
+    if isinstance(obj, list):
+        return [without_seconds(v) for v in obj]
+    return obj
+
+
+def test_cross_validation_folds_and_ensemble_members_as_ranks_give_the_serial_numbers(tmp_path: Path) -> None:
+    cv = ["cv", "--k", "3", "--epochs", "1", "--quiet"]  # folds 1 and 3 on rank 0, fold 2 on rank 1
+    ens = ["ensemble", "--members", "3", "--epochs", "1"]
+    for command, ranks in [(cv, 1), (cv, 2), (ens, 1), (ens, 2)]:
+        extra = ["--threads", "1"] if ranks == 1 else []
+        r = dlbasics(*command, "--out", f"{command[0]}{ranks}", *extra, ranks=ranks, cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.count("saved to") == 1
+    one, two = (json.loads((tmp_path / f"cv{n}" / "cv.json").read_text()) for n in (1, 2))
+    assert without_seconds(one) == without_seconds(two)
+    assert sorted(p.name for p in (tmp_path / "cv2").iterdir()) == ["config.json", "cv.json", "fold-1", "fold-2",
+                                                                     "fold-3"]
+    for name in ("summary.json", "model.safetensors"):  # every member's weights came back bit for bit
+        assert (tmp_path / "ensemble1" / name).read_bytes() == (tmp_path / "ensemble2" / name).read_bytes()

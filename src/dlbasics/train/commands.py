@@ -18,6 +18,7 @@ from typing import Any
 from dlbasics.errors import ConfigError, RunFolderError
 from dlbasics.train import rundir
 from dlbasics.train.config import RunBuilder, RunConfig, check_model_fits_data, load_data
+from dlbasics.train.data_parallel import world
 
 
 @dataclass
@@ -48,20 +49,26 @@ def train(cfg: RunConfig, out: str | Path | None = None, verbose: int = 1) -> Tr
 
     Started by ``mpiexec -n R`` (after ``dlbasics.distributed.init_process_group()``), the R ranks train the one
     run data-parallel, each on its share of every batch; rank 0 makes and writes the folder."""
-    from dlbasics import distributed as dist
-    from dlbasics.train.data_parallel import world
-
     cfg, splits, builder = _prepare(cfg)
+    out_dir = _new_folder(out, f"{cfg.model.name}-{cfg.data.name}", "train", cfg)
+    if splits.tokenizer is not None and world()[0] == 0:  # text: the ids mean nothing without it (generate decodes)
+        rundir.write_json(out_dir / rundir.TOKENIZER, splits.tokenizer.to_dict())
+    return _train_into(out_dir, cfg, splits, builder, verbose, resume=False)
+
+
+def _new_folder(out: str | Path | None, name: str, kind: str, cfg: RunConfig, **extra: Any) -> Path:
+    """A new run folder with its config.json, made by rank 0 alone under ``mpiexec`` and its path sent to the
+    other ranks (its default name has the time of rank 0's clock)."""
+    from dlbasics import distributed as dist
+
     rank, ranks = world()
     out_dir = None
     if rank == 0:
-        out_dir = rundir.new_run_dir(out, f"{cfg.model.name}-{cfg.data.name}")
-        rundir.write_config(out_dir, "train", cfg)
-        if splits.tokenizer is not None:  # text: the ids mean nothing without it (dlbasics generate decodes with it)
-            rundir.write_json(out_dir / rundir.TOKENIZER, splits.tokenizer.to_dict())
-    if ranks > 1:  # the folder's name has the time of rank 0's clock
+        out_dir = rundir.new_run_dir(out, name)
+        rundir.write_config(out_dir, kind, cfg, **extra)
+    if ranks > 1:
         out_dir = Path(dist.broadcast_text(None if out_dir is None else str(out_dir)))
-    return _train_into(out_dir, cfg, splits, builder, verbose, resume=False)
+    return out_dir
 
 
 def finetune_options(pretrained: str | Path, given: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,7 +100,6 @@ def resume(run_dir: str | Path, verbose: int = 1, data_dir: str | None = None) -
     """Continue the run in ``run_dir`` from its last checkpoint (from the beginning if it was stopped before its
     first one); it ends bit-identical to a run that was never stopped (weights, metrics.csv, summary.json)."""
     from dlbasics.train.checkpoint import clean_temporary
-    from dlbasics.train.data_parallel import world
 
     run = rundir.open_run(run_dir, data_dir)
     if run.kind != "train":
@@ -111,7 +117,6 @@ def resume(run_dir: str | Path, verbose: int = 1, data_dir: str | None = None) -
 
 def _train_into(out_dir: Path, cfg: RunConfig, splits: Any, builder: RunBuilder, verbose: int,
                 resume: bool) -> TrainResult:
-    from dlbasics.train.data_parallel import world
     from dlbasics.train.run import train_run
     from dlbasics.train.task import TASKS
 
@@ -193,12 +198,13 @@ def cross_validate(cfg: RunConfig, k: int, workers: int = 1, stratified: bool = 
         raise ConfigError(f"--k: k must be at least 2 folds, got {k!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers: must be an integer >= 1, got {workers!r}")
+    if workers > 1 and world()[1] > 1:
+        raise ConfigError(f"--workers: the {world()[1]} MPI ranks share the folds; leave --workers at 1")
     cfg, splits, builder = _prepare(cfg)
     data = ConcatDataset([splits.train, splits.val])
     if k > len(data):
         raise ConfigError(f"--k: {k} folds need at least {k} samples; the data has {len(data)}")
-    out_dir = rundir.new_run_dir(out, f"cv-{cfg.model.name}-{cfg.data.name}")
-    rundir.write_config(out_dir, "cv", cfg, cv={"k": k, "stratified": stratified})
+    out_dir = _new_folder(out, f"cv-{cfg.model.name}-{cfg.data.name}", "cv", cfg, cv={"k": k, "stratified": stratified})
     try:
         result = run_folds(builder, data, k, stratified=stratified, seed=cfg.seed, workers=workers, verbose=verbose,
                            save_dir=out_dir)
@@ -206,7 +212,8 @@ def cross_validate(cfg: RunConfig, k: int, workers: int = 1, stratified: bool = 
         if "stratified" in str(e):
             raise ConfigError(f"--k: {e}") from None
         raise
-    rundir.write_json(out_dir / "cv.json", result.to_dict())
+    if world()[0] == 0:
+        rundir.write_json(out_dir / "cv.json", result.to_dict())
     return result, out_dir
 
 
@@ -227,11 +234,12 @@ def ensemble(cfg: RunConfig, members: int, bootstrap: bool = False, average: str
     if cfg.data.problem != "classification":
         raise ConfigError(f"ensemble: averages class probabilities; the data set {cfg.data.name!r} is a regression "
                           "task")
-    out_dir = rundir.new_run_dir(out, f"ensemble-{cfg.model.name}-{cfg.data.name}")
-    rundir.write_config(out_dir, "ensemble", cfg, ensemble={"members": members, "bootstrap": bootstrap,
-                                                            "average": average})
+    out_dir = _new_folder(out, f"ensemble-{cfg.model.name}-{cfg.data.name}", "ensemble", cfg,
+                          ensemble={"members": members, "bootstrap": bootstrap, "average": average})
     model, _ = train_ensemble(builder, splits.train, splits.val, n=members, seed=cfg.seed, bootstrap=bootstrap,
                               mode=average, verbose=0)
+    if world()[0] != 0:  # rank 0 holds every member too, and writes the folder
+        return {}, out_dir
     rundir.save_model(out_dir, model)
     test = DataLoader(splits.test, batch_size=512)
     loss_fn = build_loss(cfg)

@@ -12,6 +12,7 @@ accuracy; ``train_ensemble`` trains the members with ``train_run``, as cross-val
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -22,7 +23,9 @@ from dlbasics.data.dataset import Subset
 from dlbasics.nn.layers.container import ModuleList
 from dlbasics.nn.module import Module
 from dlbasics.ops import exp, log, log_softmax, stack
+from dlbasics.rng import manual_seed
 from dlbasics.tensor import Tensor
+from dlbasics.train.data_parallel import world
 from dlbasics.train.history import History
 from dlbasics.train.run import BuildRun, train_run
 
@@ -84,15 +87,42 @@ def train_ensemble(build_run: BuildRun, train_set: Any, val_set: Any = None, n: 
     Member i is ``train_run(build_run, data_i, val_set, seed=seed + i)``: its own initialization, shuffling
     and dropout masks. ``data_i`` is ``train_set``, or with ``bootstrap`` a resample of it drawn with
     replacement (``Subset(train_set, bootstrap_indices(len(train_set), seed + i))``), as in bagging.
+
+    Under ``mpiexec -n R`` (an initialised process group) the R ranks share the members (member i trains on
+    rank i mod R) and each member's weights and history are then sent to every rank: every rank returns the
+    whole ensemble, equal to the one trained in one process.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"train_ensemble: n must be an integer >= 1, got {n!r}")
     if mode not in MODES:
         raise ValueError(f"train_ensemble: unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    rank, ranks = world()
     members, histories = [], []
     for i in range(n):
+        if i % ranks != rank:  # another rank's member: the model to receive its weights into, and its history later
+            manual_seed(seed + i)
+            members.append(build_run(seed + i).model)
+            histories.append(History())
+            continue
         data = Subset(train_set, bootstrap_indices(len(train_set), seed + i)) if bootstrap else train_set
-        run, history = train_run(build_run, data, val_set, seed=seed + i, verbose=verbose)
+        run, history = train_run(build_run, data, val_set, seed=seed + i, verbose=verbose, distributed=False)
         members.append(run.model)
         histories.append(history)
+    if ranks > 1:
+        _share_members(members, histories)
     return Ensemble(members, mode=mode), histories
+
+
+def _share_members(members: list[Module], histories: list[History]) -> None:
+    """Member i's weights (broadcast, array by array) and history (as JSON) from rank i mod R to every rank."""
+    from dlbasics import distributed as dist
+
+    ranks = dist.get_world_size()
+    for i, member in enumerate(members):
+        for array in member.state_dict().values():  # the arrays the model holds: received in place
+            dist.broadcast(array, src=i % ranks)
+    rank = dist.get_rank()
+    mine = {i: {"rows": h.rows, "stopped_early": h.stopped_early} for i, h in enumerate(histories) if i % ranks == rank}
+    for text in dist.all_gather_text(json.dumps(mine)):
+        for i, h in json.loads(text).items():
+            histories[int(i)].rows, histories[int(i)].stopped_early = h["rows"], h["stopped_early"]

@@ -14,12 +14,13 @@ order and give the same numbers, to the last bit, as running them one after anot
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from dlbasics.tensor import Tensor
+from dlbasics.train.data_parallel import world
 from dlbasics.train.run import BuildRun
 
 # The variables BLAS / OpenMP libraries read when they load; set in each worker so libraries loaded there
@@ -224,7 +226,8 @@ def _run_fold(build_run: BuildRun, dataset: Any, index: int, train_idx: np.ndarr
 
     start = time.perf_counter()
     val_set = Subset(dataset, val_idx)
-    run, history = train_run(build_run, Subset(dataset, train_idx), val_set, seed=seed, verbose=verbose)
+    run, history = train_run(build_run, Subset(dataset, train_idx), val_set, seed=seed, verbose=verbose,
+                             distributed=False)
     # the same loader train_run validates with, so without early stopping this equals the last epoch's val_*
     loader = DataLoader(val_set, batch_size=max(run.batch_size, 512))
     metrics = run.task.evaluate(loader)
@@ -290,6 +293,14 @@ def _check_picklable(build_run: BuildRun, dataset: Any, context: Any) -> None:
                             f"must be picklable ({type(e).__name__}: {e}); or use workers=1") from None
 
 
+def _gather(outcomes: list[_FoldOutcome]) -> list[_FoldOutcome]:
+    """Every rank's folds on every rank, in fold order (as JSON, whose floats round-trip exactly)."""
+    from dlbasics import distributed as dist
+
+    texts = dist.all_gather_text(json.dumps([asdict(o) for o in outcomes]))
+    return sorted((_FoldOutcome(**o) for t in texts for o in json.loads(t)), key=lambda o: o.index)
+
+
 def _report(outcome: _FoldOutcome, k: int) -> None:
     scores = "  ".join(f"{m} {v:.4f}" for m, v in outcome.metrics.items())
     print(f"fold {outcome.index + 1}/{k}: {scores}  ({outcome.seconds:.1f}s)", flush=True)
@@ -313,7 +324,9 @@ def cross_validate(build_run: BuildRun, dataset: Any, k: int = 5, *, stratified:
             ``KFold``; ``stratified=False`` always does. Both shuffle with ``random_state=seed``.
         seed: seeds the split and, as ``seed + i``, fold i's run (init, dropout, shuffling).
         workers: folds trained at once, each in its own process with one BLAS thread; the results equal
-            those of ``workers=1`` exactly.
+            those of ``workers=1`` exactly. Under ``mpiexec -n R`` (an initialised process group) the R ranks
+            share the folds instead (fold i on rank i mod R; ``workers`` must be 1) and every rank returns
+            the whole result, again equal to ``workers=1``'s.
         verbose: 1 prints a line per finished fold; 2 also the epochs of each fold (``workers=1`` only:
             from parallel workers they would interleave).
         save_dir: a folder to keep each fold's model and metrics in (``fold-1/`` ... ``fold-k/``).
@@ -326,12 +339,19 @@ def cross_validate(build_run: BuildRun, dataset: Any, k: int = 5, *, stratified:
     splitter, folds = _split(dataset, k, stratified, seed)
     k = len(folds)
     outcomes: list[_FoldOutcome] = []
+    rank, ranks = world()
+    if ranks > 1 and workers > 1:
+        raise ValueError(f"workers: the {ranks} MPI ranks share the folds; give workers=1, not {workers}")
     if workers == 1:
         for i, (train_idx, val_idx) in enumerate(folds):
+            if i % ranks != rank:
+                continue
             outcomes.append(_run_fold(build_run, dataset, i, train_idx, val_idx, seed + i, max(verbose - 1, 0),
                                       None if save_dir is None else str(save_dir)))
-            if verbose:
+            if verbose and rank == 0:
                 _report(outcomes[-1], k)
+        if ranks > 1:
+            outcomes = _gather(outcomes)
     else:
         context = _mp_context()
         _check_picklable(build_run, dataset, context)

@@ -88,8 +88,8 @@ class Loop:
         if distributed is None:
             distributed = ranks > 1
         self.parallel = DataParallel(task, train_loader) if distributed else None
-        self.writes = rank == 0  # the one rank that prints and writes files
-        if not self.writes:
+        self.writes = rank == 0 or not distributed  # one data-parallel run: rank 0 prints and writes files
+        if rank != 0:  # only rank 0 prints (a rank's own run too: a fold of cross-validation, say)
             self.verbose = 0
         self.divergence = divergence
         self.first_loss: float | None = None
