@@ -209,6 +209,11 @@ ELSEWHERE = {
     "predict-wrong-shape": "tests/train/test_rundir.py::test_predict_errors_name_the_shapes",
     "lab-all-without-data": "tests/test_errors.py::test_lab_all_skips_what_has_no_data",
     "tune-storage-driver-missing": "tests/train/test_tune_postgres.py::test_a_missing_driver_names_the_extra",
+    "not-a-rank-command": "tests/distributed/test_train.py::test_commands_that_do_not_run_as_ranks_say_which_do",
+    "task-not-data-parallel": "tests/distributed/test_shares.py::"
+                              "test_only_tasks_whose_loss_and_evaluation_are_means_over_samples_train_on_ranks",
+    "cv-workers-and-ranks": "tests/distributed/test_shares.py::test_cv_workers_and_mpi_ranks_do_not_mix",
+    "rank-failed": "tests/distributed/test_mpi.py::test_a_failing_rank_ends_the_job_within_seconds",
 }
 
 

@@ -69,3 +69,12 @@ def test_a_shard_of_the_validation_data_is_a_contiguous_share(monkeypatch):
         monkeypatch.setattr(data_parallel, "world", lambda rank=rank: (rank, 3))
         parts.append([int(s[0]) for s in data_parallel.shard(ids(10))])
     assert parts == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
+
+
+def test_cv_workers_and_mpi_ranks_do_not_mix(monkeypatch):
+    from dlbasics.train import commands
+    from dlbasics.train.config import RunConfig
+
+    monkeypatch.setattr(commands, "world", lambda: (0, 2))
+    with pytest.raises(ConfigError, match="--workers: the 2 MPI ranks share the folds; leave --workers at 1"):
+        commands.cross_validate(RunConfig.from_options({}), 3, workers=2)
