@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from dlbasics.ops import conv as conv_ops
 
+_thread_limits: Any = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist the worker processes share the cores: each gets its share of BLAS threads, as two
+    processes with two threads each on two cores would fight over them."""
+    global _thread_limits
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        from threadpoolctl import threadpool_limits
+
+        _thread_limits = threadpool_limits(limits=max(1, (os.cpu_count() or 1) // workers))
+
 
 @pytest.fixture
 def force_lowering(monkeypatch) -> Callable[[str | None], None]:
     """force_lowering(name) makes every conv in the test take that lowering where it is supported (None: each
-    layer's own choice); "shifted-one-pixel-per-row" is the shifted one without pairing the pixels of few-channel
-    layers."""
+    layer's own choice), by binding the name into the two functions that choose (``ops/conv``); "shifted-one-pixel-
+    per-row" is the shifted one without pairing the pixels of few-channel layers."""
 
     def force(name: str | None) -> None:
-        if name == "shifted-one-pixel-per-row":
-            monkeypatch.setattr(conv_ops, "PAIR_MAX_CHANNELS", 0)
-            name = "shifted"
-        monkeypatch.setattr(conv_ops, "LOWERING", name)
+        if name is None:
+            return
+        choose, adjoint = conv_ops.choose_lowering, conv_ops.choose_adjoint_lowering
+        monkeypatch.setattr(conv_ops, "choose_lowering", lambda geo, _=None: choose(geo, name))
+        monkeypatch.setattr(conv_ops, "choose_adjoint_lowering", lambda geo, _=None: adjoint(geo, name))
 
     return force

@@ -55,7 +55,7 @@ def test_shifted_weight_gradient_in_cache_sized_blocks_matches_one_block(monkeyp
         return wt.grad, blocks
 
     blocked, n_blocks = weight_grad()
-    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 1 << 30)  # one block: the plain reductions
+    monkeypatch.setattr(conv_ops.geometry, "BLOCK_BYTES", 1 << 30)  # one block: the plain reductions
     whole, n_whole = weight_grad()
     assert n_blocks > 1 and n_whole == 1 and blocked.dtype == np.float64
     np.testing.assert_allclose(blocked, whole, rtol=1e-10, atol=1e-9)

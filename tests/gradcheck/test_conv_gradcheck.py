@@ -224,7 +224,7 @@ LOWERINGS = ["toeplitz", "planar", "shifted", "shifted-one-pixel-per-row", "chan
 def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monkeypatch, force_lowering):
     """Each lowering, forced where supported, gathers in blocks of about ``BLOCK_BYTES``: at 64 bytes every block
     is one image (planar) or one output row (channels-last), so every block edge is exercised by every case."""
-    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(conv_ops.geometry, "BLOCK_BYTES", 64)
     force_lowering(lowering)
     inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
     assert gradcheck(fn, inputs)
@@ -233,7 +233,7 @@ def test_conv_gradcheck_each_lowering_in_tiny_blocks(fn, arrays, lowering, monke
 @pytest.mark.parametrize(("fn", "arrays"), CONV_TRANSPOSE)
 def test_conv_transpose_gradcheck_in_tiny_blocks(fn, arrays, monkeypatch):
     """conv_transpose2d runs channels-last's products whatever the lowering; in 64-byte blocks, each one row."""
-    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(conv_ops.geometry, "BLOCK_BYTES", 64)
     inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
     assert gradcheck(fn, inputs)
 
@@ -280,7 +280,8 @@ def test_conv_computes_only_the_gradients_asked_for(lowering, wanted, force_lowe
 
 
 def test_conv_blocks_cover_the_output_once():
-    rows = [(ns, ys) for ns, ys in conv_ops.blocks(5, 7, conv_ops.BLOCK_BYTES // 3)]  # 3 rows per block
+    geometry = conv_ops.geometry
+    rows = list(geometry.blocks(5, 7, geometry.BLOCK_BYTES // 3))  # 3 rows per block
     cells = [(n, y) for ns, ys in rows for n in range(ns.start, ns.stop) for y in range(ys.start, ys.stop)]
     assert cells == [(n, y) for n in range(5) for y in range(7)]
     assert {ys.stop - ys.start for _, ys in rows} == {3, 1}

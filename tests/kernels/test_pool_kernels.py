@@ -13,7 +13,6 @@ import pytest
 import dlbasics as dl
 from dlbasics import kernels, nn
 from dlbasics.kernels.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
-from dlbasics.ops import conv as conv_ops
 from dlbasics.ops._layout import axis_order
 from dlbasics.ops.pool import AvgPool2d, MaxPool2d
 from tests.kernels.common import TOL, assert_same, both, run_layer
@@ -236,10 +235,10 @@ def test_pool_layers_give_the_same_with_and_without_kernels(make, layout, dtype,
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lowering", [None, "planar", "toeplitz", "shifted", "channels_last"])
 @pytest.mark.parametrize("pool", ["max", "avg"])
-def test_conv_output_feeds_the_pool_in_its_layout(pool, lowering, dtype, monkeypatch):
+def test_conv_output_feeds_the_pool_in_its_layout(pool, lowering, dtype, monkeypatch, force_lowering):
     """conv -> ReLU -> pool -> Flatten -> Linear, each conv lowering's output layout (channels-last, with gaps,
     (N, H, C, W), (C, N, H, W)) feeding the pool, and the Flatten's NCHW gradient coming back."""
-    monkeypatch.setattr(conv_ops, "LOWERING", lowering)
+    force_lowering(lowering)
     dl.manual_seed(4)
     make_pool = nn.MaxPool2d(3, stride=2) if pool == "max" else nn.AvgPool2d(2)
     side = 4 if pool == "max" else 5

@@ -51,9 +51,18 @@ CASES = [
 ]
 
 
+def _value_id(v: Any) -> str:
+    """A test id part that is the same in every process (no memory addresses: pytest-xdist compares them)."""
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(_value_id(e) for e in v) + "]"
+    if hasattr(v, "__name__"):
+        return v.__name__
+    return type(v).__name__ if " at 0x" in repr(v) else repr(v)
+
+
 def _case_id(case: tuple) -> str:
     name, kwargs, opt, _ = case
-    args = ",".join(f"{k}={getattr(v, '__name__', v)}" for k, v in kwargs.items())
+    args = ",".join(f"{k}={_value_id(v)}" for k, v in kwargs.items())
     return f"{name}({args})-{opt}"
 
 

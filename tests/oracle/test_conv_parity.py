@@ -480,7 +480,7 @@ def test_conv_transpose2d_matches_torch_float64(case: Case, transpose_lowering) 
                                   "dil21_stride2_pad1", "dcgan_64_to_1_14_to_28"])
 def test_conv_transpose2d_in_tiny_blocks_matches_torch(name: str, monkeypatch) -> None:
     """At 64 bytes every block of the col2im (forward) and of the gathers (backward) is one row of one image."""
-    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(conv_ops.geometry, "BLOCK_BYTES", 64)
     check(_TRANSPOSE_BY_ID["conv_transpose2d_" + name])
 
 
