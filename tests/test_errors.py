@@ -214,6 +214,13 @@ ELSEWHERE = {
                               "test_only_tasks_whose_loss_and_evaluation_are_means_over_samples_train_on_ranks",
     "cv-workers-and-ranks": "tests/distributed/test_shares.py::test_cv_workers_and_mpi_ranks_do_not_mix",
     "rank-failed": "tests/distributed/test_mpi.py::test_a_failing_rank_ends_the_job_within_seconds",
+    "idx-corrupt": "tests/data/test_reader_fuzz.py::test_idx_reader_on_mutated_and_random_files",
+    "cifar-corrupt": "tests/data/test_reader_fuzz.py::test_cifar_batch_reader_on_mutated_and_random_files",
+    "checkpoint-corrupt": "tests/data/test_reader_fuzz.py::test_read_checkpoint_on_mutated_and_random_files",
+    "toml-corrupt": "tests/data/test_reader_fuzz.py::test_read_toml_on_mutated_and_random_files",
+    "vocabulary-corrupt": "tests/data/test_reader_fuzz.py::test_tokenizer_reader_on_mutated_and_random_files",
+    "text-corrupt": "tests/data/test_reader_fuzz.py::test_text_data_set_on_mutated_and_random_files",
+    "pairs-corrupt": "tests/data/test_reader_fuzz.py::test_sentence_pairs_on_mutated_and_random_files",
 }
 
 

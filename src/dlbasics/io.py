@@ -21,6 +21,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save as _st_save
 
+from dlbasics.errors import CheckpointError
 from dlbasics.tensor import Tensor
 
 _META_KEY = "dlbasics"
@@ -70,17 +71,53 @@ def _key(k: Any, path: str) -> Any:
 
 
 def _decode(node: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    """The object of JSON skeleton ``node``; ValueError saying what is wrong if it is not one ``_encode`` makes."""
     if isinstance(node, list):
         return [_decode(v, arrays) for v in node]
     if isinstance(node, dict):
         if "__tensor__" in node:
-            return arrays[node["__tensor__"]]
+            return _array(node["__tensor__"], arrays)
         if "__tuple__" in node:
-            return tuple(_decode(v, arrays) for v in node["__tuple__"])
+            return tuple(_decode(v, arrays) for v in _list(node["__tuple__"], "__tuple__"))
         if "__items__" in node:
-            return OrderedDict((k, _decode(v, arrays)) for k, v in node["__items__"])
+            items = _list(node["__items__"], "__items__")
+            if not all(isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], bool | int | float | str)
+                       for kv in items):
+                raise ValueError("an __items__ entry is not a [key, value] pair")
+            return OrderedDict((k, _decode(v, arrays)) for k, v in items)
         return OrderedDict((k, _decode(v, arrays)) for k, v in node.items())
     return node
+
+
+def _array(key: Any, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    if not isinstance(key, str) or key not in arrays:
+        raise ValueError(f"the skeleton names an array {key!r} that the file does not hold")
+    return arrays[key]
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} holds a {type(value).__name__}, not a list")
+    return value
+
+
+def _check_header_length(path: Path) -> None:
+    """Refuse a file whose first 8 bytes (the little-endian length of its JSON header) promise more than the
+    file holds, before safetensors reads anything: ValueError saying so."""
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8)
+    if len(head) < 8:
+        raise ValueError(f"{size} bytes, too short for the 8-byte header length a safetensors file begins with")
+    n = int.from_bytes(head, "little")
+    if n > size - 8:
+        raise ValueError(f"its header length says {n:,} bytes of JSON, but the file holds {size - 8:,} bytes "
+                         "after it: truncated or not a safetensors file")
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -147,20 +184,29 @@ def load(path: str | os.PathLike) -> Any:
     """Load what ``save`` wrote: arrays come back as ``numpy.ndarray``, dicts as ``OrderedDict``.
 
     A safetensors file written elsewhere (e.g. by PyTorch) loads as a flat ``{name: array}`` dict.
+    ``FileNotFoundError`` if there is no file; ``CheckpointError`` (a ``ValueError``) naming the file and what
+    is wrong if it is not a safetensors file, is truncated, or holds a corrupt dlbasics skeleton. Memory
+    stays within the file's size: the header length is checked against it before anything is read.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load: no such file: {path}")
     try:
+        _check_header_length(path)
         with safe_open(str(path), framework="np") as f:
             arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a Mapping
             meta = f.metadata() or {}
-    except Exception as e:  # safetensors raises its own error types for a corrupt header
-        raise ValueError(f"load: {path} is not a readable safetensors file ({e})") from None
+    except Exception as e:  # safetensors raises its own error types (and numpy's, for a dtype it lacks)
+        raise CheckpointError(f"{path} is not a readable safetensors file ({_one_line(e)})") from None
     if _META_KEY not in meta:
         return OrderedDict(arrays)
-    info = json.loads(meta[_META_KEY])
-    skeleton = info["skeleton"]
-    if isinstance(skeleton, dict) and "__flat__" in skeleton:
-        return OrderedDict((k, arrays[k]) for k in skeleton["__flat__"])
-    return _decode(skeleton, arrays)
+    try:
+        info = json.loads(meta[_META_KEY])
+        if not isinstance(info, dict) or "skeleton" not in info:
+            raise ValueError(f"no skeleton in its {_META_KEY!r} metadata")
+        skeleton = info["skeleton"]
+        if isinstance(skeleton, dict) and "__flat__" in skeleton:
+            return OrderedDict((k, _array(k, arrays)) for k in _list(skeleton["__flat__"], "__flat__"))
+        return _decode(skeleton, arrays)
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError; RecursionError: too deep
+        raise CheckpointError(f"{path}: its {_META_KEY!r} metadata is corrupt ({_one_line(e)})") from None

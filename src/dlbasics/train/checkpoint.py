@@ -46,7 +46,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                               "not a run folder")
     try:
         state = load(path)
-    except ValueError as e:
+    except CheckpointError:
+        raise  # names the file and what is wrong with it
+    except (ValueError, OSError) as e:  # OSError: e.g. no permission to read it
         raise CheckpointError(f"{path} is not a readable checkpoint ({e})") from None
     if not isinstance(state, dict) or "position" not in state:
         raise CheckpointError(f"{path} is not a checkpoint of a training loop (no position)")

@@ -410,13 +410,31 @@ class _Mixed(Spelling):
 
 def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     """The keys of a TOML file, flat or in sections, and how each was written (``batch-size``)."""
+    import re
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--config: no such file: {path}")
     try:
-        loaded = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--config {path}: not valid TOML (not UTF-8: byte 0x{e.object[e.start]:02x} at offset "
+                          f"{e.start})") from None
+    except OSError as e:  # e.g. no permission: the user's to fix, so one line, not a traceback
+        raise ConfigError(f"--config {path}: cannot be read: {e.strerror or e}") from None
+    # tomllib's memory grows with the square of a dotted key's parts (one line "a.a.a...=1" of 16 kB takes
+    # 260 MB); a run description has two at most (a section and a key), so refuse a key of 16 before parsing
+    part = r"""(?:[\w-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+    if deep := re.search(rf"^[ \t]*\[*[ \t]*{part}(?:[ \t]*\.[ \t]*{part}){{15}}", text, flags=re.M):
+        line = text.count("\n", 0, deep.start()) + 1
+        raise ConfigError(f"--config {path}: not valid TOML for a run (line {line}: a dotted key of more than 15 "
+                          "parts; a run description nests at most [section] key)")
+    try:
+        loaded = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config {path}: not valid TOML ({e})") from None
+    except RecursionError:  # arrays or inline tables nested a thousand deep
+        raise ConfigError(f"--config {path}: not valid TOML (values nested too deeply to read)") from None
     written: dict[str, str] = {}
     for key, value in loaded.items():
         if isinstance(value, dict) and key in SECTIONS:

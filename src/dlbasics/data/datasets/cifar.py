@@ -70,13 +70,17 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def read_cifar_classes(path: str | Path) -> tuple[str, ...]:
     """The 10 class names of ``batches.meta.txt`` (one a line; blank lines ignored, as the file ends with some)."""
     path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"CIFAR-10 class names file not found: {path}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot be read as UTF-8 text: {e}") from None
     names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(names) != 10:
-        raise DataError(f"{path}: expected 10 class names, one a line, found {len(names)}: {list(names)}")
+        shown = repr(list(names))  # one line: repr escapes what is left of line breaks; cut, as a binary file is long
+        raise DataError(f"{path}: expected 10 class names, one a line, found {len(names)}: "
+                        f"{shown if len(shown) <= 200 else shown[:200] + ' ...'}")
     return names
 
 

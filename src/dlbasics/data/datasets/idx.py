@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -49,36 +51,67 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     Raises DataError (a ValueError) naming the file if it cannot be read, the magic number is wrong or the
     payload does not match the header (truncated or with extra bytes); DataNotFoundError (a
-    FileNotFoundError) if there is no such file.
+    FileNotFoundError) if there is no such file. The header is checked against the file's size before the
+    payload is read, and gzipped data is decompressed a chunk at a time up to the size the header implies,
+    so a header that lies about the size fails at once instead of allocating what it claims.
     """
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"IDX file not found: {path}")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            if f.read(2) != b"\x1f\x8b":  # the gzip magic number, whatever the file is called
+                f.seek(0)
+                return _read_idx_stream(path, f, os.fstat(f.fileno()).st_size)
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                return _read_idx_stream(path, stream, None)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
     except OSError as e:  # e.g. no permission: the user's to fix, so one line, not a traceback
         raise DataError(f"{path}: cannot be read: {e.strerror or e}") from None
-    if raw[:2] == b"\x1f\x8b":  # the gzip magic number, whatever the file is called
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES or raw[3] == 0:
-        raise DataError(f"{path}: not an IDX file: magic number {raw[:4].hex(' ')} is not 00 00 <type> <ndim> "
+
+
+def _read_idx_stream(path: Path, stream: BinaryIO, size: int | None) -> np.ndarray:
+    """The array of the IDX bytes in ``stream``: ``size`` is the raw file's size, None for gzipped data (its
+    decompressed size is known only by reading it, which stops one byte past what the header implies)."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES or magic[3] == 0:
+        raise DataError(f"{path}: not an IDX file: magic number {magic.hex(' ')} is not 00 00 <type> <ndim> "
                         f"with type in {', '.join(f'{k:02x}' for k in IDX_DTYPES)}")
-    dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
+    dtype, ndim = IDX_DTYPES[magic[2]], magic[3]
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, file has {len(raw)}")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected, got = math.prod(shape) * dtype.itemsize, len(raw) - header
+    sizes = stream.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, file has "
+                        f"{4 + len(sizes)}")
+    shape = struct.unpack(f">{ndim}I", sizes)
+    count = math.prod(shape)
+    expected = count * dtype.itemsize
+    if size is not None and size - header != expected:  # before reading: a lying header allocates nothing
+        got = size - header
+    else:
+        data = _read_at_most(stream, expected + 1)
+        got = len(data)
     if got != expected:
-        what = "truncated" if got < expected else "has extra bytes"
-        raise DataError(f"{path}: {what}: header says shape {shape} of {dtype.name} = {expected} bytes of data, "
-                        f"file has {got}")
+        what = "the file holds" if size is not None else "the decompressed file holds"
+        problem = "truncated" if got < expected else "has extra bytes"
+        more = f"{got:,} bytes of data" if size is not None or got < expected else "more"
+        raise DataError(f"{path}: {problem}: IDX header says shape {shape} of {dtype.name} ({expected:,} bytes of "
+                        f"data) but {what} {more}")
     # astype copies into a writable array in native byte order
-    return np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=header).reshape(shape).astype(
-        dtype.newbyteorder("="))
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _read_at_most(stream: BinaryIO, n: int) -> bytearray:
+    """Up to ``n`` bytes of ``stream``, read 1 MB at a time, so memory follows the bytes there, not ``n``."""
+    data = bytearray()
+    while len(data) < n:
+        chunk = stream.read(min(n - len(data), 1 << 20))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _find(root: Path, stem: str, hint: str) -> Path:

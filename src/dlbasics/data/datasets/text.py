@@ -12,6 +12,7 @@ from dlbasics.data.dataset import DatasetInfo, Splits
 from dlbasics.data.text import TextCorpus, TokenWindows
 from dlbasics.data.text import shakespeare as _shakespeare
 from dlbasics.data.text import text_file as _text_file
+from dlbasics.errors import DataError
 
 
 def windows(corpus: TextCorpus, block_size: int) -> Splits:
@@ -29,8 +30,16 @@ def shakespeare(block_size: int = 64) -> Splits:
 
 
 def text(path: str, block_size: int = 64, tokenizer: str = "char") -> Splits:
-    """Any UTF-8 text file (``--data text:PATH``), as characters or words (``tokenizer`` "char" or "word")."""
-    return windows(_text_file(path, tokenizer=tokenizer), block_size)
+    """Any UTF-8 text file (``--data text:PATH``), as characters or words (``tokenizer`` "char" or "word").
+
+    DataError naming the file if it is empty, not UTF-8, or too short for one window in each split."""
+    corpus = _text_file(path, tokenizer=tokenizer)
+    short = min(len(corpus.train), len(corpus.val))
+    if isinstance(block_size, int) and not isinstance(block_size, bool) and block_size >= 1 and short <= block_size:
+        raise DataError(f"{path}: too short: its {len(corpus.text):,} characters give {len(corpus.train):,} training "
+                        f"and {len(corpus.val):,} validation tokens, and a window of block_size {block_size} needs "
+                        f"{block_size + 1} in each; use a longer text or a smaller block_size (--block-size)")
+    return windows(corpus, block_size)
 
 
 __all__ = ["shakespeare", "text", "windows"]

@@ -59,9 +59,11 @@ def _decode(data: bytes, source: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _corpus(name: str, text: str, tokenizer: str | Tokenizer, val_fraction: float) -> TextCorpus:
+def _corpus(name: str, text: str, tokenizer: str | Tokenizer, val_fraction: float,
+            source: str | None = None) -> TextCorpus:
+    """The corpus of ``text``; its errors name ``source`` (the file), else ``name``."""
     if not text:
-        raise DataError(f"{name} is empty: there is no text to train on")
+        raise DataError(f"{source or name} is empty: there is no text to train on")
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
     cut = int(len(text) * (1 - val_fraction))  # nanoGPT: data[:int(n*0.9)], data[int(n*0.9):]
@@ -70,7 +72,8 @@ def _corpus(name: str, text: str, tokenizer: str | Tokenizer, val_fraction: floa
         space = re.compile(r"\s").search(text, cut)
         cut = space.start() if space else len(text)
     if cut == 0:
-        raise DataError(f"{name}: {len(text)} characters leave no training text with val_fraction={val_fraction}")
+        raise DataError(f"{source or name}: {len(text)} characters leave no training text with "
+                        f"val_fraction={val_fraction}")
     train_text, val_text = text[:cut], text[cut:]
     if isinstance(tokenizer, Tokenizer):
         tok = tokenizer
@@ -97,7 +100,15 @@ def text_file(path: str | os.PathLike, tokenizer: str | Tokenizer = "char", val_
         raise DataNotFoundError(f"no text file at {path}")
     if not path.is_file():
         raise DataNotFoundError(f"{path} is a folder, not a text file")
-    return _corpus(path.name, _decode(path.read_bytes(), str(path)), tokenizer, val_fraction)
+    return _corpus(path.name, _decode(_read_bytes(path), str(path)), tokenizer, val_fraction, str(path))
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of file ``path``; an unreadable file (no permission, ...) is a one-line ``DataError`` naming it."""
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read: {e.strerror or e}") from None
 
 
 def shakespeare(tokenizer: str | Tokenizer = "char", val_fraction: float = 0.1) -> TextCorpus:

@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from dlbasics.data.text.corpus import _decode
+from dlbasics.data.text.corpus import _decode, _read_bytes
 from dlbasics.errors import DataError, DataNotFoundError
 from dlbasics.io import atomic_write_text
 
@@ -54,7 +54,7 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     if not path.is_file():
         raise DataNotFoundError(f"{path} is a folder, not a sentence-pairs file")
     pairs = []
-    for number, line in enumerate(_decode(path.read_bytes(), str(path)).split("\n"), start=1):
+    for number, line in enumerate(_decode(_read_bytes(path), str(path)).split("\n"), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")

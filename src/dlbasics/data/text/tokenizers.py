@@ -99,7 +99,7 @@ class Tokenizer:
         if state.get("type") != cls.kind:
             raise DataError(f"{path} holds a {state.get('type')!r} tokenizer, not a {cls.kind!r} one; "
                             "load it with dl.data.text.load_tokenizer")
-        return cls.from_dict(state)
+        return _from_file(cls, state, path)
 
 
 def _read_json(path: str | os.PathLike) -> dict[str, Any]:
@@ -110,11 +110,32 @@ def _read_json(path: str | os.PathLike) -> dict[str, Any]:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path} is not a tokenizer file (not UTF-8 JSON: {e})") from None
-    if not isinstance(state, dict) or state.get("type") not in TOKENIZERS:
+    except RecursionError:
+        raise DataError(f"{path} is not a tokenizer file (JSON nested too deeply to read)") from None
+    except OSError as e:  # e.g. no permission: the user's to fix, so one line, not a traceback
+        raise DataError(f"{path}: cannot be read: {e.strerror or e}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("type"), str) or state["type"] not in TOKENIZERS:
         raise DataError(f"{path} is not a tokenizer file (no 'type' among {', '.join(TOKENIZERS)})")
     if state.get("format") != _FORMAT:
         raise DataError(f"{path}: tokenizer file format {state.get('format')!r}, this version reads {_FORMAT}")
     return state
+
+
+def _from_file(cls: type[Tokenizer], state: dict[str, Any], path: str | os.PathLike) -> Tokenizer:
+    """``cls.from_dict(state)`` for the state read from ``path``: a vocabulary that cannot be built (an entry of
+    the wrong type, a duplicate, ...) is a ``DataError`` naming the file."""
+    try:
+        return cls.from_dict(state)
+    except (ConfigError, DataError) as e:
+        raise DataError(f"{path}: not a valid {cls.kind} tokenizer file: {e}") from None
+
+
+def _list_of(state: dict[str, Any], key: str, who: str, default: Any = None) -> list[Any]:
+    """``state[key]``, which must be a list (``default`` if it is missing and one is given)."""
+    value = state.get(key, default)
+    if not isinstance(value, list | tuple):
+        raise DataError(f"{who}: {key!r} must be a list, got {type(value).__name__}")
+    return list(value)
 
 
 # ---- characters ------------------------------------------------------------------------------------------------
@@ -201,7 +222,7 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> CharTokenizer:
-        return cls(state["vocab"], unk=state.get("unk"))
+        return cls(_list_of(state, "vocab", "CharTokenizer"), unk=state.get("unk"))
 
     def __repr__(self) -> str:
         unk = "" if self.unk is None else f", unk={self.unk!r}"
@@ -362,10 +383,14 @@ class WordTokenizer(Tokenizer):
     def from_dict(cls, state: dict[str, Any]) -> WordTokenizer:
         """The tokenizer ``to_dict`` described; ``specials`` must begin with ``<pad> <unk> <bos> <eos>`` (files
         written before extra specials existed hold just those four)."""
-        specials = list(state.get("specials", SPECIAL_TOKENS))
+        specials = _list_of(state, "specials", "WordTokenizer", SPECIAL_TOKENS)
         if specials[:len(SPECIAL_TOKENS)] != list(SPECIAL_TOKENS):
             raise DataError(f"WordTokenizer: special tokens {specials} do not begin with {list(SPECIAL_TOKENS)}")
-        return cls(state["vocab"], lower=state.get("lower", True), extra_specials=specials[len(SPECIAL_TOKENS):])
+        lower = state.get("lower", True)
+        if not isinstance(lower, bool):
+            raise DataError(f"WordTokenizer: 'lower' must be true or false, got {lower!r}")
+        return cls(_list_of(state, "vocab", "WordTokenizer"), lower=lower,
+                   extra_specials=specials[len(SPECIAL_TOKENS):])
 
     def __repr__(self) -> str:
         extra = f", extra_specials={self.extra_specials}" if self.extra_specials else ""
@@ -451,7 +476,7 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTok
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """The tokenizer saved at ``path``, of whichever kind it is."""
     state = _read_json(path)
-    return TOKENIZERS[state["type"]].from_dict(state)
+    return _from_file(TOKENIZERS[state["type"]], state, path)
 
 
 def tokenizer_from_dict(state: dict[str, Any]) -> Tokenizer:
