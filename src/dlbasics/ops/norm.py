@@ -98,6 +98,7 @@ class BatchNorm(Function):
         training:   dx = s g - s inv_std^2 xc sum(g xc) / M - s sum(g) / M
         evaluation: dx = s g   (running statistics are constants)
         dgamma = inv_std sum(g xc),  dbeta = sum(g).
+    The textbook version on NCHW arrays, which the tests hold this one to: ``ops/references.py``.
     """
 
     def forward(self, x, gamma, beta, eps, mean=None, var=None, stats_out=None, relu=False):

@@ -123,7 +123,8 @@ class MaxPool2d(_Pool):
     """out = max over each window. The gradient goes to the first maximum of each window (PyTorch's rule);
     an input that is the maximum of several overlapping windows collects all their gradients. A NaN is the
     maximum of its window, and the last NaN of a window takes its gradient (PyTorch: a NaN replaces the running
-    maximum); padding is never a maximum (an all -inf window sends its gradient to its first real cell)."""
+    maximum); padding is never a maximum (an all -inf window sends its gradient to its first real cell).
+    The plain NCHW version of the same math, which the tests hold this one to: ``ops/references.py``."""
 
     name = "max_pool2d"
 
