@@ -92,12 +92,13 @@ def _dlbasics(*argv: str) -> list[str]:
 def test_two_workers_started_together_share_one_study(pg_url, tmp_path):
     # A tiny run (moons, 8 hidden units, 1 epoch) so that each trial takes a fraction of a second. The study and
     # its tables do not exist yet: the workers create them together (the first-use lock keeps that race safe).
+    # The same command on both, --seed included, as the README's recipe runs it on every machine.
     trials = {"a": 2, "b": 2}
     workers = {w: subprocess.Popen(_dlbasics(
         "tune", "--data", "moons", "--hidden", "8", "--epochs", "1", "--space", "lr=1e-3:1e-1:log",
-        "--trials", str(n), "--seed", str(i), "--storage", pg_url, "--study", "shared", "--no-prune",
+        "--trials", str(n), "--seed", "0", "--storage", pg_url, "--study", "shared", "--no-prune",
         "--out", str(tmp_path / w), "--quiet"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i, (w, n) in enumerate(trials.items())}
+        for w, n in trials.items()}
     for w, proc in workers.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"worker {w}: {err}"
@@ -106,6 +107,8 @@ def test_two_workers_started_together_share_one_study(pg_url, tmp_path):
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(sum(trials.values())))  # every trial once, none lost or doubled
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    lrs = [t.params["lr"] for t in study.trials]
+    assert len(set(lrs)) == len(lrs), f"workers with the same --seed proposed the same points: {lrs}"
     for w in trials:  # each worker wrote its own folder, and no password went into it
         files = {p.name: p.read_text(errors="replace") for p in (tmp_path / w).iterdir()}
         assert {"trials.csv", "best.json", "config.json", "model.safetensors"} <= set(files)
@@ -176,3 +179,18 @@ def test_passwords_are_hidden():
     with pytest.raises(ConfigError, match="not a database URL") as e:  # a refused URL does not echo it either
         tuning.check_storage("postgresql://me:pw@dbhost:notaport/db")
     assert "postgresql://me:***@dbhost:notaport/db" in str(e.value)
+
+
+def test_workers_with_the_same_seed_on_two_machines_draw_different_points(pg_url, monkeypatch):
+    # Two workers that start before either has recorded a trial both see an empty study; with the same --seed
+    # (the README's recipe) their samplers would then propose the same first points. Each takes its own number.
+    from dlbasics.train.tuning import Float
+
+    seeds = []
+    make = tuning.make_sampler
+    monkeypatch.setattr(tuning, "make_sampler", lambda name, seed: seeds.append(seed) or make(name, seed))
+    for machine in ("machine-a", "machine-b"):
+        monkeypatch.setattr(socket, "gethostname", lambda machine=machine: machine)
+        tuning.tune(lambda params, trial: params["x"], {"x": Float(0.0, 1.0)}, 1, seed=0, storage=pg_url,
+                    study_name=f"empty-on-{machine}")  # an empty study each, as both saw it at their start
+    assert len(seeds) == 2 and seeds[0] != seeds[1]

@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -338,6 +339,21 @@ def open_storage(storage: str | Path | Any | None) -> Any:
         raise ConfigError(f"--storage {hide_password(str(storage))}: cannot {what} ({lines[0]})") from None
 
 
+def _is_server(storage: Any) -> bool:
+    """Whether ``storage`` is a database server that several machines share (not an SQLite file)."""
+    return str(getattr(storage, "url", "")).startswith("postgresql")
+
+
+def _worker_number() -> int:
+    """A number of this process on this machine (host and process id), different for each worker of a shared
+    study: the same ``seed`` on every machine (the README's recipe) still gives each worker its own draws. A
+    study shared on a server is not reproducible trial by trial anyway: which worker takes which trial is a race."""
+    import socket
+    import zlib
+
+    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003
+
+
 @contextlib.contextmanager
 def _first_use_lock(url: str, engine_kwargs: Mapping[str, Any]) -> Iterator[None]:
     """Hold a PostgreSQL advisory lock while Optuna opens the storage. Opening an empty database creates Optuna's
@@ -524,7 +540,8 @@ def tune(objective: Objective, search_space: Mapping[str, Spec], n_trials: int, 
     ``"dlbasics-tune"``) continues it with its trials kept, and several processes can share it (give each its
     own ``seed``; across machines use a PostgreSQL server, ``"postgresql://USER@HOST/DB"``: SQLite files do not
     lock reliably over NFS). ``n_trials`` counts this call's trials, not the study's: two workers with
-    ``n_trials=10`` add 20 trials to their shared study.
+    ``n_trials=10`` add 20 trials to their shared study. On a server each worker's sampler also takes a number of
+    its own (host and process), so workers given the same ``seed`` do not propose the same points.
     ``pruner``: "median" (default), "none" or an Optuna pruner; the objective reports with ``trial.report``
     (``PruningCallback`` does it for ``fit``). ``n_jobs`` runs trials in threads. ``callbacks`` are Optuna
     study callbacks ``(study, frozen_trial)``, called after each trial. Exceptions from the objective other
@@ -554,8 +571,11 @@ def tune(objective: Objective, search_space: Mapping[str, Spec], n_trials: int, 
             done = len(create_study(opened, name, direction=direction, load_if_exists=load_if_exists).trials)
             # A resumed search must not replay the random draws of the first session (random search would
             # propose the very same points again): offset the seed by the trials already in the study.
+            offset = done
+            if _is_server(opened):  # workers started together see the same count: each also takes its own draw
+                offset += _worker_number()
             study = optuna.load_study(study_name=name, storage=opened, pruner=make_pruner(pruner),
-                                      sampler=make_sampler(sampler, None if seed is None else seed + done))
+                                      sampler=make_sampler(sampler, None if seed is None else seed + offset))
 
         def run_trial(trial: Any) -> float:
             params = {name: _suggest(trial, name, spec) for name, spec in search_space.items()}
