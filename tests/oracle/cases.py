@@ -40,6 +40,9 @@ class Case:
     const: tuple[int, ...] = ()  # positions of float inputs passed without requires_grad
     finite: bool = False  # also require every dl output and gradient to be finite
     nan_ok: bool = False  # the case makes nan/inf on purpose: NumPy's floating-point warnings are expected
+    # False where the case sits on a kink or makes NaN on purpose (ties, zeros, clamp bounds, all-ignored targets):
+    # finite differences define no gradient there, PyTorch's rule does; parity checks it, gradcheck does not
+    smooth: bool = True
 
     def __repr__(self) -> str:
         return self.id
@@ -239,7 +242,7 @@ ELEMENTWISE = [
     case("pow_tensor", lambda m, F, a, b: a**b, pos(3, 4), r(3, 4)),
     case("pow_tensor_bcast", lambda m, F, a, b: a**b, pos(3, 1), r(4)),
     case("pow_tensor_zero_base", lambda m, F, a, b: a**b,
-         exact(0.0, 1.0, 2.0, 0.0, 0.0, 3.0), exact(0.0, 0.0, 1.0, 2.0, 1.0, 0.0)),
+         exact(0.0, 1.0, 2.0, 0.0, 0.0, 3.0), exact(0.0, 0.0, 1.0, 2.0, 1.0, 0.0), smooth=False),
     # unary
     case("exp", lambda m, F, a: a.exp(), r(3, 4)),
     case("exp_fn", lambda m, F, a: m.exp(a), r(2, 3)),
@@ -254,7 +257,7 @@ ELEMENTWISE = [
     case("clamp_both", lambda m, F, a: a.clamp(-0.5, 0.5), r(4, 5)),
     case("clamp_min", lambda m, F, a: m.clamp(a, min=0.1), r(4, 5)),
     case("clamp_max", lambda m, F, a: m.clamp(a, max=-0.1), r(4, 5)),
-    case("clamp_at_bounds", lambda m, F, a: a.clamp(min=-1.0, max=1.0), exact(-1.0, 1.0, 0.0, -2.0, 2.0)),
+    case("clamp_at_bounds", lambda m, F, a: a.clamp(min=-1.0, max=1.0), exact(-1.0, 1.0, 0.0, -2.0, 2.0), smooth=False),
     case("clip_alias", lambda m, F, a: a.clip(-0.3, 0.3), r(6)),
     # maximum / minimum (ties split the gradient in half)
     case("maximum", lambda m, F, a, b: m.maximum(a, b), r(3, 4), r(3, 4)),
@@ -306,7 +309,7 @@ REDUCTIONS = [
     case("sum_0d_dim0", lambda m, F, a: a.sum(dim=0), r()),
     case("sum_fn", lambda m, F, a: m.sum(a, 0), r(4, 2)),
     case("sum_empty_tensor", lambda m, F, a: a.sum(dim=0), r(0, 3)),
-    case("var_single_element_is_nan", lambda m, F, a: a.var(dim=0), r(1, 3), nan_ok=True),
+    case("var_single_element_is_nan", lambda m, F, a: a.var(dim=0), r(1, 3), nan_ok=True, smooth=False),
     case("amax_0d", lambda m, F, a: (a.amax(), a.max(), a.amin(dim=0)), r()),
     case("mean_all", lambda m, F, a: a.mean(), r(3, 4)),
     case("mean_dim", lambda m, F, a: a.mean(dim=0), r(3, 4)),
@@ -328,21 +331,21 @@ REDUCTIONS = [
     case("amax_dim", lambda m, F, a: a.amax(dim=1), r(3, 4)),
     case("amax_negative_keepdim", lambda m, F, a: a.amax(dim=-2, keepdim=True), r(2, 3, 4)),
     case("amax_tuple", lambda m, F, a: m.amax(a, dim=(0, 2)), r(2, 3, 4)),
-    case("amax_ties_dim", lambda m, F, a: a.amax(dim=1), TIES),
-    case("amax_ties_all", lambda m, F, a: a.amax(), TIES),
-    case("amax_ties_tuple_keepdim", lambda m, F, a: m.amax(a, dim=(0, 1), keepdim=True), TIES),
+    case("amax_ties_dim", lambda m, F, a: a.amax(dim=1), TIES, smooth=False),
+    case("amax_ties_all", lambda m, F, a: a.amax(), TIES, smooth=False),
+    case("amax_ties_tuple_keepdim", lambda m, F, a: m.amax(a, dim=(0, 1), keepdim=True), TIES, smooth=False),
     case("amin_all", lambda m, F, a: a.amin(), r(3, 4)),
     case("amin_dim", lambda m, F, a: m.amin(a, dim=0), r(3, 4)),
     case("amin_tuple_keepdim", lambda m, F, a: a.amin(dim=(1, -1), keepdim=True), r(2, 3, 4)),
-    case("amin_ties", lambda m, F, a: a.amin(dim=1), -TIES),
+    case("amin_ties", lambda m, F, a: a.amin(dim=1), -TIES, smooth=False),
     case("max_all", lambda m, F, a: a.max(), r(3, 4)),
-    case("max_all_ties", lambda m, F, a: m.max(a), TIES),
+    case("max_all_ties", lambda m, F, a: m.max(a), TIES, smooth=False),
     case("min_all", lambda m, F, a: a.min(), r(3, 4)),
-    case("min_all_ties", lambda m, F, a: m.min(a), -TIES),
+    case("min_all_ties", lambda m, F, a: m.min(a), -TIES, smooth=False),
     case("max_dim", lambda m, F, a: a.max(dim=1), r(3, 4)),
     case("max_dim_keepdim", lambda m, F, a: a.max(dim=0, keepdim=True), r(3, 4)),
     case("max_dim_negative_3d", lambda m, F, a: m.max(a, dim=-1), r(2, 3, 4)),
-    case("max_dim_ties_first_index", lambda m, F, a: a.max(dim=1), TIES),
+    case("max_dim_ties_first_index", lambda m, F, a: a.max(dim=1), TIES, smooth=False),
     case("max_dim_values_indices_fields", lambda m, F, a: (a.max(dim=1).values * 2.0, a.max(dim=1).indices), r(3, 4)),
     case("min_dim", lambda m, F, a: a.min(dim=1), r(3, 4)),
     case("min_dim_keepdim_ties", lambda m, F, a: m.min(a, dim=0, keepdim=True), -TIES),
@@ -474,7 +477,7 @@ NONCONTIGUOUS = [
     case("nc_strided_mul_bcast", lambda m, F, a, b: a * b, strided(3, 4), r(4)),
     case("nc_strided_reshape", lambda m, F, a: a.reshape(-1), strided(3, 4)),
     case("nc_transposed_view", lambda m, F, a: a.view(2, 6), transposed(3, 4).copy(order="C")),
-    case("nc_transposed_amax_ties", lambda m, F, a: a.amax(dim=0), TIES.T),
+    case("nc_transposed_amax_ties", lambda m, F, a: a.amax(dim=0), TIES.T, smooth=False),
     case("nc_fortran_var", lambda m, F, a: a.var(dim=1), fortran(r(3, 5))),
     case("nc_transposed_index", lambda m, F, a, i: a[i, 1:], transposed(4, 3), np.array([0, 3, 0], np.int64)),
     case("nc_strided_gather", lambda m, F, a, i: a.gather(1, i), strided(3, 4), ix(4, 3, 2)),
@@ -506,11 +509,11 @@ ACTIVATIONS = [
     case("linear_bias_const", lambda m, F, x, w, b: F.linear(x, w, b), r(5, 4), r(3, 4), r(3), const=(2,)),
     case("linear_fortran_weight", lambda m, F, x, w, b: F.linear(x, w, b), transposed(5, 4), fortran(r(3, 4)), r(3)),
     case("relu", lambda m, F, x: F.relu(x), r(3, 4)),
-    case("relu_at_zero", lambda m, F, x: F.relu(x), WITH_ZEROS),
+    case("relu_at_zero", lambda m, F, x: F.relu(x), WITH_ZEROS, smooth=False),
     case("relu_fn_method", lambda m, F, x: (m.relu(x), x.relu()), r(5)),
     case("leaky_relu", lambda m, F, x: F.leaky_relu(x), r(3, 4)),
     case("leaky_relu_slope", lambda m, F, x: F.leaky_relu(x, 0.2), r(3, 4)),
-    case("leaky_relu_at_zero", lambda m, F, x: F.leaky_relu(x, negative_slope=0.3), WITH_ZEROS),
+    case("leaky_relu_at_zero", lambda m, F, x: F.leaky_relu(x, negative_slope=0.3), WITH_ZEROS, smooth=False),
     case("sigmoid", lambda m, F, x: F.sigmoid(x), r(3, 4, scale=3.0)),
     case("sigmoid_saturated", lambda m, F, x: m.sigmoid(x), exact(-100.0, -20.0, 0.0, 20.0, 100.0), finite=True),
     case("sigmoid_method", lambda m, F, x: x.sigmoid(), r(4)),
@@ -543,7 +546,7 @@ ACTIVATIONS = [
     case("softmax_with_minus_inf", lambda m, F, x: F.softmax(x, dim=-1),
          exact([0.5, -np.inf, 1.0], [-np.inf, 2.0, 0.0])),
     case("log_softmax_with_minus_inf", lambda m, F, x: F.log_softmax(x, dim=-1),
-         exact([0.5, -np.inf, 1.0], [-np.inf, 2.0, 0.0])),
+         exact([0.5, -np.inf, 1.0], [-np.inf, 2.0, 0.0]), smooth=False),
     case("log_softmax_huge_equal", lambda m, F, x: F.log_softmax(x, dim=-1),
          exact([1e4, 1e4, -1e4], [-1e4, -1e4, -1e4]), finite=True),
 ]
@@ -572,12 +575,13 @@ CROSS_ENTROPY = [
     case("ce_ignore_custom", lambda m, F, x, t: F.cross_entropy(x, t, ignore_index=1), r(N, C), T_IGN1),
     case("ce_ignore_weight", lambda m, F, x, t, w: F.cross_entropy(x, t, weight=w, ignore_index=1),
          r(N, C), T_IGN1, W, const=(2,)),
-    case("ce_all_ignored_mean_is_nan", lambda m, F, x, t: F.cross_entropy(x, t), r(N, C), T_ALL_IGN, nan_ok=True),
+    case("ce_all_ignored_mean_is_nan", lambda m, F, x, t: F.cross_entropy(x, t), r(N, C), T_ALL_IGN, nan_ok=True,
+         smooth=False),
     case("ce_all_ignored_sum", lambda m, F, x, t: F.cross_entropy(x, t, reduction="sum"), r(N, C), T_ALL_IGN),
     case("ce_all_ignored_smooth", lambda m, F, x, t: F.cross_entropy(x, t, label_smoothing=0.1), r(N, C), T_ALL_IGN,
-         nan_ok=True),
+         nan_ok=True, smooth=False),
     case("ce_zero_total_weight", lambda m, F, x, t, w: F.cross_entropy(x, t, weight=w),  # nan rows, as torch
-         r(3, C), np.array([0, 1, -100], np.int64), exact(0.0, 0.0, 1.0, 1.0), const=(2,), nan_ok=True),
+         r(3, C), np.array([0, 1, -100], np.int64), exact(0.0, 0.0, 1.0, 1.0), const=(2,), nan_ok=True, smooth=False),
     case("ce_smooth", lambda m, F, x, t: F.cross_entropy(x, t, label_smoothing=0.1), r(N, C), T_IDX),
     case("ce_smooth_sum", lambda m, F, x, t: F.cross_entropy(x, t, label_smoothing=0.2, reduction="sum"),
          r(N, C), T_IDX),
@@ -659,9 +663,10 @@ NLL = [
     case("nll_ignore_custom_weight", lambda m, F, x, t, w: F.nll_loss(x, t, weight=w, ignore_index=1),
          r(N, C), T_IGN1, W, const=(2,)),
     case("nll_ignore_sum", lambda m, F, x, t: F.nll_loss(x, t, reduction="sum"), r(N, C), T_IGN),
-    case("nll_all_ignored_mean_is_nan", lambda m, F, x, t: F.nll_loss(x, t), r(N, C), T_ALL_IGN, nan_ok=True),
+    case("nll_all_ignored_mean_is_nan", lambda m, F, x, t: F.nll_loss(x, t), r(N, C), T_ALL_IGN, nan_ok=True,
+         smooth=False),
     case("nll_zero_total_weight", lambda m, F, x, t, w: F.nll_loss(x, t, weight=w),  # nan where torch has nan
-         r(3, C), np.array([0, 1, -100], np.int64), exact(0.0, 0.0, 1.0, 1.0), const=(2,), nan_ok=True),
+         r(3, C), np.array([0, 1, -100], np.int64), exact(0.0, 0.0, 1.0, 1.0), const=(2,), nan_ok=True, smooth=False),
     case("nll_ignored_row_holds_minus_inf", lambda m, F, x, t: (F.nll_loss(x, t), F.nll_loss(x, t, reduction="none")),
          exact([-np.inf, -1.0, -2.0], [-0.5, -np.inf, -1.5]), np.array([-100, 0], np.int64), nan_ok=True),
     case("nll_4d", lambda m, F, x, t: F.nll_loss(x, t), X_4D, T_4D),
@@ -753,7 +758,7 @@ NORMALIZE = [
     case("normalize_pinf", lambda m, F, x: F.normalize(x, p=float("inf")), r(3, 4)),
     case("normalize_eps_clamps", lambda m, F, x: F.normalize(x, eps=0.5), r(4, 3, scale=0.1)),
     case("normalize_zero_row", lambda m, F, x: F.normalize(x), exact([0.0, 0.0, 0.0], [3.0, -4.0, 0.0]),
-         finite=True),
+         finite=True, smooth=False),
     case("normalize_noncontiguous", lambda m, F, x: F.normalize(x, dim=1), transposed(3, 5)),
 ]
 
@@ -763,32 +768,68 @@ FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE + N
 # ---- float64: both libraries in double precision, tight tolerance ------------------------------------------
 def _double(c: Case) -> Case:
     return Case("f64_" + c.id, c.fn, tuple(f64(x) if x.dtype.kind == "f" else x for x in c.inputs),
-                rtol=RTOL64, atol=ATOL64, const=c.const, finite=c.finite, nan_ok=c.nan_ok)
+                rtol=RTOL64, atol=ATOL64, const=c.const, finite=c.finite, nan_ok=c.nan_ok, smooth=c.smooth)
 
 
-_BY_ID = {c.id: c for c in OPS_CASES + FUNCTIONAL_CASES}
-FLOAT64_CASES = [
-    _double(_BY_ID[name])
-    for name in (
-        "add_bcast_rank", "div_bcast", "pow_tensor", "rpow_scalar_base", "sqrt", "log", "exp", "maximum_ties",
-        "sum_tuple", "mean_tuple_keepdim", "var_dim_correction0_keepdim", "std_all", "amax_ties_dim",
-        "max_dim", "int_array_repeats", "bool_mask_full", "gather_dim1_repeats", "mm_batch_bcast", "mm_1d_3d",
-        "cat_three_negative", "linear_3d_input", "gelu", "gelu_tanh", "sigmoid", "tanh", "softmax_3d_negative",
-        "log_softmax_huge", "ce_smooth_weight_ignore", "ce_4d_probs", "ce_huge", "nll_4d_weight_none",
-        "bce_target_grad_weight_pos_weight", "mse_target_grad", "mlp_cross_entropy", "attention_like",
-        "ce_probs_target_grad_weight_smooth_none", "layer_norm_like", "normalize", "normalize_p3",
-        "normalize_zero_row",
-    )
-]
+def _float_inputs(c: Case) -> list[int]:
+    return [i for i, x in enumerate(c.inputs) if x.dtype.kind == "f" and i not in c.const]
+
+
+# Every case with a float input runs three ways from its one declaration: parity in float32 (``check``), parity in
+# float64 (``check_float64``: both libraries in double precision, tight tolerance) and the finite-difference
+# gradient check in float64 (``check_gradcheck``, for the smooth cases with a float output)
+FLOAT64_CASES = [_double(c) for c in OPS_CASES + FUNCTIONAL_CASES if _float_inputs(c)]
 
 
 def check_float64(case: Case) -> None:
     """``check`` a float64 case, and that dl kept float64 in every float output and input gradient."""
     check(case)
-    outs, xs = run(case, "dl")
+    with warnings.catch_warnings():
+        if case.nan_ok:  # NaN on purpose: NumPy's warnings are expected, as in check
+            warnings.simplefilter("ignore")
+        outs, xs = run(case, "dl")
     for out in outs:
         if out.dtype.kind == "f":
             assert out.dtype == dl.float64, f"{case.id}: output is {out.dtype}, not float64"
     for x in xs:
-        if x.requires_grad:
+        if x.requires_grad and x.grad is not None:  # a comparison's inputs get none
             assert x.grad.dtype == dl.float64, f"{case.id}: grad is {x.grad.dtype}, not float64"
+
+
+def gradcheck_function(case: Case) -> tuple[Callable[..., Any], list[dl.Tensor]]:
+    """(fn, leaves): ``fn`` of the case's float inputs (float64 leaves) that contracts every float output with a
+    fixed random tensor, the scalar ``dl.autograd.gradcheck`` differentiates; the other inputs are constants."""
+    floats = _float_inputs(case)
+
+    def fn(*leaves: dl.Tensor) -> dl.Tensor:
+        given = iter(leaves)
+        xs = [next(given) if i in floats else _dl_tensor(f64(x) if x.dtype.kind == "f" else x, False)
+              for i, x in enumerate(case.inputs)]
+        outs = [o for o in _outputs(case.fn(dl, dl_F, *xs)) if o.dtype.kind == "f"]
+        rng = np.random.default_rng(zlib.crc32(case.id.encode()))
+        return sum(((o * dl.tensor(rng.standard_normal(o.shape), dtype=dl.float64)).sum() for o in outs),
+                   start=dl.tensor(0.0, dtype=dl.float64))
+
+    leaves = [dl.tensor(np.ascontiguousarray(case.inputs[i], dtype=np.float64), dtype=dl.float64, requires_grad=True)
+              for i in floats]
+    return fn, leaves
+
+
+def check_gradcheck(case: Case) -> None:
+    """The case's gradients in dlbasics against central finite differences, in float64."""
+    from dlbasics.autograd import gradcheck
+
+    fn, leaves = gradcheck_function(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore" if case.nan_ok else "error", RuntimeWarning)
+        assert gradcheck(fn, leaves), case.id
+
+
+def gradcheckable(case: Case) -> bool:
+    """Smooth, with a float input to differentiate and a float output to differentiate."""
+    if not case.smooth or not _float_inputs(case):
+        return False
+    fn, leaves = gradcheck_function(case)
+    with warnings.catch_warnings():  # at collection: a case's own NaN or inf is its test's business
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(*leaves).requires_grad

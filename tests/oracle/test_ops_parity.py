@@ -6,7 +6,7 @@ import pytest
 
 import dlbasics as dl
 
-from .cases import FLOAT64_CASES, OPS_CASES, Case, case, check, check_float64, r, run
+from .cases import FLOAT64_CASES, OPS_CASES, Case, case, check, check_float64, check_gradcheck, gradcheckable, r, run
 
 
 @pytest.mark.parametrize("case", OPS_CASES, ids=lambda c: c.id)
@@ -20,6 +20,11 @@ OPS_IDS = {c.id for c in OPS_CASES}
 @pytest.mark.parametrize("case", [c for c in FLOAT64_CASES if c.id[4:] in OPS_IDS], ids=lambda c: c.id)
 def test_op_matches_torch_float64(case: Case) -> None:
     check_float64(case)
+
+
+@pytest.mark.parametrize("case", [c for c in OPS_CASES if gradcheckable(c)], ids=lambda c: c.id)
+def test_op_gradients_match_finite_differences(case: Case) -> None:
+    check_gradcheck(case)
 
 
 def test_case_ids_are_unique() -> None:
