@@ -948,7 +948,110 @@ NORMALIZE = [
     case("normalize_noncontiguous", lambda m, F, x: F.normalize(x, dim=1), transposed(3, 5)),
 ]
 
-FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE + NORMALIZE
+# ---- the losses' options crossed with every reduction, and softmax over every dim ---------------------------------
+# Inputs from the spellings' own generator (the cases above keep theirs); logits scaled by 2, BCE targets in (0, 1).
+def _unit(*shape: int) -> np.ndarray:
+    return _spelling_rng.uniform(0.1, 0.9, shape).astype(np.float32)
+
+
+def _probs(*shape: int) -> np.ndarray:
+    """Rows of class probabilities along dim 1 (dim 0 for a 1-D shape)."""
+    p = _spelling_rng.uniform(0.1, 1.0, shape)
+    return (p / p.sum(axis=1 if len(shape) > 1 else 0, keepdims=True)).astype(np.float32)
+
+
+REDUCTIONS_ALL = ("mean", "sum", "none")
+T3, T3_IGN, T3_IGN2 = (np.array(t, np.int64) for t in ([1, 0, 3], [1, -100, 3], [2, 0, 2]))
+T_ND, T_ND_IGN = np.array([[2, 0], [1, 1]], np.int64), np.array([[2, -100], [1, 0]], np.int64)
+W4, W3 = f32([0.2, 1.0, 2.5, 0.7]), f32([1.5, 0.5, 2.0])
+Q34, Q_ND, Q4 = _probs(3, 4), _probs(2, 3, 2), _probs(4)
+# (name, loss(F, logits, *others, reduction), logits shape, the other inputs: targets, weights), for F.cross_entropy
+_CE_GRID = [
+    ("indices", lambda F, x, t, red: F.cross_entropy(x, t, reduction=red), (3, 4), (T3,)),
+    ("weight", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, reduction=red), (3, 4), (T3, W4)),
+    ("ignore_default", lambda F, x, t, red: F.cross_entropy(x, t, reduction=red), (3, 4), (T3_IGN,)),
+    ("ignore_2", lambda F, x, t, red: F.cross_entropy(x, t, ignore_index=2, reduction=red), (3, 4), (T3_IGN2,)),
+    ("weight_ignore", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, reduction=red), (3, 4), (T3_IGN, W4)),
+    ("smoothing", lambda F, x, t, red: F.cross_entropy(x, t, label_smoothing=0.1, reduction=red), (3, 4), (T3,)),
+    ("smoothing_weight", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, label_smoothing=0.2, reduction=red),
+     (3, 4), (T3, W4)),
+    ("smoothing_ignore", lambda F, x, t, red: F.cross_entropy(x, t, label_smoothing=0.3, reduction=red), (3, 4),
+     (T3_IGN,)),
+    ("smoothing_weight_ignore",
+     lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, label_smoothing=0.25, reduction=red), (3, 4),
+     (T3_IGN, W4)),
+    ("probs", lambda F, x, q, red: F.cross_entropy(x, q, reduction=red), (3, 4), (Q34,)),
+    ("probs_weight", lambda F, x, q, w, red: F.cross_entropy(x, q, weight=w, reduction=red), (3, 4), (Q34, W4)),
+    ("probs_smoothing", lambda F, x, q, red: F.cross_entropy(x, q, label_smoothing=0.15, reduction=red), (3, 4),
+     (Q34,)),
+    ("NCd_indices", lambda F, x, t, red: F.cross_entropy(x, t, reduction=red), (2, 3, 2), (T_ND,)),
+    ("NCd_weight_ignore", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, reduction=red), (2, 3, 2),
+     (T_ND_IGN, W3)),
+    ("NCd_smoothing", lambda F, x, t, red: F.cross_entropy(x, t, label_smoothing=0.1, reduction=red), (2, 3, 2),
+     (T_ND,)),
+    ("NCd_probs", lambda F, x, q, red: F.cross_entropy(x, q, reduction=red), (2, 3, 2), (Q_ND,)),
+    ("unbatched_index", lambda F, x, t, red: F.cross_entropy(x, t, reduction=red), (4,), (np.array(2),)),
+    ("unbatched_weight", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, reduction=red), (4,),
+     (np.array(1), W4)),
+    ("unbatched_probs", lambda F, x, q, red: F.cross_entropy(x, q, reduction=red), (4,), (Q4,)),
+]
+_NLL_GRID = [
+    ("indices", lambda F, x, t, red: F.nll_loss(x, t, reduction=red), (3, 4), (T3,)),
+    ("weight", lambda F, x, t, w, red: F.nll_loss(x, t, weight=w, reduction=red), (3, 4), (T3, W4)),
+    ("ignore_default", lambda F, x, t, red: F.nll_loss(x, t, reduction=red), (3, 4), (T3_IGN,)),
+    ("ignore_2", lambda F, x, t, red: F.nll_loss(x, t, ignore_index=2, reduction=red), (3, 4), (T3_IGN2,)),
+    ("weight_ignore", lambda F, x, t, w, red: F.nll_loss(x, t, weight=w, reduction=red), (3, 4), (T3_IGN, W4)),
+    ("of_log_softmax", lambda F, x, t, w, red: F.nll_loss(F.log_softmax(x, 1), t, weight=w, reduction=red), (3, 4),
+     (T3, W4)),
+    ("NCd_indices", lambda F, x, t, red: F.nll_loss(x, t, reduction=red), (2, 3, 2), (T_ND,)),
+    ("NCd_weight_ignore", lambda F, x, t, w, red: F.nll_loss(x, t, weight=w, reduction=red), (2, 3, 2),
+     (T_ND_IGN, W3)),
+    ("unbatched", lambda F, x, t, red: F.nll_loss(x, t, reduction=red), (4,), (np.array(3),)),
+    ("unbatched_weight", lambda F, x, t, w, red: F.nll_loss(x, t, weight=w, reduction=red), (4,), (np.array(0), W4)),
+]
+
+
+def _grid(prefix: str, grid: list, scale: float = 1.0) -> list[Case]:
+    """Each entry at each reduction; the other float inputs (probabilities, weights) are constants."""
+    return [case(f"{prefix}_{name}_{red}", lambda m, F, x, *rest, loss=loss, red=red: loss(F, x, *rest, red),
+                 sr(*shape) * np.float32(scale), *others,
+                 const=tuple(1 + i for i, o in enumerate(others) if o.dtype.kind == "f"))
+            for name, loss, shape, others in grid for red in REDUCTIONS_ALL]
+
+
+_BCE_W, _BCE_W_ROW, _POS_W = _unit(3, 2) * 2, f32([0.3, 1.7]), f32([2.0, 0.5])
+LOSS_GRID = _grid("ce_grid", _CE_GRID, 2.0) + _grid("nll_grid", _NLL_GRID) + [
+    # probability targets that require grad too
+    *[case(f"ce_grid_soft_target_{name}_{red}", lambda m, F, x, q, *w, f=f, red=red: f(F, x, q, *w, red),
+           sr(*shape), _probs(*shape), *w, const=(2,) if w else ())
+      for name, f, shape, w in [
+          ("probs", lambda F, x, q, red: F.cross_entropy(x, q, reduction=red), (3, 4), ()),
+          ("weight_smoothing",
+           lambda F, x, q, w, red: F.cross_entropy(x, q, weight=w, label_smoothing=0.1, reduction=red), (3, 4), (W4,)),
+          ("NCd", lambda F, x, q, w, red: F.cross_entropy(x, q, weight=w, reduction=red), (2, 3, 2), (W3,)),
+          ("unbatched", lambda F, x, q, red: F.cross_entropy(x, q, reduction=red), (4,), ())]
+      for red in REDUCTIONS_ALL],
+    # BCE with logits: the target requires grad as well
+    *[case(f"bce_grid_{name}_{red}", lambda m, F, x, y, *w, f=f, red=red: f(F, x, y, *w, red),
+           sr(3, 2) * np.float32(2), _unit(3, 2), *w, const=tuple(range(2, 2 + len(w))))
+      for name, f, w in [
+          ("plain", lambda F, x, y, red: F.binary_cross_entropy_with_logits(x, y, reduction=red), ()),
+          ("weight", lambda F, x, y, w, red: F.binary_cross_entropy_with_logits(x, y, weight=w, reduction=red),
+           (_BCE_W,)),
+          ("weight_row", lambda F, x, y, w, red: F.binary_cross_entropy_with_logits(x, y, weight=w, reduction=red),
+           (_BCE_W_ROW,)),
+          ("pos_weight",
+           lambda F, x, y, p, red: F.binary_cross_entropy_with_logits(x, y, pos_weight=p, reduction=red), (_POS_W,)),
+          ("weight_pos_weight", lambda F, x, y, w, p, red: F.binary_cross_entropy_with_logits(
+              x, y, weight=w, pos_weight=p, reduction=red), (_BCE_W, f32([3.0, 0.25])))]
+      for red in REDUCTIONS_ALL],
+    # softmax and log-softmax over every dim of a 3-D input, negative dims included
+    *[case(f"{name}_grid_dim{d}", lambda m, F, x, fn=fn, d=d: getattr(F, fn)(x, dim=d), sr(2, 3, 2))
+      for name, fn in (("softmax", "softmax"), ("log_softmax", "log_softmax")) for d in (0, 1, 2, -1, -2, -3)],
+]
+
+
+FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE + NORMALIZE + LOSS_GRID
 
 
 # ---- float64: both libraries in double precision, tight tolerance ------------------------------------------
