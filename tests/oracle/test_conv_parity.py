@@ -23,7 +23,20 @@ import dlbasics.nn.functional as dl_F
 from dlbasics import nn
 from dlbasics.ops import conv as conv_ops
 
-from .cases import Case, _double, case, check, check_float64, exact, f64, pos, r
+from .cases import (
+    Case,
+    _double,
+    _float_inputs,
+    case,
+    check,
+    check_float64,
+    check_gradcheck,
+    exact,
+    f64,
+    gradcheckable,
+    pos,
+    r,
+)
 from .test_layers_parity import copy_weights
 
 CONV = {"rtol": 1e-4, "atol": 1e-5}
@@ -223,8 +236,8 @@ CONV_TRANSPOSE_CASES = [
 
 
 # ---- max_pool2d ------------------------------------------------------------------------------------------------
-def mp(id: str, x: np.ndarray, *args, nan_ok: bool = False, **kw) -> Case:
-    return case("max_pool2d_" + id, lambda m, F, x: F.max_pool2d(x, *args, **kw), x, nan_ok=nan_ok)
+def mp(id: str, x: np.ndarray, *args, nan_ok: bool = False, smooth: bool = True, **kw) -> Case:
+    return case("max_pool2d_" + id, lambda m, F, x: F.max_pool2d(x, *args, **kw), x, nan_ok=nan_ok, smooth=smooth)
 
 
 # Ties: torch's CPU kernel sends each window's gradient to the FIRST maximum in row-major order within the window
@@ -256,18 +269,18 @@ MAX_POOL_CASES = [
     mp("input_nhwc_view", nhwc(2, 4, 6, 6), 3, stride=2, padding=1),
     mp("kwargs", r(2, 2, 6, 6), kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False),
     # ties
-    mp("ties_constant_k2", np.zeros((1, 2, 6, 6), np.float32), 2),
-    mp("ties_constant_k3_stride1", np.ones((1, 1, 4, 4), np.float32), 3, stride=1),
-    mp("ties_constant_pad1", np.zeros((1, 1, 4, 4), np.float32), 2, padding=1),
-    mp("ties_constant_ceil", np.full((1, 1, 5, 5), 2.0, np.float32), 2, ceil_mode=True),
-    mp("ties_integers_k2", ints(2, 3, 6, 6), 2),
-    mp("ties_integers_k3_stride2", ints(2, 3, 7, 7), 3, stride=2),
-    mp("ties_integers_k3_stride1_pad1", ints(2, 2, 6, 6), 3, stride=1, padding=1),
-    mp("ties_integers_dil2", ints(1, 2, 7, 7, low=0, high=1), 3, stride=1, dilation=2),
+    mp("ties_constant_k2", np.zeros((1, 2, 6, 6), np.float32), 2, smooth=False),
+    mp("ties_constant_k3_stride1", np.ones((1, 1, 4, 4), np.float32), 3, stride=1, smooth=False),
+    mp("ties_constant_pad1", np.zeros((1, 1, 4, 4), np.float32), 2, padding=1, smooth=False),
+    mp("ties_constant_ceil", np.full((1, 1, 5, 5), 2.0, np.float32), 2, ceil_mode=True, smooth=False),
+    mp("ties_integers_k2", ints(2, 3, 6, 6), 2, smooth=False),
+    mp("ties_integers_k3_stride2", ints(2, 3, 7, 7), 3, stride=2, smooth=False),
+    mp("ties_integers_k3_stride1_pad1", ints(2, 2, 6, 6), 3, stride=1, padding=1, smooth=False),
+    mp("ties_integers_dil2", ints(1, 2, 7, 7, low=0, high=1), 3, stride=1, dilation=2, smooth=False),
     # non-finite inputs: torch propagates nan and sends the gradient to it; an all -inf window still has a max
     mp("nan_propagates_and_takes_the_gradient", exact([[[1.0, np.nan, 2.0, 0.0], [0.0, 1.0, 3.0, np.nan]]]), 2,
-       nan_ok=True),
-    mp("all_minus_inf_with_padding", np.full((1, 1, 3, 3), -np.inf, np.float32), 3, stride=2, padding=1),
+       nan_ok=True, smooth=False),
+    mp("all_minus_inf_with_padding", np.full((1, 1, 3, 3), -np.inf, np.float32), 3, stride=2, padding=1, smooth=False),
     mp("shared_max_two_windows", SHARED_MAX, (1, 3), stride=(1, 2)),
     mp("shared_max_2d", exact([[[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 9.0, 0.0, 0.0],
                                  [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]]), 3, stride=2),
@@ -456,6 +469,17 @@ def test_matches_torch(case: Case, lowering) -> None:
 @pytest.mark.parametrize("case", FLOAT64_CONV_CASES, ids=lambda c: c.id)
 def test_matches_torch_float64(case: Case, lowering) -> None:
     check_float64(case)
+
+
+# the finite-difference check runs each smooth case once, with each layer's own lowering (every lowering equals the
+# reference, tests/ops/test_conv_lowerings.py); up to 1,000 input values, as gradcheck evaluates the op twice per value
+GRADCHECK_CASES = [c for c in CONV_PARITY_CASES + CONV_TRANSPOSE_CASES
+                   if sum(c.inputs[i].size for i in _float_inputs(c)) <= 1000 and gradcheckable(c)]
+
+
+@pytest.mark.parametrize("case", GRADCHECK_CASES, ids=lambda c: c.id)
+def test_gradients_match_finite_differences(case: Case) -> None:
+    check_gradcheck(case)
 
 
 @pytest.fixture(params=[None, "shifted-one-pixel-per-row", "channels_last"],
