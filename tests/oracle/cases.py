@@ -965,62 +965,53 @@ T3, T3_IGN, T3_IGN2 = (np.array(t, np.int64) for t in ([1, 0, 3], [1, -100, 3], 
 T_ND, T_ND_IGN = np.array([[2, 0], [1, 1]], np.int64), np.array([[2, -100], [1, 0]], np.int64)
 W4, W3 = f32([0.2, 1.0, 2.5, 0.7]), f32([1.5, 0.5, 2.0])
 Q34, Q_ND, Q4 = _probs(3, 4), _probs(2, 3, 2), _probs(4)
-# (name, loss(F, logits, *others, reduction), logits shape, the other inputs: targets, weights), for F.cross_entropy
-_CE_GRID = [
-    ("indices", lambda F, x, t, red: F.cross_entropy(x, t, reduction=red), (3, 4), (T3,)),
-    ("weight", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, reduction=red), (3, 4), (T3, W4)),
-    ("ignore_default", lambda F, x, t, red: F.cross_entropy(x, t, reduction=red), (3, 4), (T3_IGN,)),
-    ("ignore_2", lambda F, x, t, red: F.cross_entropy(x, t, ignore_index=2, reduction=red), (3, 4), (T3_IGN2,)),
-    ("weight_ignore", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, reduction=red), (3, 4), (T3_IGN, W4)),
-    ("smoothing", lambda F, x, t, red: F.cross_entropy(x, t, label_smoothing=0.1, reduction=red), (3, 4), (T3,)),
-    ("smoothing_weight", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, label_smoothing=0.2, reduction=red),
-     (3, 4), (T3, W4)),
-    ("smoothing_ignore", lambda F, x, t, red: F.cross_entropy(x, t, label_smoothing=0.3, reduction=red), (3, 4),
-     (T3_IGN,)),
-    ("smoothing_weight_ignore",
-     lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, label_smoothing=0.25, reduction=red), (3, 4),
-     (T3_IGN, W4)),
-    ("probs", lambda F, x, q, red: F.cross_entropy(x, q, reduction=red), (3, 4), (Q34,)),
-    ("probs_weight", lambda F, x, q, w, red: F.cross_entropy(x, q, weight=w, reduction=red), (3, 4), (Q34, W4)),
-    ("probs_smoothing", lambda F, x, q, red: F.cross_entropy(x, q, label_smoothing=0.15, reduction=red), (3, 4),
-     (Q34,)),
-    ("NCd_indices", lambda F, x, t, red: F.cross_entropy(x, t, reduction=red), (2, 3, 2), (T_ND,)),
-    ("NCd_weight_ignore", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, reduction=red), (2, 3, 2),
-     (T_ND_IGN, W3)),
-    ("NCd_smoothing", lambda F, x, t, red: F.cross_entropy(x, t, label_smoothing=0.1, reduction=red), (2, 3, 2),
-     (T_ND,)),
-    ("NCd_probs", lambda F, x, q, red: F.cross_entropy(x, q, reduction=red), (2, 3, 2), (Q_ND,)),
-    ("unbatched_index", lambda F, x, t, red: F.cross_entropy(x, t, reduction=red), (4,), (np.array(2),)),
-    ("unbatched_weight", lambda F, x, t, w, red: F.cross_entropy(x, t, weight=w, reduction=red), (4,),
-     (np.array(1), W4)),
-    ("unbatched_probs", lambda F, x, q, red: F.cross_entropy(x, q, reduction=red), (4,), (Q4,)),
+# (name, logits shape, target, class weights or None, options): the forms cross_entropy and nll_loss share
+_CLASS_TARGETS = [
+    ("indices", (3, 4), T3, None, {}),
+    ("weight", (3, 4), T3, W4, {}),
+    ("ignore_default", (3, 4), T3_IGN, None, {}),
+    ("ignore_2", (3, 4), T3_IGN2, None, {"ignore_index": 2}),
+    ("weight_ignore", (3, 4), T3_IGN, W4, {}),
+    ("NCd_indices", (2, 3, 2), T_ND, None, {}),
+    ("NCd_weight_ignore", (2, 3, 2), T_ND_IGN, W3, {}),
+    ("unbatched_index", (4,), np.array(2), None, {}),
+    ("unbatched_weight", (4,), np.array(1), W4, {}),
 ]
-_NLL_GRID = [
-    ("indices", lambda F, x, t, red: F.nll_loss(x, t, reduction=red), (3, 4), (T3,)),
-    ("weight", lambda F, x, t, w, red: F.nll_loss(x, t, weight=w, reduction=red), (3, 4), (T3, W4)),
-    ("ignore_default", lambda F, x, t, red: F.nll_loss(x, t, reduction=red), (3, 4), (T3_IGN,)),
-    ("ignore_2", lambda F, x, t, red: F.nll_loss(x, t, ignore_index=2, reduction=red), (3, 4), (T3_IGN2,)),
-    ("weight_ignore", lambda F, x, t, w, red: F.nll_loss(x, t, weight=w, reduction=red), (3, 4), (T3_IGN, W4)),
-    ("of_log_softmax", lambda F, x, t, w, red: F.nll_loss(F.log_softmax(x, 1), t, weight=w, reduction=red), (3, 4),
-     (T3, W4)),
-    ("NCd_indices", lambda F, x, t, red: F.nll_loss(x, t, reduction=red), (2, 3, 2), (T_ND,)),
-    ("NCd_weight_ignore", lambda F, x, t, w, red: F.nll_loss(x, t, weight=w, reduction=red), (2, 3, 2),
-     (T_ND_IGN, W3)),
-    ("unbatched", lambda F, x, t, red: F.nll_loss(x, t, reduction=red), (4,), (np.array(3),)),
-    ("unbatched_weight", lambda F, x, t, w, red: F.nll_loss(x, t, weight=w, reduction=red), (4,), (np.array(0), W4)),
+# cross_entropy's own: label smoothing and probability targets
+_CE_ONLY = [
+    ("smoothing", (3, 4), T3, None, {"label_smoothing": 0.1}),
+    ("smoothing_weight", (3, 4), T3, W4, {"label_smoothing": 0.2}),
+    ("smoothing_ignore", (3, 4), T3_IGN, None, {"label_smoothing": 0.3}),
+    ("smoothing_weight_ignore", (3, 4), T3_IGN, W4, {"label_smoothing": 0.25}),
+    ("probs", (3, 4), Q34, None, {}),
+    ("probs_weight", (3, 4), Q34, W4, {}),
+    ("probs_smoothing", (3, 4), Q34, None, {"label_smoothing": 0.15}),
+    ("NCd_smoothing", (2, 3, 2), T_ND, None, {"label_smoothing": 0.1}),
+    ("NCd_probs", (2, 3, 2), Q_ND, None, {}),
+    ("unbatched_probs", (4,), Q4, None, {}),
 ]
 
 
-def _grid(prefix: str, grid: list, scale: float = 1.0) -> list[Case]:
-    """Each entry at each reduction; the other float inputs (probabilities, weights) are constants."""
-    return [case(f"{prefix}_{name}_{red}", lambda m, F, x, *rest, loss=loss, red=red: loss(F, x, *rest, red),
-                 sr(*shape) * np.float32(scale), *others,
-                 const=tuple(1 + i for i, o in enumerate(others) if o.dtype.kind == "f"))
-            for name, loss, shape, others in grid for red in REDUCTIONS_ALL]
+def _grid(prefix: str, loss: str, forms: list, scale: float = 1.0) -> list[Case]:
+    """``F.<loss>(logits, target, weight=..., **options)`` for each form at each reduction; the target and the
+    weights are inputs that need no gradient."""
+    cases = []
+    for name, shape, target, weight, options in forms:
+        others = (target,) if weight is None else (target, weight)
+        for red in REDUCTIONS_ALL:
+            def fn(m, F, x, t, *w, options=options, red=red):
+                return getattr(F, loss)(x, t, **({"weight": w[0]} if w else {}), **options, reduction=red)
+
+            cases.append(case(f"{prefix}_{name}_{red}", fn, sr(*shape) * np.float32(scale), *others,
+                              const=tuple(1 + i for i, o in enumerate(others) if o.dtype.kind == "f")))
+    return cases
 
 
 _BCE_W, _BCE_W_ROW, _POS_W = _unit(3, 2) * 2, f32([0.3, 1.7]), f32([2.0, 0.5])
-LOSS_GRID = _grid("ce_grid", _CE_GRID, 2.0) + _grid("nll_grid", _NLL_GRID) + [
+LOSS_GRID = _grid("ce_grid", "cross_entropy", _CLASS_TARGETS + _CE_ONLY, 2.0) + _grid(
+    "nll_grid", "nll_loss", _CLASS_TARGETS) + [
+    *[case(f"nll_grid_of_log_softmax_{red}", lambda m, F, x, t, w, red=red: F.nll_loss(
+        F.log_softmax(x, 1), t, weight=w, reduction=red), sr(3, 4), T3, W4, const=(2,)) for red in REDUCTIONS_ALL],
     # probability targets that require grad too
     *[case(f"ce_grid_soft_target_{name}_{red}", lambda m, F, x, q, *w, f=f, red=red: f(F, x, q, *w, red),
            sr(*shape), _probs(*shape), *w, const=(2,) if w else ())
