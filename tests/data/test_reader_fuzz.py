@@ -527,6 +527,59 @@ def test_sentence_pairs_on_mutated_and_random_files(folder, data):
     holds(read_pairs, path, DataError, pairs_well_formed)
 
 
+# ---- 6. a run folder: its config.json and tokenizer.json (what evaluate, predict, generate and --resume read) -----
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    """A finished run folder of a tiny character model (config.json and tokenizer.json both written)."""
+    from dlbasics.train import commands
+
+    out = tmp_path_factory.mktemp("runs") / "lm"
+    cfg = RunConfig.from_options(model="char_lstm", hidden_size=8, n_layer=1, steps=2, eval_every=2,
+                                 block_size=8, batch_size=2)
+    commands.train(cfg, out=out, verbose=0)
+    return out
+
+
+def copy_of_run(run: Path, folder: Path, name: str, data: bytes) -> Path:
+    """A copy of ``run`` (its small files) whose ``name`` holds ``data``."""
+    import shutil
+
+    copy = folder / "run"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
+    (copy / name).write_bytes(data)
+    return copy
+
+
+def run_well_formed(run: Any) -> None:
+    assert run.kind in ("train", "cv", "ensemble", "tune", "compress") and run.config is not None
+
+
+@fuzz(150)
+@given(data=st.data())
+def test_a_run_folder_with_a_mutated_config(folder, text_run, data):
+    from dlbasics.errors import RunFolderError
+    from dlbasics.train.rundir import open_run
+
+    valid = json.loads((text_run / "config.json").read_text())
+    text = json.dumps(data.draw(mutated_json(valid))).encode() if data.draw(st.booleans()) else \
+        data.draw(mutated((text_run / "config.json").read_bytes()))
+    run = copy_of_run(text_run, folder, "config.json", text)
+    holds(lambda path: open_run(path.parent), run / "config.json", RunFolderError, run_well_formed)
+
+
+@fuzz(150)
+@given(data=st.data())
+def test_a_run_folder_with_a_mutated_tokenizer(folder, text_run, data):
+    from dlbasics.train.rundir import load_tokenizer as run_tokenizer
+
+    valid = json.loads((text_run / "tokenizer.json").read_text())
+    text = json.dumps(data.draw(mutated_json(valid))).encode() if data.draw(st.booleans()) else \
+        data.draw(mutated((text_run / "tokenizer.json").read_bytes()))
+    run = copy_of_run(text_run, folder, "tokenizer.json", text)
+    holds(lambda path: run_tokenizer(path.parent), run / "tokenizer.json", DataError, tokenizer_well_formed)
+
+
 # ---- lying headers: refused before anything of their size is allocated ------------------------------------------
 MB = 2**20
 

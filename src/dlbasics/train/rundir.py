@@ -273,18 +273,16 @@ def _weights(model: Module, file: Path) -> Module:
 
 
 def load_tokenizer(path: str | Path | RunFolder) -> Any:
-    """The tokenizer a text run trained with (its ``tokenizer.json``)."""
-    from dlbasics.data.text import tokenizer_from_dict
+    """The tokenizer a text run trained with (its ``tokenizer.json``, read as ``Tokenizer.save`` writes one: a
+    damaged file is a ``DataError`` naming it)."""
+    from dlbasics.data.text.tokenizers import load_tokenizer as read_tokenizer
 
     run = path if isinstance(path, RunFolder) else open_run(path)
     file = run.path / TOKENIZER
     if not file.is_file():
         raise RunFolderError(f"{run.path} holds no {TOKENIZER}: it is not the run of a text model "
                              f"({run.config.model.name} on {run.config.data.name})")
-    try:
-        return tokenizer_from_dict(json.loads(file.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as e:
-        raise RunFolderError(f"{file}: not a readable tokenizer ({e})") from None
+    return read_tokenizer(file)
 
 
 def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = None, episodes: int | None = None,
