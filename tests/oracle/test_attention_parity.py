@@ -15,7 +15,7 @@ import torch.nn.functional as torch_F
 import dlbasics as dl
 from dlbasics.nn.layers.attention import MultiheadAttention
 from dlbasics.ops.attention import scaled_dot_product_attention
-from tests.oracle.cases import RTOL64, case, check
+from tests.oracle.cases import RTOL64, _float_inputs, case, check, check_gradcheck, gradcheckable
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -106,6 +106,16 @@ SDPA_CASES = [
 @pytest.mark.parametrize("c", SDPA_CASES, ids=repr)
 def test_sdpa_matches_pytorch(c):
     check(c)
+
+
+# the same cases against finite differences, those in float64 up to 1,000 input values (not the GPT-sized ones)
+SDPA_GRADCHECK_CASES = [c for c in SDPA_CASES if c.inputs[0].dtype == np.float64
+                        and sum(c.inputs[i].size for i in _float_inputs(c)) <= 1000 and gradcheckable(c)]
+
+
+@pytest.mark.parametrize("c", SDPA_GRADCHECK_CASES, ids=repr)
+def test_sdpa_gradients_match_finite_differences(c):
+    check_gradcheck(c)
 
 
 def test_sdpa_dropout_zero_is_exact_and_statistics_hold():
