@@ -309,6 +309,17 @@ def broadcast(array: np.ndarray | Tensor, src: int = 0) -> None:
     _in_place(arr, lambda buf: group.run("broadcast", group.comm.Bcast, buf, root=int(src)))
 
 
+def same_on_every_rank(text: str) -> bool:
+    """Whether every rank passed the same ``text`` (compared by a 56-bit digest, in one all-reduce of its largest
+    and its negated smallest value: equal everywhere iff max == min)."""
+    import hashlib  # not hash(): Python salts str hashes per process
+
+    digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
+    extremes = np.array([digest, -digest], dtype=np.int64)
+    all_reduce(extremes, op=ReduceOp.MAX)
+    return bool(extremes[0] == -extremes[1])
+
+
 def broadcast_text(text: str | None, src: int = 0) -> str:
     """Rank ``src``'s ``text`` on every rank (UTF-8 bytes, no pickle); other ranks may pass None."""
     group = _require("broadcast_text")
@@ -337,4 +348,4 @@ def barrier() -> None:
 
 __all__ = ["DEFAULT_TIMEOUT", "ReduceOp", "all_gather_text", "all_reduce", "barrier", "broadcast", "broadcast_text",
            "destroy_process_group", "get_rank", "get_world_size", "init_process_group", "is_initialized",
-           "launched_world_size"]
+           "launched_world_size", "same_on_every_rank"]

@@ -42,7 +42,7 @@ from dlbasics.data.text import (
     read_pairs,
     text_file,
 )
-from dlbasics.errors import CheckpointError, ConfigError, DataError
+from dlbasics.errors import CheckpointError, ConfigError, DataError, RunFolderError
 from dlbasics.train.checkpoint import read_checkpoint, write_checkpoint
 from dlbasics.train.config import RunConfig, read_toml
 from tests.data.test_datasets import CODES, write_idx
@@ -540,44 +540,40 @@ def text_run(tmp_path_factory) -> Path:
     return out
 
 
-def copy_of_run(run: Path, folder: Path, name: str, data: bytes) -> Path:
-    """A copy of ``run`` (its small files) whose ``name`` holds ``data``."""
-    import shutil
-
-    copy = folder / "run"
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
-    (copy / name).write_bytes(data)
-    return copy
-
-
 def run_well_formed(run: Any) -> None:
     assert run.kind in ("train", "cv", "ensemble", "tune", "compress") and run.config is not None
 
 
-@fuzz(150)
-@given(data=st.data())
-def test_a_run_folder_with_a_mutated_config(folder, text_run, data):
-    from dlbasics.errors import RunFolderError
+def _open_run(file: Path) -> Any:
     from dlbasics.train.rundir import open_run
 
-    valid = json.loads((text_run / "config.json").read_text())
-    text = json.dumps(data.draw(mutated_json(valid))).encode() if data.draw(st.booleans()) else \
-        data.draw(mutated((text_run / "config.json").read_bytes()))
-    run = copy_of_run(text_run, folder, "config.json", text)
-    holds(lambda path: open_run(path.parent), run / "config.json", RunFolderError, run_well_formed)
+    return open_run(file.parent)
 
 
+def _run_tokenizer(file: Path) -> Any:
+    from dlbasics.train.rundir import load_tokenizer
+
+    return load_tokenizer(file.parent)
+
+
+@pytest.mark.parametrize("name, read, error, well_formed", [
+    ("config.json", _open_run, RunFolderError, run_well_formed),
+    ("tokenizer.json", _run_tokenizer, DataError, tokenizer_well_formed),
+])
 @fuzz(150)
 @given(data=st.data())
-def test_a_run_folder_with_a_mutated_tokenizer(folder, text_run, data):
-    from dlbasics.train.rundir import load_tokenizer as run_tokenizer
+def test_a_run_folder_with_a_mutated_file(folder, text_run, data, name, read, error, well_formed):
+    """A copy of the run (its small files) whose ``name`` is mutated: as a JSON tree, or as bytes."""
+    import shutil
 
-    valid = json.loads((text_run / "tokenizer.json").read_text())
-    text = json.dumps(data.draw(mutated_json(valid))).encode() if data.draw(st.booleans()) else \
-        data.draw(mutated((text_run / "tokenizer.json").read_bytes()))
-    run = copy_of_run(text_run, folder, "tokenizer.json", text)
-    holds(lambda path: run_tokenizer(path.parent), run / "tokenizer.json", DataError, tokenizer_well_formed)
+    valid = (text_run / name).read_bytes()
+    mutant = json.dumps(data.draw(mutated_json(json.loads(valid)))).encode() if data.draw(st.booleans()) else \
+        data.draw(mutated(valid))
+    copy = folder / "run"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(text_run, copy, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
+    (copy / name).write_bytes(mutant)
+    holds(read, copy / name, error, well_formed)
 
 
 # ---- lying headers: refused before anything of their size is allocated ------------------------------------------

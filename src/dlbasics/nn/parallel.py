@@ -29,7 +29,6 @@ checkpoint saves. ``sync_buffers()`` makes them identical everywhere, e.g. befor
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -89,13 +88,12 @@ def _bucketize(tensors: Iterable[Tensor], cap_bytes: int) -> list[list[Tensor]]:
     return done + [group for group in open_.values() if group]
 
 
-def _signature(module: Module, cap_bytes: int) -> int:
-    """A 56-bit digest of everything that must agree across ranks for the buckets to line up."""
+def _description(module: Module, cap_bytes: int) -> str:
+    """Everything that must agree across ranks for the buckets to line up."""
     parts = [f"p {n} {p.data.shape} {p.data.dtype} {p.requires_grad}" for n, p in module.named_parameters()]
     parts += [f"b {n} {b.data.shape} {b.data.dtype}" for n, b in module.named_buffers()]
     parts.append(f"cap {cap_bytes}")
-    # hashlib, not hash(): Python salts str hashes per process
-    return int.from_bytes(hashlib.blake2b("\n".join(parts).encode(), digest_size=7).digest(), "little")
+    return "\n".join(parts)
 
 
 class DistributedDataParallel(Module):
@@ -145,10 +143,7 @@ class DistributedDataParallel(Module):
             bucket.unpack_data()
 
     def _check_same_model(self, cap: int) -> None:
-        sig = _signature(self.module, cap)
-        extremes = np.array([sig, -sig], dtype=np.int64)
-        dist.all_reduce(extremes, op=dist.ReduceOp.MAX)  # [max, -min]: equal on every rank iff all agree
-        if extremes[0] != -extremes[1]:
+        if not dist.same_on_every_rank(_description(self.module, cap)):
             raise ConfigError("DistributedDataParallel: the ranks built different models (parameter or buffer "
                               "names, shapes or dtypes, or bucket_cap_mb differ); build the same model on every rank")
 

@@ -116,9 +116,7 @@ class DataParallel:
 
     def check_same_keys(self, keys: list[str]) -> None:
         """The reductions add values key by key: every rank must have logged the same keys."""
-        digest = np.array([hash_keys(keys), -hash_keys(keys)], dtype=np.int64)
-        dist.all_reduce(digest, op=dist.ReduceOp.MAX)
-        if digest[0] != -digest[1]:
+        if not dist.same_on_every_rank("\n".join(keys)):
             raise RuntimeError(f"rank {self.rank}: the ranks logged different values ({', '.join(keys)} here)")
 
     def any(self, flag: bool) -> bool:
@@ -126,12 +124,6 @@ class DataParallel:
         value = np.array([int(flag)], dtype=np.int64)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value[0])
-
-
-def hash_keys(keys: list[str]) -> int:
-    import hashlib
-
-    return int.from_bytes(hashlib.blake2b("\n".join(keys).encode(), digest_size=7).digest(), "little")
 
 
 __all__ = ["DataParallel", "check_task", "shard", "world"]
