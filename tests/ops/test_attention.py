@@ -1,7 +1,10 @@
 """Scaled dot-product attention and MultiheadAttention against PyTorch: forward values and every gradient (the
-inputs', a float mask's, every parameter's), float64 to rounding and float32 to a few ulps; masks of both
-kinds, broadcast, causal, a custom scale, queries with every key masked. Dropout cannot match PyTorch draw for
-draw: its statistics, its determinism and p = 0 are tested instead."""
+inputs', a float mask's, every parameter's), float64 to rounding and float32 to a few ulps; masks of both kinds,
+broadcast, causal, a custom scale, queries with every key masked - each case from the one table's harness
+(``tests/cases.py``), so each also runs the finite-difference check. Dropout cannot match PyTorch draw for draw:
+its statistics, its determinism and p = 0 are tested instead, and its backward (a fixed seed draws the same mask on
+every evaluation), the packed self-attention input and MultiheadAttention's every parameter by finite differences.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,10 @@ import torch
 import torch.nn.functional as torch_F
 
 import dlbasics as dl
+from dlbasics.autograd import gradcheck
 from dlbasics.nn.layers.attention import MultiheadAttention
-from dlbasics.ops.attention import scaled_dot_product_attention
-from tests.oracle.cases import RTOL64, _float_inputs, case, check, check_gradcheck, gradcheckable
+from dlbasics.ops.attention import attend, scaled_dot_product_attention
+from tests.cases import RTOL64, _float_inputs, case, check, check_gradcheck, gradcheckable
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -324,3 +328,59 @@ def test_mha_errors_name_the_problem():
         mha(x, x, x, key_padding_mask=np.zeros((3, 5), bool))
     with pytest.raises(AssertionError, match="only bool and floating types of key_padding_mask"):
         mha(x, x, x, key_padding_mask=np.zeros((3, 4), np.int64))
+
+
+# ---- what no parity can check: finite differences in float64 ---------------------------------------------------------
+_dl_only_rng = np.random.default_rng(31)
+
+
+def r_dl_only(*shape: int) -> np.ndarray:
+    return _dl_only_rng.standard_normal(shape)
+
+
+BOOL = _dl_only_rng.random((3, 4)) > 0.4
+BOOL[:, 0] = True
+DEAD = BOOL.copy()
+DEAD[1] = False  # query 1 attends to nothing: zeros, no gradient
+
+
+def dl_only(name, fn, *arrays):
+    return pytest.param(fn, arrays, id=name)
+
+
+# What parity cannot check: dropout with dlbasics' own generator, and the packed path of the attention layers (the
+# plain cases of scaled_dot_product_attention are in the table above, with parity and this finite-difference check)
+DL_ONLY_CASES = [
+    dl_only("dropout_fixed_seed", lambda q, k, v: scaled_dot_product_attention(q, k, v, dropout_p=0.4, generator=7),
+            r_dl_only(2, 3, 3), r_dl_only(2, 4, 3), r_dl_only(2, 4, 2)),
+    dl_only("packed_self_attention", lambda x: attend([x], None, None, True, None, 0.0, None, packed=True),
+            r_dl_only(3, 2, 4, 3)),
+    dl_only("packed_with_dropout", lambda x: attend([x], DEAD[:, :3], None, False, 0.6, 0.3, 11, packed=True),
+            r_dl_only(3, 2, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("fn, arrays", DL_ONLY_CASES)
+def test_attention_gradcheck(fn, arrays):
+    inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
+    assert gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("self_attention", [True, False])
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_multihead_attention_gradcheck(self_attention, need_weights):
+    mha = MultiheadAttention(4, 2, dtype=np.float64)
+    with dl.no_grad():
+        mha.in_proj_bias.data[...] = r_dl_only(12)
+        mha.out_proj.bias.data[...] = r_dl_only(4)
+    params = list(mha.parameters())
+    kpm = np.array([[False, False, True], [False, False, False]])
+    if self_attention:
+        x = dl.tensor(r_dl_only(3, 2, 4), dtype=dl.float64, requires_grad=True)
+        fn = lambda x, *ps: mha(x, x, x, key_padding_mask=kpm, need_weights=need_weights)[0]  # noqa: E731
+        inputs = [x, *params]
+    else:
+        q, kv = (dl.tensor(r_dl_only(*s), dtype=dl.float64, requires_grad=True) for s in ((2, 2, 4), (3, 2, 4)))
+        fn = lambda q, kv, *ps: mha(q, kv, kv, key_padding_mask=kpm, need_weights=need_weights)[0]  # noqa: E731
+        inputs = [q, kv, *params]
+    assert gradcheck(fn, inputs)

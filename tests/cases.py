@@ -1,4 +1,9 @@
-"""One table of cases drives both libraries; a tiny harness checks dlbasics against PyTorch.
+"""One table of cases drives both libraries and three checks; a tiny harness checks dlbasics against PyTorch.
+
+Each case is declared once and runs three ways: parity with PyTorch in float32 (``check``), parity in float64
+(``check_float64``) and, where it is smooth, the finite-difference gradient check in float64 (``check_gradcheck``).
+The ops' cases run in ``tests/ops/test_ops.py``, nn.functional's in ``tests/nn/test_functional.py``; the
+convolution and attention tables (``tests/ops/test_conv.py``, ``tests/ops/test_attention.py``) use this harness.
 
 A case is ``(id, fn, inputs)``: ``fn(m, F, *xs)`` is written once and called with
 ``(m=dlbasics, F=dlbasics.nn.functional)`` and with ``(m=torch, F=torch.nn.functional)`` on tensors

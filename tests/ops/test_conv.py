@@ -1,6 +1,8 @@
 """Convolution, transposed convolution, pooling, padding and local response norm against PyTorch: the functional
-API through the shared one-table harness (``cases.case`` / ``cases.check``), the modules with torch's state_dict
-copied in, default init, and the shape errors.
+API through the one case table's harness (``tests/cases.py``: parity in float32 and float64 and, where smooth, the
+finite-difference check, each under every fast lowering), the modules with torch's state_dict copied in, default
+init and the shape errors; then the convolutions that compute only the gradients asked for, and the blocks their
+gathers run in. Each fast lowering also equals the reference convolution (``tests/ops/test_conv_lowerings.py``).
 
 Tolerances. Pooling, padding and LRN do a handful of float operations per output, so they keep the harness's
 default (rtol 1e-5, atol 1e-6). A conv output sums C/groups * kh * kw products, and its weight and bias gradients
@@ -19,11 +21,11 @@ import pytest
 import torch
 
 import dlbasics as dl
+import dlbasics.nn.functional as F
 import dlbasics.nn.functional as dl_F
 from dlbasics import nn
 from dlbasics.ops import conv as conv_ops
-
-from .cases import (
+from tests.cases import (
     Case,
     _double,
     _float_inputs,
@@ -37,7 +39,7 @@ from .cases import (
     pos,
     r,
 )
-from .test_layers_parity import copy_weights
+from tests.nn.test_layers import copy_weights
 
 CONV = {"rtol": 1e-4, "atol": 1e-5}
 _rng = np.random.default_rng(20240917)
@@ -1116,3 +1118,61 @@ def test_conv_transpose2d_dtypes_and_no_grad() -> None:
     x, w = dl.tensor(r(1, 2, 4, 4), requires_grad=True), dl.tensor(r(2, 3, 3, 3), requires_grad=True)
     with dl.no_grad():
         assert not dl_F.conv_transpose2d(x, w).requires_grad
+
+
+# ---- convolutions that compute only the gradients asked for ----------------------------------------------------------
+_partial_rng = np.random.default_rng(8765)
+LOWERINGS = ["toeplitz", "planar", "shifted", "shifted-one-pixel-per-row", "channels_last"]  # tests/conftest.py
+
+
+def r64(*shape: int) -> np.ndarray:
+    return _partial_rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("wanted", ["x", "w", "b", "xw", "xb", "wb"])
+def test_conv_transpose_computes_only_the_gradients_asked_for(wanted):
+    arrays = {"x": r64(2, 4, 3, 4), "w": r64(4, 3, 3, 3), "b": r64(6)}
+    g = r64(2, 6, 6, 8)
+
+    def grads(trainable: str) -> dict[str, np.ndarray | None]:
+        t = {k: dl.tensor(a, dtype=dl.float64, requires_grad=k in trainable) for k, a in arrays.items()}
+        F.conv_transpose2d(t["x"], t["w"], t["b"], stride=2, padding=1, output_padding=1, groups=2).backward(
+            dl.tensor(g, dtype=dl.float64))
+        return {k: v.grad for k, v in t.items()}
+
+    full, part = grads("xwb"), grads(wanted)
+    for k in "xwb":
+        if k in wanted:
+            np.testing.assert_allclose(part[k], full[k], rtol=1e-12, atol=1e-12, err_msg=k)
+        else:
+            assert part[k] is None
+
+
+@pytest.mark.parametrize("lowering", LOWERINGS)
+@pytest.mark.parametrize("wanted", ["x", "w", "b", "xw", "xb", "wb"])
+def test_conv_computes_only_the_gradients_asked_for(lowering, wanted, force_lowering):
+    """With some of input, weight and bias frozen, each lowering's remaining gradients equal those of the
+    all-trainable conv (each lowering has its own branches for dx, dW and db)."""
+    force_lowering(lowering)
+    arrays = {"x": r64(2, 3, 6, 7), "w": r64(4, 3, 3, 3), "b": r64(4)}
+    g = r64(2, 4, 6, 7)
+
+    def grads(trainable: str) -> dict[str, np.ndarray | None]:
+        t = {k: dl.tensor(a, dtype=dl.float64, requires_grad=k in trainable) for k, a in arrays.items()}
+        F.conv2d(t["x"], t["w"], t["b"], padding=1).backward(dl.tensor(g, dtype=dl.float64))
+        return {k: v.grad for k, v in t.items()}
+
+    full, part = grads("xwb"), grads(wanted)
+    for k in "xwb":
+        if k in wanted:
+            np.testing.assert_allclose(part[k], full[k], rtol=1e-12, atol=1e-12, err_msg=k)
+        else:
+            assert part[k] is None
+
+
+def test_conv_blocks_cover_the_output_once():
+    geometry = conv_ops.geometry
+    rows = list(geometry.blocks(5, 7, geometry.BLOCK_BYTES // 3))  # 3 rows per block
+    cells = [(n, y) for ns, ys in rows for n in range(ns.start, ns.stop) for y in range(ys.start, ys.stop)]
+    assert cells == [(n, y) for n in range(5) for y in range(7)]
+    assert {ys.stop - ys.start for _, ys in rows} == {3, 1}

@@ -1,9 +1,8 @@
-"""``dlbasics.nn.functional`` backward against central finite differences in float64, for what PyTorch cannot check.
-
-nn.functional's cases (activations, softmax over every dim, linear, and every loss's options at every reduction)
-live in one table, ``tests/oracle/cases.py``: each runs PyTorch parity in float32 and float64 and this same
-finite-difference check. Here: dropout (its masks are dlbasics' own draws) and the inputs only dlbasics accepts,
-then the losses worked out by hand in NumPy.
+"""``dlbasics.nn.functional`` (linear, activations, softmax / log-softmax over every dim, the losses in all their
+options at every reduction) from the one case table, ``tests/cases.py``: each case runs PyTorch parity in float32
+and in float64 and, where it is smooth, the finite-difference check in float64. Then what PyTorch cannot check:
+dropout (its masks are dlbasics' own draws), the inputs only dlbasics accepts, and the losses worked out by hand
+in NumPy.
 """
 
 from __future__ import annotations
@@ -14,7 +13,39 @@ import pytest
 import dlbasics as dl
 import dlbasics.nn.functional as F
 from dlbasics.autograd import gradcheck
+from tests.cases import FLOAT64_CASES, FUNCTIONAL_CASES, Case, check, check_float64, check_gradcheck, gradcheckable
 
+
+@pytest.mark.parametrize("case", FUNCTIONAL_CASES, ids=lambda c: c.id)
+def test_functional_matches_torch(case: Case) -> None:
+    check(case)
+
+
+FUNCTIONAL_IDS = {c.id for c in FUNCTIONAL_CASES}
+
+
+@pytest.mark.parametrize("case", [c for c in FLOAT64_CASES if c.id[4:] in FUNCTIONAL_IDS], ids=lambda c: c.id)
+def test_functional_matches_torch_float64(case: Case) -> None:
+    check_float64(case)
+
+
+@pytest.mark.parametrize("case", [c for c in FUNCTIONAL_CASES if gradcheckable(c)], ids=lambda c: c.id)
+def test_functional_gradients_match_finite_differences(case: Case) -> None:
+    check_gradcheck(case)
+
+
+def test_case_ids_are_unique() -> None:
+    ids = [c.id for c in FUNCTIONAL_CASES]
+    assert len(ids) == len(set(ids))
+
+
+def test_extreme_logits_are_covered() -> None:
+    finite = {c.id for c in FUNCTIONAL_CASES if c.finite}
+    for prefix in ("softmax_huge", "log_softmax_huge", "ce_huge"):
+        assert any(i.startswith(prefix) for i in finite), prefix
+
+
+# ---- what PyTorch cannot check: finite differences and NumPy by hand -------------------------------------------------
 _rng = np.random.default_rng(4321)
 
 
@@ -36,7 +67,7 @@ def unit(*shape: int) -> np.ndarray:
     return _rng.uniform(0.1, 0.9, shape)
 
 
-def case(name: str, fn, *arrays: np.ndarray):
+def dl_only(name: str, fn, *arrays: np.ndarray):
     return pytest.param(fn, arrays, id=name)
 
 
@@ -45,23 +76,23 @@ Q34 = probs(3, 4)
 BCE_Y = unit(3, 2)
 
 # What only dlbasics accepts (NumPy arrays as targets, a list as pos_weight) and dropout, whose masks no parity can
-# match: the rest of nn.functional's cases are in tests/oracle/cases.py, each with parity and this check.
-CASES = [
-    case("dropout", lambda x: F.dropout(x, 0.3, generator=0), r(3, 4)),
-    case("dropout-p0.5-3d", lambda x: F.dropout(x, 0.5, training=True, generator=7), r(2, 3, 2)),
-    case("dropout-eval-is-identity", lambda x: F.dropout(x, 0.5, training=False) * 2, r(2, 3)),
-    case("dropout-p1", lambda x: F.dropout(x, 1.0) + x, r(2, 3)),
-    case("cross_entropy-numpy-index-target", lambda x: F.cross_entropy(x, np.array([3, 3, 0])), r(3, 4) * 2),
-    case("cross_entropy-numpy-probs-target", lambda x: F.cross_entropy(x, Q34, weight=W4), r(3, 4)),
-    case("nll_loss-numpy-0d-target", lambda x: F.nll_loss(x, np.array(0), weight=W4), r(4)),
-    case("mse-numpy-target", lambda x: F.mse_loss(x, np.ones((2, 3))), r(2, 3)),
-    case("bce_with_logits-numpy-target-list-pos_weight",
+# match: the rest of nn.functional's cases are in the table above, each with parity and this check.
+DL_ONLY_CASES = [
+    dl_only("dropout", lambda x: F.dropout(x, 0.3, generator=0), r(3, 4)),
+    dl_only("dropout-p0.5-3d", lambda x: F.dropout(x, 0.5, training=True, generator=7), r(2, 3, 2)),
+    dl_only("dropout-eval-is-identity", lambda x: F.dropout(x, 0.5, training=False) * 2, r(2, 3)),
+    dl_only("dropout-p1", lambda x: F.dropout(x, 1.0) + x, r(2, 3)),
+    dl_only("cross_entropy-numpy-index-target", lambda x: F.cross_entropy(x, np.array([3, 3, 0])), r(3, 4) * 2),
+    dl_only("cross_entropy-numpy-probs-target", lambda x: F.cross_entropy(x, Q34, weight=W4), r(3, 4)),
+    dl_only("nll_loss-numpy-0d-target", lambda x: F.nll_loss(x, np.array(0), weight=W4), r(4)),
+    dl_only("mse-numpy-target", lambda x: F.mse_loss(x, np.ones((2, 3))), r(2, 3)),
+    dl_only("bce_with_logits-numpy-target-list-pos_weight",
          lambda x: F.binary_cross_entropy_with_logits(x, BCE_Y, pos_weight=[3.0, 0.25]), r(3, 2)),
 ]
 
 
-@pytest.mark.parametrize(("fn", "arrays"), CASES)
-def test_gradcheck(fn, arrays):
+@pytest.mark.parametrize(("fn", "arrays"), DL_ONLY_CASES)
+def test_dl_only_gradcheck(fn, arrays):
     inputs = [dl.tensor(a, dtype=dl.float64, requires_grad=True) for a in arrays]
     assert gradcheck(fn, inputs)
     for t in inputs:
