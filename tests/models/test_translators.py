@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import dlbasics as dl
 from dlbasics import models, nn
 
 torch = pytest.importorskip("torch")
@@ -20,6 +21,12 @@ CASES = [
     ("seq2seq", {"attention": None, "num_layers": 2}),
     ("transformer", {"d_model": 16, "nhead": 2, "num_layers": 2, "dim_feedforward": 24}),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Fixed weights in every test, whatever ran before it in the same process."""
+    dl.manual_seed(0)
 
 
 def batch():
