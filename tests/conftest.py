@@ -38,3 +38,15 @@ def force_lowering(monkeypatch) -> Callable[[str | None], None]:
         monkeypatch.setattr(conv_ops, "choose_adjoint_lowering", lambda geo, _=None: adjoint(geo, name))
 
     return force
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch on one thread for a module of tiny tensors, where its thread pool only waits (and spins against the
+    other work on the machine). Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,15 +21,8 @@ from dlbasics.nn.layers.transformer import (
 )
 
 # PyTorch's notes on its inference fast paths and on mixing bool and float masks (deprecated there)
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.usefixtures("one_torch_thread")]
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: PyTorch's thread pool only waits (and spins against other work on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 

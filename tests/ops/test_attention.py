@@ -21,14 +21,7 @@ from dlbasics.nn.layers.attention import MultiheadAttention
 from dlbasics.ops.attention import attend, scaled_dot_product_attention
 from tests.cases import RTOL64, _float_inputs, case, check, check_gradcheck, gradcheckable
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: PyTorch's thread pool only waits (and spins against other work on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -641,17 +641,13 @@ def test_conv2d_module_attributes_like_torch() -> None:
             assert getattr(dm, attr) == getattr(tm, attr), f"Conv2d{args} {kwargs}: {attr}"
 
 
-def test_conv2d_module_in_a_sequential_trains_like_torch() -> None:
-    """Two SGD steps by hand through conv -> relu -> maxpool -> flatten -> linear: same weights after."""
-    torch.manual_seed(1)
-    tm = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                             torch.nn.Flatten(), torch.nn.Linear(36, 3))
-    dm = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3))
+def two_sgd_steps_agree(dm, tm, loss: str, x: np.ndarray, target: np.ndarray) -> None:
+    """Copy tm's weights into dm, take two SGD steps (lr 0.5) by hand in both on ``loss(model(x), target)``: the
+    losses and then every weight agree."""
     copy_weights(dm, tm)
-    x, y = r(5, 2, 6, 6), np.array([0, 2, 1, 1, 0])
     for _ in range(2):
-        ld = dl_F.cross_entropy(dm(dl.tensor(x)), dl.tensor(y))
-        lt = torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+        ld = getattr(dl_F, loss)(dm(dl.tensor(x)), dl.tensor(target))
+        lt = getattr(torch.nn.functional, loss)(tm(torch.tensor(x)), torch.tensor(target))
         np.testing.assert_allclose(ld.item(), lt.item(), rtol=1e-5)
         dm.zero_grad()
         tm.zero_grad()
@@ -664,6 +660,15 @@ def test_conv2d_module_in_a_sequential_trains_like_torch() -> None:
             p.data -= 0.5 * p.grad
     for k, v in tm.state_dict().items():
         np.testing.assert_allclose(dm.state_dict()[k], v.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_conv2d_module_in_a_sequential_trains_like_torch() -> None:
+    """Two SGD steps by hand through conv -> relu -> maxpool -> flatten -> linear: same weights after."""
+    torch.manual_seed(1)
+    tm = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                             torch.nn.Flatten(), torch.nn.Linear(36, 3))
+    dm = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3))
+    two_sgd_steps_agree(dm, tm, "cross_entropy", r(5, 2, 6, 6), np.array([0, 2, 1, 1, 0]))
 
 
 @pytest.mark.parametrize(("in_ch", "out_ch", "k", "groups"), [(64, 32, 3, 1), (16, 8, (5, 3), 1), (8, 16, 3, 8)])
@@ -805,23 +810,7 @@ def test_conv_transpose2d_generator_trains_like_torch() -> None:
     tm = torch.nn.Sequential(torch.nn.ConvTranspose2d(8, 4, 4, 2, 1), torch.nn.ReLU(),
                              torch.nn.ConvTranspose2d(4, 1, 4, 2, 1), torch.nn.Tanh())
     dm = nn.Sequential(nn.ConvTranspose2d(8, 4, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(4, 1, 4, 2, 1), nn.Tanh())
-    copy_weights(dm, tm)
-    z, target = r(3, 8, 3, 3), r(3, 1, 12, 12)
-    for _ in range(2):
-        ld = dl_F.mse_loss(dm(dl.tensor(z)), dl.tensor(target))
-        lt = torch.nn.functional.mse_loss(tm(torch.tensor(z)), torch.tensor(target))
-        np.testing.assert_allclose(ld.item(), lt.item(), rtol=1e-5)
-        dm.zero_grad()
-        tm.zero_grad()
-        ld.backward()
-        lt.backward()
-        with torch.no_grad():
-            for p in tm.parameters():
-                p -= 0.5 * p.grad
-        for p in dm.parameters():
-            p.data -= 0.5 * p.grad
-    for k, v in tm.state_dict().items():
-        np.testing.assert_allclose(dm.state_dict()[k], v.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+    two_sgd_steps_agree(dm, tm, "mse_loss", r(3, 8, 3, 3), r(3, 1, 12, 12))
 
 
 @pytest.mark.parametrize(
