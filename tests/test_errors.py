@@ -135,6 +135,8 @@ CASES = [
     ("unknown-task", "train --task gan", None,
      "--task: invalid choice 'gan' (choose from supervised, adversarial, contrastive,"),
     ("unknown-option", "train --optimiser sgd", None, "unrecognized arguments: --optimiser sgd"),
+    ("unknown-model-choice", "train --model lenet5 --activation gelu", None,
+     "--activation: invalid choice 'gelu' (choose from tanh, relu)"),
     ("unknown-command", "frobnicate", None, "invalid choice: 'frobnicate'"),
     ("unknown-experiment", "lab nope", None, "unknown experiment 'nope'; choose from linear-regression"),
     ("generate-not-a-text-run", "generate {run}", None, "holds no tokenizer.json: it is not the run of a text model"),
@@ -184,7 +186,8 @@ CASES = [
     ("diverged-keeps-checkpoint", "train --optimizer sgd --lr 1e6 --no-batch-norm --checkpoint-every 1 --out {tmp}/d",
      None, "the last good checkpoint (step 1) is kept in {tmp}/d/checkpoint.safetensors"),
     ("weights-of-another-model", "evaluate {tmp}/other", "foreign",
-     "Error(s) in loading state_dict for MLP (is it another model's?): size mismatch for layers.0.weight"),
+     "{tmp}/other/model.safetensors: Error(s) in loading state_dict for MLP (is it another model's?): size mismatch "
+     "for layers.0.weight"),
     ("tune-storage-url", "tune --space lr=1e-3:1e-2:log --storage foo://bar", None,
      "--storage foo://bar: not a database URL dlbasics can use: 'foo' is not one of sqlite, postgresql"),
     ("tune-storage-unreachable", "tune --space lr=1e-3:1e-2:log --storage postgresql://me:pw@127.0.0.1:1/dlbasics",
@@ -199,6 +202,8 @@ CASES = [
 
 # Mistakes whose test lives elsewhere (a Python API, or another exit status): id -> test
 ELSEWHERE = {
+    "model-default-data": "tests/train/test_config.py::test_the_default_data_is_the_models_own",
+    "threads": "tests/test_cli.py::test_threads_option_limits_blas",
     "interrupted": "tests/train/test_resume.py::test_train_resume_on_the_command_line",
     "killed": "tests/train/test_resume.py::test_sigkill_at_20_random_moments_then_resume_reaches_the_same_weights",
     "empty-split": "tests/data/test_checks.py::test_empty_split",

@@ -372,9 +372,8 @@ def cmd_translate(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_sample(args: argparse.Namespace) -> list[str]:
-    from dlbasics.io import load
     from dlbasics.train.adversarial import save_image_grid
-    from dlbasics.train.rundir import load_model, open_run
+    from dlbasics.train.rundir import load_model, load_weights, open_run
 
     if args.n < 1:
         raise ConfigError(f"--n: must be >= 1, got {args.n}")
@@ -388,7 +387,7 @@ def cmd_sample(args: argparse.Namespace) -> list[str]:
     best = run.path / "best.safetensors"
     which = "the last model"
     if not args.last and best.is_file():
-        model.load_state_dict(load(best))
+        load_weights(model, best)
         which = "the best-FD snapshot"
     save_image_grid(model.sample(args.n, args.seed), args.out)
     return [f"{args.n} samples of {which} written to {args.out}"]

@@ -33,3 +33,22 @@ def test_mlp_parameter_count():
     assert sum(p.numel() for p in m.parameters()) == 64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
     assert isinstance(m, nn.Module)
     assert np.all(np.isfinite(m(dl.zeros(1, 64)).data))
+
+
+@pytest.mark.parametrize("name, option, needed", [
+    ("mlp", "activation", {"in_features": 4, "num_classes": 3}),
+    ("lenet5", "activation", {}),
+    ("resnet", "block", {"width": 2}),
+    ("resnet", "shortcut", {"width": 2}),
+    ("seq2seq", "attention", {"src_vocab_size": 5, "tgt_vocab_size": 5}),
+])
+def test_every_choice_an_option_offers_builds(name, option, needed):
+    """An option annotated with its choices (a ``Literal``: the command line offers them and checks them by flag)
+    offers only what the builder accepts."""
+    from dlbasics.models.registry import MODELS
+    from dlbasics.train.options import kind_of
+
+    choices = kind_of(MODELS.get(name).options()[option].annotation).choices
+    assert choices, f"{name}'s {option} names no choices"
+    for choice in choices:
+        assert isinstance(models.create(name, **needed, **{option: choice}), nn.Module)

@@ -16,10 +16,13 @@ cross-entropy instead of Euclidean RBF units.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from dlbasics import nn
 from dlbasics.models.registry import register
 from dlbasics.tensor import Tensor
 
+Activation = Literal["tanh", "relu"]  # the choices --activation offers
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
@@ -35,7 +38,7 @@ class LeNet5(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
-                 activation: str = "tanh") -> None:
+                 activation: Activation = "tanh") -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"lenet5: unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}")

@@ -9,11 +9,13 @@ error gradient backwards; without the nonlinearities the whole stack would colla
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from dlbasics import nn
 from dlbasics.models.registry import register
 from dlbasics.tensor import Tensor
 
+Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "gelu"]  # the choices --activation offers
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
 }
@@ -29,7 +31,7 @@ class MLP(nn.Module):
     """
 
     def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (128, 64),
-                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = True) -> None:
+                 activation: Activation = "relu", dropout: float = 0.0, batch_norm: bool = True) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"mlp: unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}")

@@ -20,13 +20,17 @@ with it the CIFAR layout has 3 layers per block, depth = 9n + 2 (ResNet-164 of H
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from dlbasics import nn
 from dlbasics.models.registry import register
 from dlbasics.nn import functional as F
 from dlbasics.tensor import Tensor
 
 PAPER = "He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition (2015)"
-SHORTCUTS = ("A", "B")
+Shortcut = Literal["A", "B"]  # the choices --shortcut offers: zero-padding (A) or projection (B)
+Block = Literal["basic", "bottleneck"]  # the choices --block offers
+SHORTCUTS = get_args(Shortcut)
 
 
 class PadShortcut(nn.Module):
@@ -67,7 +71,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: str = "A",
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: Shortcut = "A",
                  plain: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, planes, 3, stride=stride, padding=1, bias=False)
@@ -91,7 +95,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: str = "A",
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: Shortcut = "A",
                  plain: bool = False) -> None:
         super().__init__()
         out_channels = planes * self.expansion
@@ -126,7 +130,7 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, depth: int = 20, num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
-                 block: str = "basic", width: int = 16, shortcut: str = "A", plain: bool = False) -> None:
+                 block: Block = "basic", width: int = 16, shortcut: Shortcut = "A", plain: bool = False) -> None:
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"resnet: unknown block {block!r}; choose from {', '.join(BLOCKS)}")
@@ -173,7 +177,7 @@ class ResNet(nn.Module):
 
 @register("resnet", paper=PAPER, default_data="cifar10",
           summary="CIFAR ResNet of any depth 6n+2 (basic) or 9n+2 (bottleneck); plain=True drops the shortcuts")
-def resnet(depth: int = 20, plain: bool = False, block: str = "basic", width: int = 16, shortcut: str = "A",
+def resnet(depth: int = 20, plain: bool = False, block: Block = "basic", width: int = 16, shortcut: Shortcut = "A",
            num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> ResNet:
     """The general builder: ``resnet(depth=110)``, ``resnet(depth=164, block="bottleneck")``, ..."""
     return ResNet(depth, num_classes, in_channels, image_size, block, width, shortcut, plain)
@@ -181,22 +185,22 @@ def resnet(depth: int = 20, plain: bool = False, block: str = "basic", width: in
 
 # The paper's CIFAR-10 table (section 4.2): 0.27M, 0.46M, 0.66M, 0.85M parameters.
 @register("resnet20", paper=PAPER, default_data="cifar10", summary="20 layers (n = 3), 0.27M parameters")
-def resnet20(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, shortcut: str = "A") -> ResNet:
+def resnet20(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, shortcut: Shortcut = "A") -> ResNet:
     return ResNet(20, num_classes, in_channels, image_size, shortcut=shortcut)
 
 
 @register("resnet32", paper=PAPER, default_data="cifar10", summary="32 layers (n = 5), 0.46M parameters")
-def resnet32(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, shortcut: str = "A") -> ResNet:
+def resnet32(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, shortcut: Shortcut = "A") -> ResNet:
     return ResNet(32, num_classes, in_channels, image_size, shortcut=shortcut)
 
 
 @register("resnet44", paper=PAPER, default_data="cifar10", summary="44 layers (n = 7), 0.66M parameters")
-def resnet44(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, shortcut: str = "A") -> ResNet:
+def resnet44(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, shortcut: Shortcut = "A") -> ResNet:
     return ResNet(44, num_classes, in_channels, image_size, shortcut=shortcut)
 
 
 @register("resnet56", paper=PAPER, default_data="cifar10", summary="56 layers (n = 9), 0.85M parameters")
-def resnet56(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, shortcut: str = "A") -> ResNet:
+def resnet56(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, shortcut: Shortcut = "A") -> ResNet:
     return ResNet(56, num_classes, in_channels, image_size, shortcut=shortcut)
 
 

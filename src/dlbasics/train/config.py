@@ -25,7 +25,7 @@ import json
 import math
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,10 @@ def _component_options(names: tuple[tuple[str, ...], ...]) -> dict[str, tuple[Co
                 if first.count != kind.count or ("any" not in (first.base, kind.base) and first.base != kind.base):
                     raise RuntimeError(f"option {name!r} of {comp.chooser} {entry.name!r} takes {kind}, but "
                                        f"{takers[name][0]} takes {first}; rename the builder's parameter")
+                if first.choices != kind.choices:  # the flag offers every entry's choices; each entry checks its own
+                    union = None if not (first.choices and kind.choices) else tuple(
+                        dict.fromkeys(first.choices + kind.choices))
+                    kinds[name] = replace(first, choices=union)
         for name, entries in takers.items():
             if name in FIELDS or (name in table and table[name][0] is not comp):
                 raise RuntimeError(f"option {name!r} of {comp.chooser} {entries[0]!r} clashes with another option "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbasics.errors import ConfigError, RunFolderError
+from dlbasics.errors import ConfigError, RunFolderError, StateDictError
 from dlbasics.io import atomic_write_text, load, save
 from dlbasics.nn.module import Module
 from dlbasics.train.callbacks import Callback
@@ -268,7 +268,16 @@ def _weights(model: Module, file: Path) -> Module:
     if not file.is_file():
         raise RunFolderError(f"{file.parent} holds no trained model (no {file.name}): the run was stopped before "
                              "it ended; continue it with --resume")
-    model.load_state_dict(load(file))
+    return load_weights(model, file)
+
+
+def load_weights(model: Module, file: Path) -> Module:
+    """``model`` with the weights of ``file`` (a run's model or snapshot) loaded; weights of another model are a
+    ``StateDictError`` that names the file."""
+    try:
+        model.load_state_dict(load(file))
+    except StateDictError as e:
+        raise StateDictError(f"{file}: {e}") from None
     return model
 
 
@@ -318,7 +327,7 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
         snapshot = run.path / "best.safetensors"
         if not snapshot.is_file():
             raise RunFolderError(f"--best: {run.path} keeps no best snapshot (best.safetensors); GAN and DQN runs do")
-        model.load_state_dict(load(snapshot))
+        load_weights(model, snapshot)
     if run.kind != "cv":
         return [(run.kind, task.evaluate_model(cfg, model, loader))]
     rows = [(f"fold {i + 1}", task.evaluate_model(cfg, m, loader)) for i, m in enumerate(model.members)]
@@ -327,6 +336,5 @@ def evaluate_run(path: str | Path, split: str = "test", data_dir: str | None = N
 
 
 __all__ = ["CHECKPOINT", "CONFIG", "KINDS", "MODEL", "TOKENIZER", "MetricsWriter", "RunFolder", "evaluate_run",
-           "json_text", "load_model", "load_tokenizer", "new_run_dir", "open_run", "open_run_kind", "read_metrics",
-           "save_model",
-           "write_config", "write_json", "write_metrics"]
+           "json_text", "load_model", "load_tokenizer", "load_weights", "new_run_dir", "open_run", "open_run_kind",
+           "read_metrics", "save_model", "write_config", "write_json", "write_metrics"]
