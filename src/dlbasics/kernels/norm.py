@@ -72,6 +72,9 @@ def _gather(buf, offsets, n):
 
 
 def _bn_forward_numpy(xb, xo, gamma, beta, eps, mean, var, train, relu, out):
+    """y = gamma (x - mean) / sqrt(var + eps) + beta per channel (then max(y, 0) when fused with a ReLU); in
+    training mean and var are the batch's. The loop's twin on the same flat rows; the textbook version on a plain
+    NCHW array is ``ops/references.py``'s ``batch_norm_forward``."""
     c = gamma.shape[0]
     xm = _gather(xb, xo, out.shape[1]).reshape(-1, c)  # (M, C)
     if train:
@@ -139,6 +142,9 @@ def _bn_backward_loop(gb, go, xb, xo, y, gamma, mean, var, eps, train, relu, sum
 
 
 def _bn_backward_numpy(gb, go, xb, xo, y, gamma, mean, var, eps, train, relu, sums, gx):
+    """sums = (sum g', sum g' xhat) per channel (beta's and gamma's gradients), g' the gradient past the fused ReLU;
+    dx = gamma / sqrt(var + eps) (g' - sum(g')/M - xhat sum(g' xhat)/M) in training (the batch statistics depend
+    on x), gamma / sqrt(var + eps) g' in evaluation. Textbook version: ``ops/references.py``."""
     c = gamma.shape[0]
     gm, xm = _gather(gb, go, y.shape[1]).reshape(-1, c), _gather(xb, xo, y.shape[1]).reshape(-1, c)
     inv_std = 1.0 / np.sqrt(var + eps)

@@ -306,6 +306,8 @@ def _first_taps(geo):
 
 
 def _max_forward_numpy(xb, xn, xc, xh, geo, out, on, oc, oh, which):
+    """out = the max of each window (a NaN wins, as in PyTorch), which = the tap it came from: one pass per tap of
+    the kernel over every window at once. Textbook version on NCHW arrays: ``ops/references.py``."""
     h_, w_, ho, wo = (int(a) for a in geo[4:8])
     o, wk = _view(out, geo, ho, wo, on, oc, oh), _view(which, geo, ho, wo, on, oc, oh)
     xp = _padded(_view(xb, geo, h_, w_, xn, xc, xh), geo, -np.inf)  # -inf: never greater, never NaN
@@ -324,6 +326,8 @@ def _unpadded(dxp, geo):
 
 
 def _max_backward_numpy(gb, gn, gc, gh, gw, which, wn, wc, wh, geo, dx, dn, dc, dh_):
+    """dx = each window's gradient added at the input its max came from (the recorded tap); overlapping windows
+    add up."""
     h_, w_, ho, wo = (int(a) for a in geo[4:8])
     g, wk = _view(gb, geo, ho, wo, gn, gc, gh, gw), _view(which, geo, ho, wo, wn, wc, wh)
     dxp = _padded(np.zeros((*g.shape[:3], h_, w_, g.shape[5]), g.dtype), geo, 0)
@@ -334,6 +338,7 @@ def _max_backward_numpy(gb, gn, gc, gh, gw, which, wn, wc, wh, geo, dx, dn, dc, 
 
 
 def _avg_forward_numpy(xb, xn, xc, xh, geo, div, out, on, oc, oh):
+    """out = the sum of each window's taps / div (the window's size, with or without its padding)."""
     h_, w_, ho, wo = (int(a) for a in geo[4:8])
     xp = _padded(_view(xb, geo, h_, w_, xn, xc, xh), geo, 0)
     o = _view(out, geo, ho, wo, on, oc, oh)
@@ -346,6 +351,7 @@ def _avg_forward_numpy(xb, xn, xc, xh, geo, div, out, on, oc, oh):
 
 
 def _avg_backward_numpy(gb, gn, gc, gh, gw, geo, div, dx, dn, dc, dh_):
+    """dx = each window's gradient / div added at every tap of the window."""
     h_, w_, ho, wo = (int(a) for a in geo[4:8])
     gd = _view(gb, geo, ho, wo, gn, gc, gh, gw) / div[:, :, None]
     dxp = _padded(np.zeros((*gd.shape[:3], h_, w_, gd.shape[5]), gd.dtype), geo, 0)
