@@ -81,7 +81,7 @@ def test_config_file_and_command_line_precedence(tmp_path):
         (["train", "--optimizer", "adamm"], "--optimizer: invalid choice 'adamm' (choose from adadelta, adagrad"),
         (["train", "--model", "nope"], "--model: invalid choice 'nope' (choose from "),
         (["train", "--data", "cifar"], "--data: invalid choice 'cifar' (choose from digits"),
-        (["train", "--activation", "swish"], "--activation: invalid choice: 'swish' (choose from 'tanh', 'relu'"),
+        (["train", "--activation", "swish"], "--activation: invalid choice 'swish' (choose from relu, leaky_relu"),
         (["train", "--epochs", "0"], "--epochs: must be an integer >= 1"),
         (["train", "--epochs", "x"], "invalid int value: 'x'"),
         (["train", "--nesterov"], "--nesterov: the optimizer 'adam' has no such option (its options: lr, betas"),

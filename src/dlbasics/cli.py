@@ -49,10 +49,11 @@ def _argument(group: Any, name: str, kind: Any, help: str) -> None:
 
     convert = {"int": int, "float": float, "number": parse_text, "any": parse_text}.get(kind.base, str)
     nargs = None if kind.count is None else "+" if kind.count < 0 else kind.count
-    metavar = None if kind.choices else {"int": "N", "float": "X", "number": "X", "path": "DIR", "any": "VALUE"}.get(
-        kind.base, "NAME")
-    group.add_argument(_flag(name), type=convert, nargs=nargs, default=None, metavar=metavar,
-                       choices=kind.choices, help=help)
+    # the choices are shown here and checked where every option is checked, the run description (one message
+    # for a flag, a TOML key and a Python argument; a flag several models share is checked against the model's own)
+    metavar = ("{" + ",".join(map(str, kind.choices)) + "}" if kind.choices else
+               {"int": "N", "float": "X", "number": "X", "path": "DIR", "any": "VALUE"}.get(kind.base, "NAME"))
+    group.add_argument(_flag(name), type=convert, nargs=nargs, default=None, metavar=metavar, help=help)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
