@@ -604,6 +604,19 @@ def test_an_idx_header_claiming_a_billion_images_is_refused_without_allocating_t
     assert peak < 50 * MB and time.perf_counter() - start < 5
 
 
+@pytest.mark.parametrize("shape, message", [
+    ((0, 2**32 - 1, 2**32 - 1), r"shape \(0, 4294967295, 4294967295\), which no array can hold"),  # empty, too big
+    ((1,) * 65, "65 dimensions, which no array can hold"),  # past NumPy's limit
+])
+def test_an_idx_header_no_array_can_hold_is_a_data_error(tmp_path, shape, message):
+    """Found by the fuzzer: NumPy's own ValueError ("array is too big", "maximum supported dimension") came
+    through, naming no file."""
+    path = tmp_path / "odd-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
+    with pytest.raises(DataError, match=rf"odd-idx3-ubyte: impossible IDX header: {message}"):
+        D.read_idx(path)
+
+
 def test_a_gzip_bomb_after_an_idx_header_is_not_decompressed_past_what_the_header_says(tmp_path):
     # a header of 1,000 images of 28x28 (784 kB), then 100 MB of zeros in a 100 kB file: the reader stops one
     # byte past the 784 kB instead of decompressing the lot

@@ -86,6 +86,11 @@ def _read_idx_stream(path: Path, stream: BinaryIO, size: int | None) -> np.ndarr
         raise DataError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, file has "
                         f"{4 + len(sizes)}")
     shape = struct.unpack(f">{ndim}I", sizes)
+    # no array holds more than 32 dimensions (NumPy 1; 64 in NumPy 2), nor more than 2^63 bytes even when a zero
+    # dimension makes it empty (NumPy multiplies the others first): real IDX files have 1 to 4 dimensions
+    if ndim > 32 or math.prod(d for d in shape if d) * dtype.itemsize >= 2 ** 63:
+        claim = f"shape {shape}" if ndim <= 8 else f"{ndim} dimensions"
+        raise DataError(f"{path}: impossible IDX header: {claim}, which no array can hold")
     count = math.prod(shape)
     expected = count * dtype.itemsize
     if size is not None and size - header != expected:  # before reading: a lying header allocates nothing
