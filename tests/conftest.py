@@ -7,10 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from dlbasics.ops import conv as conv_ops
 
 _thread_limits: Any = None
+
+# Hypothesis draws the same examples on every run ("seeds everywhere": a red CI is a real failure, reproducible by
+# anyone); `pytest --hypothesis-profile=explore` draws new ones each run and replays what failed before.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("repeatable")
 
 
 def pytest_configure(config: pytest.Config) -> None:
