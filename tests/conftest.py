@@ -41,8 +41,9 @@ def force_lowering(monkeypatch) -> Callable[[str | None], None]:
         if name is None:
             return
         choose, adjoint = conv_ops.choose_lowering, conv_ops.choose_adjoint_lowering
-        monkeypatch.setattr(conv_ops, "choose_lowering", lambda geo, _=None: choose(geo, name))
-        monkeypatch.setattr(conv_ops, "choose_adjoint_lowering", lambda geo, _=None: adjoint(geo, name))
+        # a lowering the code names itself (conv2d(lowering=...)) still wins
+        monkeypatch.setattr(conv_ops, "choose_lowering", lambda geo, named=None: choose(geo, named or name))
+        monkeypatch.setattr(conv_ops, "choose_adjoint_lowering", lambda geo, named=None: adjoint(geo, named or name))
 
     return force
 
