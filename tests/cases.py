@@ -953,6 +953,61 @@ NORMALIZE = [
     case("normalize_noncontiguous", lambda m, F, x: F.normalize(x, dim=1), transposed(3, 5)),
 ]
 
+# ---- layer and batch normalization, as functions (the modules' own parts - parameter names, running statistics,
+# state dicts - are tested in tests/nn/test_norm.py); their own generator, so the cases above keep their inputs
+_norm_rng = np.random.default_rng(2025)
+NORM = {"rtol": 1e-4, "atol": 2e-5}  # a channel's statistics sum over N * H * W values, in another order than torch's
+
+
+def nr(*shape: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    return (_norm_rng.standard_normal(shape) * scale + shift).astype(np.float32)
+
+
+def _layer_norm(id: str, shape: tuple[int, ...], normalized_shape: Any, weight: bool = True, bias: bool = True,
+                eps: float = 1e-5, rtol: float = NORM["rtol"]) -> Case:
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    params = [nr(*ns) for _ in range(int(weight) + int(weight and bias))]
+
+    def fn(m: Any, F: Any, x: Any, *wb: Any) -> Any:
+        return F.layer_norm(x, ns if isinstance(normalized_shape, int) else normalized_shape, *wb, eps=eps)
+
+    return case(f"layer_norm_{id}", fn, nr(*shape, scale=3.0, shift=2.0), *params, rtol=rtol, atol=NORM["atol"])
+
+
+def _batch_norm(id: str, shape: tuple[int, ...], training: bool, affine: bool = True, eps: float = 1e-5) -> Case:
+    c = shape[1]
+    stats = [] if training else [nr(c), np.abs(nr(c)) + 0.5]  # eval: the running mean and variance, constants
+    params = [nr(c), nr(c)] if affine else []
+
+    def fn(m: Any, F: Any, x: Any, *rest: Any) -> Any:
+        running = rest[:2] if not training else (None, None)
+        return F.batch_norm(x, *running, *rest[len(stats):], training=training, eps=eps)
+
+    return case(f"batch_norm_{id}", fn, nr(*shape, scale=2.0, shift=1.0), *stats, *params,
+                const=(1, 2) if stats else (), **NORM)
+
+
+NORMS = [
+    _layer_norm("last_dim", (8, 5), 5),
+    _layer_norm("last_1_of_3", (4, 6, 7), (7,)),
+    _layer_norm("last_2_of_3", (4, 6, 7), (6, 7)),
+    _layer_norm("last_2_of_4", (2, 3, 4, 5), [4, 5]),
+    _layer_norm("no_affine", (3, 4, 5), (5,), weight=False),
+    _layer_norm("no_bias", (3, 4, 5), (4, 5), bias=False),
+    # a row of two close values (4.10, 4.07): 1/std ~ 65 makes the float32 gradient ill-conditioned; PyTorch's is
+    # 2e-4 off the float64 value, ours 2e-6 (the float64 case holds both to 1e-10)
+    _layer_norm("two_features", (16, 2), 2, rtol=1e-3),
+    _layer_norm("eps", (5, 9), 9, eps=1e-3),
+    _batch_norm("train_1d", (8, 5), True),
+    _batch_norm("train_1d_sequence", (4, 5, 3), True),
+    _batch_norm("train_2d", (4, 3, 5, 6), True),
+    _batch_norm("train_2d_no_affine", (4, 3, 5, 6), True, affine=False),
+    _batch_norm("train_eps", (6, 4), True, eps=1e-2),
+    _batch_norm("eval_2d", (4, 3, 5, 6), False),
+    _batch_norm("eval_1d_no_affine", (8, 5), False, affine=False),
+]
+
+
 # ---- the losses' options crossed with every reduction, and softmax over every dim ---------------------------------
 # Inputs from the spellings' own generator (the cases above keep theirs); logits scaled by 2, BCE targets in (0, 1).
 def _unit(*shape: int) -> np.ndarray:
@@ -1047,7 +1102,7 @@ LOSS_GRID = _grid("ce_grid", "cross_entropy", _CLASS_TARGETS + _CE_ONLY, 2.0) + 
 ]
 
 
-FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE + NORMALIZE + LOSS_GRID
+FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE + NORMALIZE + NORMS + LOSS_GRID
 
 
 # ---- float64: both libraries in double precision, tight tolerance ------------------------------------------
