@@ -1,4 +1,5 @@
-"""Which lowering each conv layer takes (ops/conv.py): the choice the speed figures in docs/benchmarks.md rest on."""
+"""Which lowering each conv layer takes (``choose_lowering`` in ops/conv/__init__.py): the choice the speed figures
+in docs/benchmarks.md rest on."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ def channels_last(a: np.ndarray) -> bool:
 @pytest.fixture(params=[("planar", 3, (1, 0, 2, 3)), ("toeplitz", 3, (0, 2, 1, 3)), ("shifted", 16, (0, 2, 3, 1))],
                 ids=["planar-conv", "toeplitz-conv", "channels-last-conv"])
 def conv_out(request, force_lowering) -> dl.Tensor:
-    """A conv output in each lowering's memory order (ops/conv.py): C-major planes, (N, H, C, W) rows of
-    channels, or channels-last."""
+    """A conv output in each lowering's memory order (ops/conv/planar.py, toeplitz.py, shifted.py): C-major
+    planes, (N, H, C, W) rows of channels, or channels-last."""
     lowering, c, order = request.param
     force_lowering(lowering)
     y = F.conv2d(dl.randn(2, c, 8, 8), dl.randn(4, c, 3, 3, requires_grad=True), padding=1)

@@ -2,7 +2,7 @@
 and backward, in one or two passes over the data.
 
 The input is given as rows of L = K * C contiguous values (K pixels of C channels), the rows anywhere in one
-buffer - so a conv output whose image rows have gaps between them (ops/conv.py) is read where it lies,
+buffer - so a conv output whose image rows have gaps between them (ops/conv/shifted.py) is read where it lies,
 without a copy: ``rows_of`` finds the (P, Q, L) rows of a channels-last array, ``flat_rows`` turns them into
 the flat buffer and row offsets the kernels take. Outputs are dense (R, L), R = P * Q rows.
 
@@ -23,14 +23,15 @@ from dlbasics.kernels import Kernel
 
 
 def _bn_forward_loop(xb, xo, gamma, beta, eps, mean, var, train, relu, out):
-    # (scalar loops only, no array expressions: each of those compiles a ufunc loop of its own - 2.4 s -> 1.2 s)
+    # (scalar loops only, no array expressions: each of those compiles a ufunc loop of its own, which
+    # lengthens a first run's compiling: docs/benchmarks.md, BatchNorm and pooling)
     rows, n = out.shape
     c = gamma.shape[0]
     m = rows * (n // c)
     if train:  # two passes: the mean, then the centred squares (no cancellation as in E[x^2] - E[x]^2)
         acc = np.zeros(n, np.float64)  # per position of a row: contiguous, vectorized
         for r in range(rows):
-            row = xb[xo[r]:xo[r] + n]  # a contiguous slice: vectorized (indexing xb[o + i] is 5x slower)
+            row = xb[xo[r]:xo[r] + n]  # a contiguous slice: vectorized (indexing xb[o + i] is not)
             for i in range(n):
                 acc[i] += row[i]
         total = np.zeros(c, np.float64)  # fold the K pixels of a row into channels

@@ -14,7 +14,8 @@ S[y sh R + i dh R + j dw V + u], R = L Wp V. So each output row is kh * kw conti
 row-major tap order, each pass as long as the whole row (the values between the sw-th are computed and dropped:
 strided loads do not vectorize, and a loop over the 14 outputs of one LeNet line is too short to); then the
 outputs are every sw-th value. A loop in NCHW order over channels-last memory strides across it (such a max-pool
-kernel made the LeNet step slower, 10.2 vs 8.7 ms); these read and write memory in order.
+kernel made the LeNet step slower: docs/benchmarks.md, BatchNorm and pooling); these read and write memory in
+order.
 
     max:   out[y, x] = max_{i, j} x[sh y - ph + dh i, sw x - pw + dw j];  which[y, x] = its tap i kw + j
            dx[cell] = sum of g[y, x] over the windows whose ``which`` names the cell
@@ -380,7 +381,7 @@ def _flat(a: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] | None:
     for step, d in sorted(zip(steps, a.shape)):
         dense = dense and (d == 1 or step == size)
         size *= d
-    if dense:  # its K-order ravel is a view, in memory order (as_strided costs 3 us a call)
+    if dense:  # its K-order ravel is a view, in memory order, without as_strided's cost per call (docs/benchmarks.md)
         return a.ravel(order="K"), steps
     span = sum((d - 1) * s for d, s in zip(a.shape, steps)) + 1 if a.size else 0
     return as_strided(a, (span,), (item,)), steps

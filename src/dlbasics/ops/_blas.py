@@ -1,18 +1,18 @@
 """``out = a @ b + beta * out``, and long reductions split over the cores, on the BLAS NumPy itself calls.
 
-NumPy's matmul always overwrites its output. A convolution computed as a sum of shifted GEMMs (ops/conv.py)
-needs the accumulating form, BLAS's own ``beta``, or pays a full extra pass over the output per term. SciPy's
-BLAS wrappers have ``beta`` but bring a second OpenBLAS with its own threads, which spin against NumPy's (a
-NumPy GEMM interleaved with SciPy ones ran 6x slower here). So ``gemm`` calls ``cblas_?gemm`` from the
-OpenBLAS already loaded by NumPy (its wheels bundle one), found by file and symbol; where there is none, it
-falls back to matmul plus an add.
+NumPy's matmul always overwrites its output. A convolution computed as a sum of shifted GEMMs
+(ops/conv/shifted.py) needs the accumulating form, BLAS's own ``beta``, or pays a full extra pass over the output
+per term. SciPy's BLAS wrappers have ``beta`` but bring a second OpenBLAS with its own threads, which spin against
+NumPy's (a NumPy GEMM interleaved with SciPy ones ran several times slower: docs/benchmarks.md). So ``gemm`` calls
+``cblas_?gemm`` from the OpenBLAS already loaded by NumPy (its wheels bundle one), found by file and symbol; where
+there is none, it falls back to matmul plus an add.
 
 A GEMM with a tiny output and a long reduction (a conv's weight gradient: 16 x 16 summed over 37k positions)
 runs on one core in OpenBLAS, which only splits the output. ``matmul_split`` cuts the reduction into chunks and
-hands them to OpenBLAS's batched GEMM, which runs the batch on its own threads (1.5 vs 2.8 ms for ResNet's
-16-channel weight gradient; two Python threads with one-thread BLAS calls instead lost to OpenBLAS's spinning
-threads inside a network step). ``gemm_batch`` hands it many independent products at once, which it runs in
-order, one per thread at a time.
+hands them to OpenBLAS's batched GEMM, which runs the batch on its own threads: both cores instead of one for
+ResNet's 16-channel weight gradient (measured: docs/benchmarks.md); two Python threads with one-thread BLAS calls
+instead lost to OpenBLAS's spinning threads inside a network step. ``gemm_batch`` hands it many independent
+products at once, which it runs in order, one per thread at a time.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """New arrays in the memory layout of an existing one.
 
-A conv's output is channels-last in memory behind an NCHW view (ops/conv.py). An op that builds a new array
-of a different shape from such an input (padding, pooling, a gradient buffer) must keep that axis order:
-a C-ordered result would make every later elementwise op mix layouts (2-6x slower than matching strides)
-and the next conv transpose its input back.
+A conv's output is channels-last in memory behind an NCHW view (ops/conv/shifted.py, ops/conv/channels_last.py).
+An op that builds a new array of a different shape from such an input (padding, pooling, a gradient buffer) must
+keep that axis order: a C-ordered result would make every later elementwise op mix layouts (slower than matching
+strides: docs/benchmarks.md, BatchNorm and pooling) and the next conv transpose its input back.
 
 Also: per-channel broadcasts over a channels-last matrix along long rows (``per_channel``).
 """
@@ -42,7 +42,8 @@ def zeros_like_layout(shape: Sequence[int], ref: np.ndarray, dtype: np.dtype | t
 def long_rows(a: np.ndarray) -> tuple[np.ndarray, int]:
     """(view, k): a C-contiguous (M, C) array as (M / k, k C) rows, k the largest power of two that divides M
     with k C <= 4096. A per-channel vector tiled k times then broadcasts along long rows: NumPy loops a
-    broadcast over a 16-long last axis 16 values at a time, over 4096 it vectorizes (0.35 vs 0.23 ms, 2 MB)."""
+    broadcast over a 16-long last axis 16 values at a time, over 4096 it vectorizes (measured: docs/benchmarks.md,
+    BatchNorm and pooling)."""
     m, c = a.shape
     k = m & -m if m else 1
     while k > 1 and k * c > 4096:

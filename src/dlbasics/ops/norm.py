@@ -22,14 +22,16 @@ from dlbasics.ops._layout import long_rows, per_channel
 from dlbasics.tensor import Tensor
 
 # Per-channel affine maps y = x * a + b on an (M, C) matrix are diagonal GEMMs. For few channels the multiplies
-# by zero cost less than what BLAS brings: both cores and one fused pass. Measured on (M, C) = (32768, 16),
-# cold caches: 0.33 vs 0.53 ms forward, 0.51 vs 1.14 ms backward; a gain still at C = 32, none at C = 64.
+# by zero cost less than what BLAS brings: both cores and one fused pass. Those multiplies grow with C, so the
+# gain shrinks; the bound is the largest channel count where it still paid (measured: docs/benchmarks.md,
+# BatchNorm and pooling).
 AFFINE_GEMM_MAX_CHANNELS = 32
 
 
 def _channel_map(x: np.ndarray, a: np.ndarray, out: np.ndarray, b: np.ndarray | None = None) -> None:
     """out = x * a + b per channel for x (M, C), both C-contiguous. With GEMMs, b goes in first as the rank-1
-    product ones (M, 1) @ b (1, C), which BLAS writes on both cores (0.23 vs 0.32 ms at (32768, 16))."""
+    product ones (M, 1) @ b (1, C), which BLAS writes on both cores (measured: docs/benchmarks.md, BatchNorm and
+    pooling)."""
     if a.shape[0] <= AFFINE_GEMM_MAX_CHANNELS:
         if b is not None:
             gemm(np.ones((x.shape[0], 1), x.dtype), b[None], out, beta=0.0)
@@ -82,8 +84,8 @@ def _channel_sum(xt: np.ndarray) -> np.ndarray:
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """sum over rows of a * b per channel, for C-contiguous (M, C) a and b, without an (M, C) temporary: einsum
-    along long rows (``long_rows``), whose partial sums per row position are then added (0.08 vs 0.14 ms at
-    (32768, 16): einsum loops a 16-long axis 16 values at a time)."""
+    along long rows (``long_rows``), whose partial sums per row position are then added: einsum loops a 16-long
+    axis 16 values at a time (measured: docs/benchmarks.md, BatchNorm and pooling)."""
     al, k = long_rows(a)
     return np.einsum("ij,ij->j", al, long_rows(b)[0]).reshape(k, a.shape[1]).sum(0)
 
@@ -93,8 +95,9 @@ class BatchNorm(Function):
     everything else.
 
     Computed on the (M, C) matrix of the channels-last view - free for a conv's output, which is channels-last
-    in memory - with the per-channel sums as one BLAS product ``ones(M) @ X`` (both cores, 10x NumPy's
-    reduction over non-last axes). With s = gamma inv_std and xc = x - mean:
+    in memory - with the per-channel sums as one BLAS product ``ones(M) @ X`` (on both cores, far faster than
+    NumPy's reduction over non-last axes: docs/benchmarks.md, BatchNorm and pooling). With s = gamma inv_std and
+    xc = x - mean:
         training:   dx = s g - s inv_std^2 xc sum(g xc) / M - s sum(g) / M
         evaluation: dx = s g   (running statistics are constants)
         dgamma = inv_std sum(g xc),  dbeta = sum(g).

@@ -145,7 +145,8 @@ class MaxPool2d(_Pool):
                 which = np.zeros_like(out, np.uint8) if len(self.k) and self.k[0] * self.k[1] <= 256 else None
                 continue
             if which is not None:  # the offset of each window's first maximum (strictly greater replaces); k
-                # only grows, so a max keeps the latest replacement - branch-free, unlike a masked copy (6x)
+                # only grows, so a max keeps the latest replacement - branch-free, so faster than a masked copy
+                # (measured: docs/benchmarks.md, BatchNorm and pooling)
                 np.maximum(which, np.multiply(win > out, k, dtype=np.uint8), out=which)
             np.maximum(out, win, out=out)
         self.xp, self.out, self.which = xp, out, which
@@ -184,7 +185,7 @@ class MaxPool2d(_Pool):
                 hit &= real[:, :, r, c]
             hit &= ~taken  # only the first maximum of a window gets the gradient
             taken |= hit
-            dxp[:, :, r, c] += g * hit  # a multiply: 8x faster than np.where
+            dxp[:, :, r, c] += g * hit  # a multiply by the mask, faster than np.where (docs/benchmarks.md)
         if nan_aware:  # a NaN window's gradient goes to its last NaN (a NaN replaces the running max): backwards
             for r, c in reversed(cells):
                 hit = np.isnan(xp[:, :, r, c]) & ~taken

@@ -61,7 +61,9 @@ def col2im(dcols: np.ndarray, geo: Geometry) -> np.ndarray:
 
 class Reference:
     """Forward and backward by the formulas above, in the interface every lowering has: ``forward`` (x, w, b
-    -> y) and ``grads`` (dy -> dx, dW, db). The groups are one batched product: (g, rows, K) @ (g, K, O/g).
+    -> y) and ``grads`` (dy -> dx, dW, db). ``forward``'s ``keep_input`` is part of that interface (the op passes
+    whether dW will be needed, so a fast lowering can drop what it saved); the reference keeps its columns either
+    way. The groups are one batched product: (g, rows, K) @ (g, K, O/g).
     A transposed convolution is this one run backwards (``ConvTranspose2d``): its forward is ``input_grad``,
     its input gradient ``forward`` and its weight gradient ``weight_grad``."""
 
