@@ -48,6 +48,9 @@ class Case:
     # False where the case sits on a kink or makes NaN on purpose (ties, zeros, clamp bounds, all-ignored targets):
     # finite differences define no gradient there, PyTorch's rule does; parity checks it, gradcheck does not
     smooth: bool = True
+    # a table that runs only some of its cases in float64 too (tests/ops/test_conv.py) runs those declared True;
+    # the ops' and nn.functional's tables run every case with a float input in float64 (FLOAT64_CASES below)
+    float64: bool = False
 
     def __repr__(self) -> str:
         return self.id

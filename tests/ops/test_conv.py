@@ -1,8 +1,9 @@
 """Convolution, transposed convolution, pooling, padding and local response norm against PyTorch: the functional
-API through the one case table's harness (``tests/cases.py``: parity in float32 and float64 and, where smooth, the
-finite-difference check, each under every fast lowering), the modules with torch's state_dict copied in, default
-init and the shape errors; then the convolutions that compute only the gradients asked for, and the blocks their
-gathers run in. Each fast lowering also equals the reference convolution (``tests/ops/test_conv_lowerings.py``).
+API through the one case table's harness (``tests/cases.py``: parity in float32 and, for the cases declared
+``float64=True``, in float64 and, where smooth, the finite-difference check, each under every fast lowering), the
+modules with torch's state_dict copied in, default init and the shape errors; then the convolutions that compute
+only the gradients asked for, and the blocks their gathers run in. Each fast lowering also equals the reference
+convolution (``tests/ops/test_conv_lowerings.py``).
 
 Tolerances. Pooling, padding and LRN do a handful of float operations per output, so they keep the harness's
 default (rtol 1e-5, atol 1e-6). A conv output sums C/groups * kh * kw products, and its weight and bias gradients
@@ -56,27 +57,30 @@ def nhwc(n: int, c: int, h: int, w: int) -> np.ndarray:
 
 
 def conv(id: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, const: tuple[int, ...] = (),
-         **kw) -> Case:
-    """A conv2d case: ``F.conv2d(x, w, b, **kw)`` in both libraries, with the conv tolerances."""
+         float64: bool = False, **kw) -> Case:
+    """A conv2d case: ``F.conv2d(x, w, b, **kw)`` in both libraries, with the conv tolerances (``float64``: in
+    float64 too)."""
     if b is None:
-        return case("conv2d_" + id, lambda m, F, x, w: F.conv2d(x, w, **kw), x, w, const=const, **CONV)
-    return case("conv2d_" + id, lambda m, F, x, w, b: F.conv2d(x, w, b, **kw), x, w, b, const=const, **CONV)
+        return case("conv2d_" + id, lambda m, F, x, w: F.conv2d(x, w, **kw), x, w, const=const, float64=float64,
+                    **CONV)
+    return case("conv2d_" + id, lambda m, F, x, w, b: F.conv2d(x, w, b, **kw), x, w, b, const=const,
+                float64=float64, **CONV)
 
 
 # ---- conv2d ----------------------------------------------------------------------------------------------------
 CONV_CASES = [
     # kernel sizes
     conv("k1_1x1", r(2, 3, 5, 6), r(4, 3, 1, 1), r(4)),
-    conv("k3", r(2, 3, 7, 6), r(4, 3, 3, 3), r(4)),
+    conv("k3", r(2, 3, 7, 6), r(4, 3, 3, 3), r(4), float64=True),
     conv("k3_no_bias", r(2, 3, 7, 6), r(4, 3, 3, 3)),
     case("conv2d_k3_bias_kw_none", lambda m, F, x, w: F.conv2d(x, w, bias=None), r(2, 3, 6, 6), r(4, 3, 3, 3), **CONV),
-    conv("k5_pad2", r(2, 2, 9, 8), r(3, 2, 5, 5), r(3), padding=2),
+    conv("k5_pad2", r(2, 2, 9, 8), r(3, 2, 5, 5), r(3), padding=2, float64=True),
     conv("k3x1_rect", r(2, 3, 6, 5), r(4, 3, 3, 1), r(4), padding=(1, 0)),
-    conv("k2x3_rect_pad12", r(1, 3, 6, 7), r(2, 3, 2, 3), r(2), padding=(1, 2)),
+    conv("k2x3_rect_pad12", r(1, 3, 6, 7), r(2, 3, 2, 3), r(2), padding=(1, 2), float64=True),
     # strides, including last windows that do not fit exactly and input pixels no window reads
     conv("stride2_pad1", r(2, 3, 8, 8), r(4, 3, 3, 3), r(4), stride=2, padding=1),
     conv("stride2_last_window_short", r(2, 3, 8, 7), r(4, 3, 3, 3), r(4), stride=2),
-    conv("stride21_pad1", r(2, 3, 7, 6), r(4, 3, 3, 3), r(4), stride=(2, 1), padding=1),
+    conv("stride21_pad1", r(2, 3, 7, 6), r(4, 3, 3, 3), r(4), stride=(2, 1), padding=1, float64=True),
     conv("stride3_k2_gaps", r(1, 2, 7, 8), r(3, 2, 2, 2), r(3), stride=3),
     conv("stride_tuple_22", r(2, 2, 6, 6), r(3, 2, 3, 3), stride=(2, 2), padding=(1, 1)),
     # padding: int, tuple, "same" (odd, even and dilated kernels: torch pads the extra one on the right), "valid"
@@ -86,19 +90,19 @@ CONV_CASES = [
     conv("pad12", r(2, 3, 5, 6), r(4, 3, 3, 3), r(4), padding=(1, 2)),
     conv("same_k3", r(2, 3, 6, 7), r(4, 3, 3, 3), r(4), padding="same"),
     conv("same_k5", r(2, 2, 6, 5), r(3, 2, 5, 5), r(3), padding="same"),
-    conv("same_even_k2x4", r(2, 3, 6, 7), r(4, 3, 2, 4), r(4), padding="same"),
+    conv("same_even_k2x4", r(2, 3, 6, 7), r(4, 3, 2, 4), r(4), padding="same", float64=True),
     conv("same_dilated", r(2, 3, 7, 7), r(4, 3, 3, 2), r(4), padding="same", dilation=(2, 3)),
     conv("valid", r(2, 3, 6, 7), r(4, 3, 3, 3), r(4), padding="valid"),
     # dilation
     conv("dil2", r(2, 3, 9, 9), r(4, 3, 3, 3), r(4), dilation=2),
     conv("dil21_pad21", r(2, 3, 7, 6), r(4, 3, 3, 3), r(4), dilation=(2, 1), padding=(2, 1)),
-    conv("dil2_stride2_pad1", r(2, 3, 9, 8), r(4, 3, 3, 3), r(4), dilation=2, stride=2, padding=1),
+    conv("dil2_stride2_pad1", r(2, 3, 9, 8), r(4, 3, 3, 3), r(4), dilation=2, stride=2, padding=1, float64=True),
     # groups
     conv("groups2", r(2, 4, 6, 6), r(6, 2, 3, 3), r(6), groups=2),
-    conv("groups2_stride2_pad1", r(2, 4, 7, 6), r(4, 2, 3, 3), r(4), groups=2, stride=2, padding=1),
+    conv("groups2_stride2_pad1", r(2, 4, 7, 6), r(4, 2, 3, 3), r(4), groups=2, stride=2, padding=1, float64=True),
     conv("groups3_dil2_no_bias", r(1, 6, 8, 8), r(3, 2, 3, 3), groups=3, dilation=2, padding=1),
     conv("depthwise", r(2, 4, 6, 6), r(4, 1, 3, 3), r(4), groups=4, padding=1),
-    conv("depthwise_mult2", r(2, 3, 6, 6), r(6, 1, 3, 3), r(6), groups=3),
+    conv("depthwise_mult2", r(2, 3, 6, 6), r(6, 1, 3, 3), r(6), groups=3, float64=True),
     conv("depthwise_mult2_stride2_same_shape", r(2, 3, 7, 7), r(6, 1, 3, 3), r(6), groups=3, stride=2, padding=1),
     # batch and channel extremes, non-square inputs, output of spatial size 1
     conv("batch1", r(1, 3, 6, 6), r(4, 3, 3, 3), r(4), padding=1),
@@ -108,10 +112,10 @@ CONV_CASES = [
     conv("out_1x1", r(2, 3, 5, 5), r(4, 3, 5, 5), r(4)),
     conv("out_1x1_strided", r(2, 3, 4, 4), r(4, 3, 3, 3), r(4), stride=3),
     conv("kernel_bigger_than_input_padded", r(1, 2, 2, 2), r(3, 2, 3, 3), r(3), padding=1),
-    conv("many_channels", r(2, 16, 8, 8), r(32, 16, 3, 3), r(32), padding=1),
+    conv("many_channels", r(2, 16, 8, 8), r(32, 16, 3, 3), r(32), padding=1, float64=True),
     # layouts: non-contiguous input (NHWC storage) and weight (HWIO storage), Fortran order
-    conv("input_nhwc_view", nhwc(2, 6, 5, 4), r(4, 6, 3, 3), r(4), padding=1),
-    conv("weight_hwio_view", r(2, 3, 6, 6), r(3, 3, 3, 4).transpose(3, 2, 0, 1), r(4)),
+    conv("input_nhwc_view", nhwc(2, 6, 5, 4), r(4, 6, 3, 3), r(4), padding=1, float64=True),
+    conv("weight_hwio_view", r(2, 3, 6, 6), r(3, 3, 3, 4).transpose(3, 2, 0, 1), r(4), float64=True),
     conv("fortran_input_and_weight", np.asfortranarray(r(2, 3, 6, 5)), np.asfortranarray(r(4, 3, 3, 3)), r(4),
          stride=(1, 2)),
     case("conv2d_input_permuted_in_graph", lambda m, F, x, w, b: F.conv2d(x.permute(0, 3, 1, 2), w, b, padding=1),
@@ -120,7 +124,7 @@ CONV_CASES = [
          r(2, 3, 5, 5), r(3, 4, 2, 2), **CONV),
     # which inputs require grad
     conv("const_weight", r(2, 3, 6, 6), r(4, 3, 3, 3), r(4), const=(1, 2), padding=1),
-    conv("const_input_first_layer", r(2, 3, 6, 6), r(4, 3, 3, 3), r(4), const=(0,), stride=2),
+    conv("const_input_first_layer", r(2, 3, 6, 6), r(4, 3, 3, 3), r(4), const=(0,), stride=2, float64=True),
     # unbatched (C, H, W) input, as torch allows
     conv("unbatched", r(3, 6, 5), r(4, 3, 3, 3), r(4), padding=1),
     case("conv2d_kwargs", lambda m, F, x, w, b: F.conv2d(input=x, weight=w, bias=b, stride=1, padding=(0, 1),
@@ -143,31 +147,33 @@ CONV_CASES = [
 
 # ---- conv_transpose2d ------------------------------------------------------------------------------------------
 def convt(id: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, const: tuple[int, ...] = (),
-          **kw) -> Case:
-    """A conv_transpose2d case: ``F.conv_transpose2d(x, w, b, **kw)`` in both libraries, conv tolerances."""
+          float64: bool = False, **kw) -> Case:
+    """A conv_transpose2d case: ``F.conv_transpose2d(x, w, b, **kw)`` in both libraries, conv tolerances
+    (``float64``: in float64 too)."""
     if b is None:
         return case("conv_transpose2d_" + id, lambda m, F, x, w: F.conv_transpose2d(x, w, **kw), x, w, const=const,
-                    **CONV)
+                    float64=float64, **CONV)
     return case("conv_transpose2d_" + id, lambda m, F, x, w, b: F.conv_transpose2d(x, w, b, **kw), x, w, b,
-                const=const, **CONV)
+                const=const, float64=float64, **CONV)
 
 
-# weight (C_in, C_out / groups, kh, kw). The op always runs the channels-last products (ops/conv.py), whatever
-# conv2d's lowering, so these run once; the cases that compose it with conv2d are in COMPOSITE_CASES
+# weight (C_in, C_out / groups, kh, kw). The op runs the products of its adjoint conv's lowering, Shifted without groups
+# and ChannelsLast with (choose_adjoint_lowering, ops/conv/__init__.py), whatever conv2d's lowering, so these run under
+# transpose_lowering's three, not every lowering; the cases that compose it with conv2d are in COMPOSITE_CASES
 CONV_TRANSPOSE_CASES = [
     # kernel sizes
     convt("k1", r(2, 3, 5, 6), r(3, 4, 1, 1), r(4)),
     convt("k2_stride2_no_overlap", r(2, 3, 4, 5), r(3, 4, 2, 2), r(4), stride=2),
-    convt("k3", r(2, 3, 5, 6), r(3, 4, 3, 3), r(4)),
+    convt("k3", r(2, 3, 5, 6), r(3, 4, 3, 3), r(4), float64=True),
     convt("k3_no_bias", r(2, 3, 5, 6), r(3, 4, 3, 3)),
     case("conv_transpose2d_k3_bias_kw_none", lambda m, F, x, w: F.conv_transpose2d(x, w, bias=None),
          r(2, 3, 4, 4), r(3, 2, 3, 3), **CONV),
-    convt("k4_stride2_pad1", r(2, 3, 5, 5), r(3, 2, 4, 4), r(2), stride=2, padding=1),
+    convt("k4_stride2_pad1", r(2, 3, 5, 5), r(3, 2, 4, 4), r(2), stride=2, padding=1, float64=True),
     convt("k5_pad2", r(2, 2, 6, 5), r(2, 3, 5, 5), r(3), padding=2),
     convt("k3x1_rect_pad10", r(2, 3, 5, 4), r(3, 4, 3, 1), r(4), padding=(1, 0)),
-    convt("k2x3_rect_stride21_pad01", r(1, 3, 4, 5), r(3, 2, 2, 3), r(2), stride=(2, 1), padding=(0, 1)),
+    convt("k2x3_rect_stride21_pad01", r(1, 3, 4, 5), r(3, 2, 2, 3), r(2), stride=(2, 1), padding=(0, 1), float64=True),
     # strides: output pixels no input reaches (stride > kernel) get only the bias
-    convt("stride3_k2_gaps", r(1, 2, 4, 4), r(2, 3, 2, 2), r(3), stride=3),
+    convt("stride3_k2_gaps", r(1, 2, 4, 4), r(2, 3, 2, 2), r(3), stride=3, float64=True),
     convt("stride3_k5_pad2", r(2, 2, 4, 3), r(2, 3, 5, 5), r(3), stride=3, padding=2),
     convt("stride21_pad1", r(2, 3, 5, 4), r(3, 4, 3, 3), r(4), stride=(2, 1), padding=1),
     # padding crops the full output: int, tuple, and more than the kernel reaches
@@ -175,23 +181,25 @@ CONV_TRANSPOSE_CASES = [
     convt("pad1", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), padding=1),
     convt("pad2", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), padding=2),
     convt("pad21", r(2, 3, 5, 6), r(3, 4, 3, 3), r(4), padding=(2, 1)),
-    convt("pad3_stride2_beyond_kernel", r(1, 2, 5, 5), r(2, 3, 3, 3), r(3), stride=2, padding=3),
+    convt("pad3_stride2_beyond_kernel", r(1, 2, 5, 5), r(2, 3, 3, 3), r(3), stride=2, padding=3, float64=True),
     # output_padding: extra rows / columns at the bottom / right that only the bias reaches
     convt("stride2_pad1_output_padding1", r(2, 3, 5, 6), r(3, 4, 3, 3), r(4), stride=2, padding=1,
           output_padding=1),
-    convt("output_padding10", r(2, 3, 4, 5), r(3, 4, 3, 3), r(4), stride=2, padding=1, output_padding=(1, 0)),
-    convt("output_padding_below_dilation", r(2, 2, 5, 4), r(2, 3, 3, 3), r(3), dilation=2, output_padding=1),
+    convt("output_padding10", r(2, 3, 4, 5), r(3, 4, 3, 3), r(4), stride=2, padding=1, output_padding=(1, 0),
+          float64=True),
+    convt("output_padding_below_dilation", r(2, 2, 5, 4), r(2, 3, 3, 3), r(3), dilation=2, output_padding=1,
+          float64=True),
     convt("stride3_output_padding2", r(1, 2, 3, 4), r(2, 3, 3, 3), r(3), stride=3, output_padding=(2, 1)),
     # dilation
     convt("dil2", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), dilation=2),
-    convt("dil21_stride2_pad1", r(2, 3, 5, 4), r(3, 4, 3, 3), r(4), dilation=(2, 1), stride=2, padding=1),
+    convt("dil21_stride2_pad1", r(2, 3, 5, 4), r(3, 4, 3, 3), r(4), dilation=(2, 1), stride=2, padding=1, float64=True),
     # groups: weight (C_in, C_out / groups, ...)
     convt("groups2", r(2, 4, 5, 5), r(4, 3, 3, 3), r(6), groups=2),
     convt("groups2_stride2_pad1_op1", r(2, 4, 4, 5), r(4, 2, 3, 3), r(4), groups=2, stride=2, padding=1,
-          output_padding=1),
+          output_padding=1, float64=True),
     convt("groups3_dil2_no_bias", r(1, 6, 5, 5), r(6, 1, 3, 3), groups=3, dilation=2, padding=1),
     convt("depthwise", r(2, 4, 5, 5), r(4, 1, 3, 3), r(4), groups=4, padding=1),
-    convt("depthwise_mult2_stride2", r(2, 3, 4, 4), r(3, 2, 4, 4), r(6), groups=3, stride=2, padding=1),
+    convt("depthwise_mult2_stride2", r(2, 3, 4, 4), r(3, 2, 4, 4), r(6), groups=3, stride=2, padding=1, float64=True),
     # batch and channel extremes, output of spatial size 1
     convt("batch1", r(1, 3, 5, 5), r(3, 4, 3, 3), r(4), padding=1),
     convt("one_in_one_out", r(2, 1, 5, 5), r(1, 1, 3, 3), r(1), stride=2),
@@ -201,7 +209,7 @@ CONV_TRANSPOSE_CASES = [
     # unbatched (C, H, W) input, as torch allows
     convt("unbatched", r(3, 5, 4), r(3, 4, 3, 3), r(4), stride=2),
     # layouts: non-contiguous input (NHWC storage) and weight, Fortran order
-    convt("input_nhwc_view", nhwc(2, 6, 4, 5), r(6, 4, 3, 3), r(4), stride=2, padding=1),
+    convt("input_nhwc_view", nhwc(2, 6, 4, 5), r(6, 4, 3, 3), r(4), stride=2, padding=1, float64=True),
     convt("weight_transposed_view", r(2, 3, 5, 5), r(3, 3, 3, 4).transpose(2, 3, 0, 1), r(4), padding=1),
     convt("fortran_input_and_weight", np.asfortranarray(r(2, 3, 4, 5)), np.asfortranarray(r(3, 4, 3, 3)), r(4),
           stride=(1, 2)),
@@ -210,7 +218,7 @@ CONV_TRANSPOSE_CASES = [
          r(3, 4, 3, 3), r(4), **CONV),
     # which inputs require grad
     convt("const_weight", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), const=(1, 2), stride=2),
-    convt("const_input", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), const=(0,), stride=2, padding=1),
+    convt("const_input", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), const=(0,), stride=2, padding=1, float64=True),
     convt("const_weight_and_bias_grad_of_input_only", r(2, 3, 5, 5), r(3, 4, 3, 3), r(4), const=(1,), padding=1),
     case("conv_transpose2d_kwargs",
          lambda m, F, x, w, b: F.conv_transpose2d(input=x, weight=w, bias=b, stride=2, padding=(0, 1),
@@ -226,7 +234,7 @@ CONV_TRANSPOSE_CASES = [
          r(128, 64, 4, 4, scale=0.05), r(64), rtol=1e-4, atol=1e-4),
     case("conv_transpose2d_dcgan_64_to_1_14_to_28",
          lambda m, F, x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1), r(4, 64, 14, 14),
-         r(64, 1, 4, 4, scale=0.05), r(1), rtol=1e-4, atol=1e-4),
+         r(64, 1, 4, 4, scale=0.05), r(1), rtol=1e-4, atol=1e-4, float64=True),
     # the output feeds shape ops: its memory layout must not leak into the values
     case("conv_transpose2d_then_flatten_linear",
          lambda m, F, x, w, wl: F.linear(F.conv_transpose2d(x, w, stride=2, padding=1).flatten(1), wl),
@@ -238,8 +246,10 @@ CONV_TRANSPOSE_CASES = [
 
 
 # ---- max_pool2d ------------------------------------------------------------------------------------------------
-def mp(id: str, x: np.ndarray, *args, nan_ok: bool = False, smooth: bool = True, **kw) -> Case:
-    return case("max_pool2d_" + id, lambda m, F, x: F.max_pool2d(x, *args, **kw), x, nan_ok=nan_ok, smooth=smooth)
+def mp(id: str, x: np.ndarray, *args, nan_ok: bool = False, smooth: bool = True, float64: bool = False,
+       **kw) -> Case:
+    return case("max_pool2d_" + id, lambda m, F, x: F.max_pool2d(x, *args, **kw), x, nan_ok=nan_ok, smooth=smooth,
+                float64=float64)
 
 
 # Ties: torch's CPU kernel sends each window's gradient to the FIRST maximum in row-major order within the window
@@ -253,19 +263,19 @@ MAX_POOL_CASES = [
     mp("k2_stride1", r(2, 3, 5, 5), 2, stride=1),
     mp("k3_stride1", r(1, 2, 6, 7), 3, stride=1),
     mp("k3_stride2_overlap", r(2, 3, 7, 7), 3, stride=2),
-    mp("k3_stride2_pad1", r(2, 2, 8, 8), 3, stride=2, padding=1),
+    mp("k3_stride2_pad1", r(2, 2, 8, 8), 3, stride=2, padding=1, float64=True),
     mp("k3_pad1_all_negative", -pos(2, 2, 6, 6), 3, stride=2, padding=1),  # padding is -inf, not 0
     mp("k2_pad1", r(1, 2, 5, 6), 2, padding=1),
     mp("rect_k23_stride12", r(2, 2, 6, 7), (2, 3), stride=(1, 2)),
     mp("pad_tuple_10", r(2, 2, 6, 6), (3, 2), stride=(2, 2), padding=(1, 0)),
     mp("dil2", r(1, 2, 9, 9), 3, stride=1, dilation=2),
-    mp("dil2_stride2_pad1", r(2, 2, 9, 8), 2, stride=2, padding=1, dilation=2),
+    mp("dil2_stride2_pad1", r(2, 2, 9, 8), 2, stride=2, padding=1, dilation=2, float64=True),
     mp("dil21_pad1", r(1, 2, 8, 7), 3, stride=2, padding=1, dilation=(2, 1)),
     mp("ceil_k2", r(1, 2, 7, 7), 2, ceil_mode=True),
     mp("ceil_k3_stride2", r(2, 2, 8, 8), 3, stride=2, ceil_mode=True),
     mp("ceil_false_k3_stride2", r(2, 2, 8, 8), 3, stride=2, ceil_mode=False),
     mp("ceil_pad1_last_window_dropped", r(1, 2, 5, 5), 2, stride=2, padding=1, ceil_mode=True),
-    mp("ceil_pad1_k3", r(1, 2, 6, 7), 3, stride=2, padding=1, ceil_mode=True),
+    mp("ceil_pad1_k3", r(1, 2, 6, 7), 3, stride=2, padding=1, ceil_mode=True, float64=True),
     mp("out_1x1", r(2, 3, 3, 3), 3),
     mp("unbatched", r(3, 6, 6), 2),
     mp("input_nhwc_view", nhwc(2, 4, 6, 6), 3, stride=2, padding=1),
@@ -276,7 +286,7 @@ MAX_POOL_CASES = [
     mp("ties_constant_pad1", np.zeros((1, 1, 4, 4), np.float32), 2, padding=1, smooth=False),
     mp("ties_constant_ceil", np.full((1, 1, 5, 5), 2.0, np.float32), 2, ceil_mode=True, smooth=False),
     mp("ties_integers_k2", ints(2, 3, 6, 6), 2, smooth=False),
-    mp("ties_integers_k3_stride2", ints(2, 3, 7, 7), 3, stride=2, smooth=False),
+    mp("ties_integers_k3_stride2", ints(2, 3, 7, 7), 3, stride=2, smooth=False, float64=True),
     mp("ties_integers_k3_stride1_pad1", ints(2, 2, 6, 6), 3, stride=1, padding=1, smooth=False),
     mp("ties_integers_dil2", ints(1, 2, 7, 7, low=0, high=1), 3, stride=1, dilation=2, smooth=False),
     # non-finite inputs: torch propagates nan and sends the gradient to it; an all -inf window still has a max
@@ -290,8 +300,8 @@ MAX_POOL_CASES = [
 
 
 # ---- avg_pool2d ------------------------------------------------------------------------------------------------
-def ap(id: str, x: np.ndarray, *args, **kw) -> Case:
-    return case("avg_pool2d_" + id, lambda m, F, x: F.avg_pool2d(x, *args, **kw), x)
+def ap(id: str, x: np.ndarray, *args, float64: bool = False, **kw) -> Case:
+    return case("avg_pool2d_" + id, lambda m, F, x: F.avg_pool2d(x, *args, **kw), x, float64=float64)
 
 
 AVG_POOL_CASES = [
@@ -315,7 +325,8 @@ AVG_POOL_CASES = [
         ("ceil_k2", r(1, 2, 7, 7), (2,), {"ceil_mode": True}),
         ("ceil_k3_stride2", r(2, 2, 8, 8), (3,), {"stride": 2, "ceil_mode": True}),
         # the divisor of a window that hangs over the end counts the padding, but not the part past it
-        ("ceil_k3_stride2_pad1", r(1, 2, 6, 7), (3,), {"stride": 2, "padding": 1, "ceil_mode": True}),
+        ("ceil_k3_stride2_pad1", r(1, 2, 6, 7), (3,), {"stride": 2, "padding": 1, "ceil_mode": True,
+                                                       "float64": True}),
         ("ceil_pad1_last_window_dropped", r(1, 2, 5, 5), (2,), {"stride": 2, "padding": 1, "ceil_mode": True}),
         ("ones_ceil_k3_stride2_pad1", np.ones((1, 1, 5, 5), np.float32), (3,),
          {"stride": 2, "padding": 1, "ceil_mode": True}),
@@ -324,19 +335,20 @@ AVG_POOL_CASES = [
 
 
 # ---- adaptive_avg_pool2d ---------------------------------------------------------------------------------------
-def aap(id: str, x: np.ndarray, output_size) -> Case:
-    return case("adaptive_avg_pool2d_" + id, lambda m, F, x: F.adaptive_avg_pool2d(x, output_size), x)
+def aap(id: str, x: np.ndarray, output_size, float64: bool = False) -> Case:
+    return case("adaptive_avg_pool2d_" + id, lambda m, F, x: F.adaptive_avg_pool2d(x, output_size), x,
+                float64=float64)
 
 
 ADAPTIVE_CASES = [
     aap("1x1_from_5x5", r(2, 3, 5, 5), (1, 1)),
     aap("int1_from_7x4", r(2, 3, 7, 4), 1),
     aap("2x2_from_5x5_uneven", r(2, 3, 5, 5), (2, 2)),
-    aap("6x6_from_13x13_alexnet", r(2, 4, 13, 13), (6, 6)),
+    aap("6x6_from_13x13_alexnet", r(2, 4, 13, 13), (6, 6), float64=True),
     aap("6x6_from_6x6_identity", r(1, 2, 6, 6), 6),
     aap("int3_from_7x8", r(2, 2, 7, 8), 3),
     aap("3x2_from_7x5", r(2, 2, 7, 5), (3, 2)),
-    aap("4x5_from_3x3_upsample", r(1, 2, 3, 3), (4, 5)),
+    aap("4x5_from_3x3_upsample", r(1, 2, 3, 3), (4, 5), float64=True),
     aap("none_3_from_5x7", r(2, 2, 5, 7), (None, 3)),
     aap("2_none_from_5x7", r(2, 2, 5, 7), (2, None)),
     aap("unbatched", r(3, 7, 6), (3, 4)),
@@ -345,8 +357,8 @@ ADAPTIVE_CASES = [
 
 
 # ---- pad -------------------------------------------------------------------------------------------------------
-def pd(id: str, x: np.ndarray, pad: tuple[int, ...], **kw) -> Case:
-    return case("pad_" + id, lambda m, F, x: F.pad(x, pad, **kw), x)
+def pd(id: str, x: np.ndarray, pad: tuple[int, ...], float64: bool = False, **kw) -> Case:
+    return case("pad_" + id, lambda m, F, x: F.pad(x, pad, **kw), x, float64=float64)
 
 
 PAD_CASES = [
@@ -355,14 +367,14 @@ PAD_CASES = [
     pd("4d_last_dim_only", r(2, 3, 4, 5), (2, 1)),
     pd("4d_channels_too", r(2, 3, 4, 5), (1, 0, 0, 2, 1, 1)),
     pd("4d_all_dims", r(2, 3, 4, 5), (1, 1, 1, 1, 1, 1, 1, 1)),
-    pd("4d_value", r(2, 3, 4, 5), (1, 2, 3, 0), value=-1.5),
+    pd("4d_value", r(2, 3, 4, 5), (1, 2, 3, 0), value=-1.5, float64=True),
     pd("4d_mode_constant_value", r(1, 2, 3, 3), (2, 2, 1, 1), mode="constant", value=3.25),
     pd("2d", r(4, 5), (1, 2, 3, 0)),
     pd("2d_value", r(4, 5), (0, 1, 2, 0), value=7.0),
     pd("1d", r(5), (2, 1)),
     pd("3d", r(3, 4, 5), (0, 0, 2, 2)),
     pd("zeros_identity", r(2, 3, 4, 5), (0, 0, 0, 0)),
-    pd("negative_crop", r(2, 3, 4, 5), (-1, 1, 0, -2)),
+    pd("negative_crop", r(2, 3, 4, 5), (-1, 1, 0, -2), float64=True),
     pd("negative_all_sides", r(1, 2, 5, 6), (-1, -1, -2, -1)),
     pd("negative_2d", r(4, 5), (-1, 2)),
     pd("nhwc_view", nhwc(2, 3, 4, 5), (1, 2, 2, 1), value=0.5),
@@ -372,8 +384,9 @@ PAD_CASES = [
 
 
 # ---- local_response_norm ---------------------------------------------------------------------------------------
-def lrn(id: str, x: np.ndarray, size: int, **kw) -> Case:
-    return case("local_response_norm_" + id, lambda m, F, x: F.local_response_norm(x, size, **kw), x)
+def lrn(id: str, x: np.ndarray, size: int, float64: bool = False, **kw) -> Case:
+    return case("local_response_norm_" + id, lambda m, F, x: F.local_response_norm(x, size, **kw), x,
+                float64=float64)
 
 
 LRN_CASES = [
@@ -383,11 +396,11 @@ LRN_CASES = [
     lrn("size5_c5", r(2, 5, 3, 3), 5),
     lrn("size1", r(2, 3, 3, 3), 1),
     lrn("size3_c2_small_C", r(2, 2, 4, 4), 3),
-    lrn("size5_c2_small_C", r(2, 2, 4, 4), 5),
+    lrn("size5_c2_small_C", r(2, 2, 4, 4), 5, float64=True),
     lrn("size2_c1", r(2, 1, 3, 3), 2),
     lrn("alexnet_params", r(2, 8, 5, 5, scale=5.0), 5, alpha=1e-4, beta=0.75, k=2.0),
-    lrn("strong_alpha_beta_k", r(2, 6, 3, 4, scale=2.0), 3, alpha=0.5, beta=1.5, k=0.5),
-    lrn("size4_even_strong", r(1, 7, 3, 3, scale=2.0), 4, alpha=0.3, beta=0.6, k=1.2),
+    lrn("strong_alpha_beta_k", r(2, 6, 3, 4, scale=2.0), 3, alpha=0.5, beta=1.5, k=0.5, float64=True),
+    lrn("size4_even_strong", r(1, 7, 3, 3, scale=2.0), 4, alpha=0.3, beta=0.6, k=1.2, float64=True),
     lrn("3d_input", r(2, 6, 7), 3, alpha=0.2),
     lrn("input_nhwc_view", nhwc(2, 6, 4, 4), 3, alpha=0.1),
 ]
@@ -403,7 +416,7 @@ def _mini_alexnet(m, F, x, w1, b1, w2, b2, wl, bl):
 
 COMPOSITE_CASES = [
     case("mini_alexnet", _mini_alexnet, r(2, 3, 17, 17), r(8, 3, 5, 5, scale=0.3), r(8), r(6, 4, 3, 3, scale=0.3),
-         r(6), r(5, 24, scale=0.3), r(5), **CONV),
+         r(6), r(5, 24, scale=0.3), r(5), float64=True, **CONV),
     case("conv_avgpool_conv", lambda m, F, x, w1, w2: F.conv2d(F.avg_pool2d(F.conv2d(x, w1, padding="same"), 2,
                                                                             ceil_mode=True), w2),
          r(2, 2, 7, 7), r(4, 2, 3, 3), r(3, 4, 2, 2), **CONV),
@@ -412,11 +425,11 @@ COMPOSITE_CASES = [
     case("conv2d_then_conv_transpose2d_tied_weight",
          lambda m, F, x, w: F.conv_transpose2d(F.relu(F.conv2d(x, w, stride=2, padding=1)), w, stride=2, padding=1,
                                                output_padding=1),
-         r(2, 3, 8, 7), r(5, 3, 3, 3), **CONV),
+         r(2, 3, 8, 7), r(5, 3, 3, 3), float64=True, **CONV),
     case("conv_transpose2d_then_conv2d",
          lambda m, F, x, w1, b1, w2: F.conv2d(F.relu(F.conv_transpose2d(x, w1, b1, stride=2, padding=1)), w2,
                                               padding=1),
-         r(2, 8, 4, 4), r(8, 6, 4, 4, scale=0.3), r(6), r(4, 6, 3, 3, scale=0.3), **CONV),
+         r(2, 8, 4, 4), r(8, 6, 4, 4, scale=0.3), r(6), r(4, 6, 3, 3, scale=0.3), float64=True, **CONV),
     case("conv2d_groups_then_conv_transpose2d_groups",
          lambda m, F, x, w1, w2: F.conv_transpose2d(F.conv2d(x, w1, groups=2), w2, groups=2, stride=2),
          r(2, 4, 6, 6), r(6, 2, 3, 3), r(6, 2, 2, 2), **CONV),
@@ -424,32 +437,10 @@ COMPOSITE_CASES = [
 
 CONV_PARITY_CASES = (CONV_CASES + MAX_POOL_CASES + AVG_POOL_CASES + ADAPTIVE_CASES + PAD_CASES + LRN_CASES
                      + COMPOSITE_CASES)
-_BY_ID = {c.id: c for c in CONV_PARITY_CASES}
-
-
-FLOAT64_CONV_CASES = [
-    _double(_BY_ID[name])  # rtol 1e-10, atol 1e-12: the same sums, up to summation order
-    for name in (
-        "conv2d_k3", "conv2d_k5_pad2", "conv2d_k2x3_rect_pad12", "conv2d_stride21_pad1", "conv2d_same_even_k2x4",
-        "conv2d_dil2_stride2_pad1", "conv2d_groups2_stride2_pad1", "conv2d_depthwise_mult2", "conv2d_input_nhwc_view",
-        "conv2d_weight_hwio_view", "conv2d_many_channels", "conv2d_const_input_first_layer",
-        "max_pool2d_k3_stride2_pad1", "max_pool2d_dil2_stride2_pad1", "max_pool2d_ties_integers_k3_stride2",
-        "max_pool2d_ceil_pad1_k3", "avg_pool2d_ceil_k3_stride2_pad1_include_pad_True",
-        "avg_pool2d_ceil_k3_stride2_pad1_include_pad_False", "adaptive_avg_pool2d_6x6_from_13x13_alexnet",
-        "adaptive_avg_pool2d_4x5_from_3x3_upsample", "pad_4d_value", "pad_negative_crop",
-        "local_response_norm_size5_c2_small_C", "local_response_norm_strong_alpha_beta_k",
-        "local_response_norm_size4_even_strong", "mini_alexnet", "conv2d_then_conv_transpose2d_tied_weight",
-        "conv_transpose2d_then_conv2d",
-    )
-]
-_TRANSPOSE_BY_ID = {c.id: c for c in CONV_TRANSPOSE_CASES}
-FLOAT64_CONV_TRANSPOSE_CASES = [
-    _double(_TRANSPOSE_BY_ID["conv_transpose2d_" + name])
-    for name in ("k3", "k4_stride2_pad1", "k2x3_rect_stride21_pad01", "stride3_k2_gaps", "pad3_stride2_beyond_kernel",
-                 "output_padding10", "output_padding_below_dilation", "dil21_stride2_pad1",
-                 "groups2_stride2_pad1_op1", "depthwise_mult2_stride2", "input_nhwc_view", "const_input",
-                 "dcgan_64_to_1_14_to_28")
-]
+# the cases declared float64=True run in float64 too, both libraries in double precision (rtol 1e-10, atol 1e-12:
+# the same sums, up to summation order): a few of each op, each under every lowering, not the whole table
+FLOAT64_CONV_CASES = [_double(c) for c in CONV_PARITY_CASES if c.float64]
+FLOAT64_CONV_TRANSPOSE_CASES = [_double(c) for c in CONV_TRANSPOSE_CASES if c.float64]
 
 
 @pytest.fixture(params=[None, "toeplitz", "planar", "shifted", "shifted-one-pixel-per-row", "channels_last"],
@@ -500,6 +491,9 @@ def test_conv_transpose2d_matches_torch(case: Case, transpose_lowering) -> None:
 @pytest.mark.parametrize("case", FLOAT64_CONV_TRANSPOSE_CASES, ids=lambda c: c.id)
 def test_conv_transpose2d_matches_torch_float64(case: Case, transpose_lowering) -> None:
     check_float64(case)
+
+
+_TRANSPOSE_BY_ID = {c.id: c for c in CONV_TRANSPOSE_CASES}
 
 
 @pytest.mark.parametrize("name", ["k4_stride2_pad1", "stride3_k5_pad2", "groups2_stride2_pad1_op1", "unbatched",
@@ -847,50 +841,46 @@ def assert_mentions(msg: str, *patterns: str) -> None:
 
 
 def test_conv2d_module_wrong_channels_names_layer_and_shapes() -> None:
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    msg = "Conv2d(3, 8, kernel_size=(3, 3)): expected input (N, 3, H, W), got (1, 4, 5, 5)"
+    with pytest.raises(RuntimeError, match=re.escape(msg)):
         nn.Conv2d(3, 8, 3)(dl.tensor(r(1, 4, 5, 5)))
-    msg = str(e.value)
-    assert_mentions(msg, "Conv2d", shape_pattern(1, 4, 5, 5))
-    # the layer's side: its weight shape, or the layer as constructed, or the channels it expects
-    assert any(re.search(p, msg) for p in (shape_pattern(8, 3, 3, 3), r"Conv2d\(3, 8", r"expected\D{0,20}3")), msg
 
 
 def test_conv2d_functional_wrong_channels_names_shapes() -> None:
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    msg = "conv2d: input (2, 4, 5, 5) has 4 channels, but weight (6, 3, 3, 3) with groups=1 expects 3"
+    with pytest.raises(RuntimeError, match=re.escape(msg)):
         dl_F.conv2d(dl.tensor(r(2, 4, 5, 5)), dl.tensor(r(6, 3, 3, 3)))
-    assert_mentions(str(e.value), "conv2d", shape_pattern(2, 4, 5, 5), shape_pattern(6, 3, 3, 3))
 
 
 def test_conv2d_functional_groups_not_dividing_channels() -> None:
     with pytest.raises(RuntimeError):
         torch.nn.functional.conv2d(torch.zeros(2, 4, 5, 5), torch.zeros(6, 2, 3, 3), groups=3)
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    msg = "conv2d: groups=3 must divide both in_channels 4 and out_channels 6"
+    with pytest.raises(ValueError, match=re.escape(msg)):
         dl_F.conv2d(dl.tensor(r(2, 4, 5, 5)), dl.tensor(r(6, 2, 3, 3)), groups=3)
-    assert_mentions(str(e.value), "conv2d", "groups", "4")
 
 
 @pytest.mark.parametrize(("x_shape", "padding", "padded"), [((1, 3, 2, 2), 0, (2, 2)), ((1, 3, 4, 1), (0, 0), (4, 1)),
                                                             ((2, 3, 1, 1), 0, (1, 1))])
 def test_conv2d_kernel_larger_than_padded_input(x_shape, padding, padded) -> None:
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    msg = f"conv2d: kernel (3, 3) with dilation (1, 1) is larger than the padded input {padded} of input {x_shape}"
+    with pytest.raises(RuntimeError, match=re.escape(msg)):
         dl_F.conv2d(dl.tensor(r(*x_shape)), dl.tensor(r(8, 3, 3, 3)), padding=padding)
-    msg = str(e.value)
-    assert_mentions(msg, "conv2d", shape_pattern(3, 3))
-    assert re.search(shape_pattern(*x_shape), msg) or re.search(shape_pattern(*padded), msg), msg
     with pytest.raises(RuntimeError):  # torch refuses it too
         torch.nn.functional.conv2d(torch.zeros(x_shape), torch.zeros(8, 3, 3, 3), padding=padding)
 
 
 def test_conv2d_module_kernel_larger_than_input() -> None:
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    msg = "conv2d: kernel (5, 5) with dilation (1, 1) is larger than the padded input (4, 4) of input (1, 3, 2, 2)"
+    with pytest.raises(RuntimeError, match=re.escape(msg)):
         nn.Conv2d(3, 8, 5, padding=1)(dl.tensor(r(1, 3, 2, 2)))
-    assert_mentions(str(e.value), "conv2d", r"5\D{1,3}5", shape_pattern(1, 3, 2, 2) + "|" + shape_pattern(4, 4))
 
 
 def test_conv2d_weight_must_be_4d() -> None:
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    msg = ("conv2d: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got input (1, 4, 5, 5) and weight "
+           "(6, 4, 3)")
+    with pytest.raises(RuntimeError, match=re.escape(msg)):
         dl_F.conv2d(dl.tensor(r(1, 4, 5, 5)), dl.tensor(r(6, 4, 3)))
-    assert_mentions(str(e.value), "conv2d", shape_pattern(6, 4, 3))
 
 
 def test_conv2d_groups_must_divide_channels() -> None:
@@ -901,9 +891,9 @@ def test_conv2d_groups_must_divide_channels() -> None:
 
 
 def test_conv2d_same_padding_with_stride_is_refused() -> None:
-    with pytest.raises((ValueError, RuntimeError), match="same"):
+    with pytest.raises(ValueError, match=re.escape("conv2d: padding='same' needs stride 1, got stride (2, 2)")):
         dl_F.conv2d(dl.tensor(r(1, 3, 5, 5)), dl.tensor(r(8, 3, 3, 3)), stride=2, padding="same")
-    with pytest.raises((ValueError, RuntimeError), match="same"):
+    with pytest.raises(ValueError, match=re.escape("Conv2d: padding='same' needs stride 1, got stride (2, 2)")):
         nn.Conv2d(3, 8, 3, stride=2, padding="same")(dl.tensor(r(1, 3, 5, 5)))
 
 
@@ -916,7 +906,8 @@ def test_conv2d_module_same_padding_with_stride_is_refused_at_construction() -> 
 
 
 def test_conv2d_unknown_padding_string() -> None:
-    with pytest.raises((ValueError, RuntimeError), match="full"):
+    msg = "conv2d: padding must be an int, a pair, 'same' or 'valid', got 'full'"
+    with pytest.raises(ValueError, match=re.escape(msg)):
         dl_F.conv2d(dl.tensor(r(1, 3, 5, 5)), dl.tensor(r(8, 3, 3, 3)), padding="full")
 
 
@@ -924,27 +915,30 @@ def test_conv2d_unknown_padding_string() -> None:
 def test_pool_window_larger_than_input_names_function_and_sizes(name) -> None:
     with pytest.raises(RuntimeError):
         getattr(torch.nn.functional, name)(torch.zeros(1, 1, 2, 5), 3)
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    msg = f"{name} of input (1, 1, 2, 5): kernel 3 with dilation 1 does not fit an input of size 2 + padding 0"
+    with pytest.raises(RuntimeError, match=re.escape(msg)):
         getattr(dl_F, name)(dl.tensor(r(1, 1, 2, 5)), 3)
-    msg = str(e.value)
-    assert_mentions(msg, name, "3")
-    assert any(re.search(p, msg) for p in (shape_pattern(1, 1, 2, 5), shape_pattern(2, 5), r"size\D{0,3}2")), msg
 
 
-@pytest.mark.parametrize("fn", [lambda F, x: F.max_pool2d(x, 2, padding=2), lambda F, x: F.avg_pool2d(x, 3, padding=2)],
-                         ids=["max_pool2d", "avg_pool2d"])
-def test_pool_padding_more_than_half_the_kernel(fn) -> None:
+@pytest.mark.parametrize(("fn", "message"), [
+    pytest.param(lambda F, x: F.max_pool2d(x, 2, padding=2),
+                 "max_pool2d: padding (2, 2) must be at most half the kernel size (2, 2)", id="max_pool2d"),
+    pytest.param(lambda F, x: F.avg_pool2d(x, 3, padding=2),
+                 "avg_pool2d: padding (2, 2) must be at most half the kernel size (3, 3)", id="avg_pool2d"),
+])
+def test_pool_padding_more_than_half_the_kernel(fn, message) -> None:
     with pytest.raises(RuntimeError):
         fn(torch.nn.functional, torch.zeros(1, 1, 6, 6))
-    with pytest.raises((ValueError, RuntimeError), match="pad"):
+    with pytest.raises(ValueError, match=re.escape(message)):
         fn(dl_F, dl.tensor(r(1, 1, 6, 6)))
 
 
 @pytest.mark.parametrize("name", ["MaxPool2d", "AvgPool2d"])
 def test_pool_module_error_names_layer(name) -> None:
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    op = {"MaxPool2d": "max_pool2d", "AvgPool2d": "avg_pool2d"}[name]  # the module's error is its functional's
+    msg = f"{op} of input (2, 3, 3, 5): kernel 4 with dilation 1 does not fit an input of size 3 + padding 0"
+    with pytest.raises(RuntimeError, match=re.escape(msg)):
         getattr(nn, name)(4)(dl.tensor(r(2, 3, 3, 5)))
-    assert_mentions(str(e.value), name[:3] + r"\w*pool2d", "4")
 
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
@@ -956,13 +950,13 @@ def test_pad_modes_other_than_constant_are_refused_by_name(mode) -> None:
 
 
 def test_pad_errors() -> None:
-    with pytest.raises((ValueError, RuntimeError), match="pad"):
+    with pytest.raises(ValueError, match=re.escape("pad: needs pairs for at most 2 dims, got (1, 2, 3)")):
         dl_F.pad(dl.tensor(r(2, 3)), (1, 2, 3))  # odd length
-    with pytest.raises((ValueError, RuntimeError), match="pad"):
+    with pytest.raises(ValueError, match=re.escape("pad: needs pairs for at most 2 dims, got (1, 1, 1, 1, 1, 1)")):
         dl_F.pad(dl.tensor(r(2, 3)), (1, 1, 1, 1, 1, 1))  # pads more dims than the input has
     with pytest.raises(RuntimeError):
         torch.nn.functional.pad(torch.zeros(2, 3), (1, 1, 1, 1, 1, 1))
-    with pytest.raises((ValueError, RuntimeError)):
+    with pytest.raises(RuntimeError, match=re.escape("pad: padding (-3, -3) leaves a negative size from 5")):
         dl_F.pad(dl.tensor(r(2, 3, 4, 5)), (-3, -3))  # crops away more than the dim holds
     with pytest.raises(RuntimeError):
         torch.nn.functional.pad(torch.zeros(2, 3, 4, 5), (-3, -3))
@@ -971,9 +965,8 @@ def test_pad_errors() -> None:
 def test_local_response_norm_needs_3d_input() -> None:
     with pytest.raises(ValueError):
         torch.nn.functional.local_response_norm(torch.zeros(3, 4), 2)
-    with pytest.raises((ValueError, RuntimeError)) as e:
+    with pytest.raises(RuntimeError, match=re.escape("local_response_norm: expected (N, C, ...) input, got (3, 4)")):
         dl_F.local_response_norm(dl.tensor(r(3, 4)), 2)
-    assert_mentions(str(e.value), "local_response_norm", shape_pattern(3, 4))
 
 
 def test_float32_stays_float32_and_float64_stays_float64() -> None:
