@@ -934,7 +934,7 @@ def test_pool_padding_more_than_half_the_kernel(fn, message) -> None:
 
 
 @pytest.mark.parametrize("name", ["MaxPool2d", "AvgPool2d"])
-def test_pool_module_error_names_layer(name) -> None:
+def test_pool_module_error_names_its_op_and_the_shapes(name) -> None:
     op = {"MaxPool2d": "max_pool2d", "AvgPool2d": "avg_pool2d"}[name]  # the module's error is its functional's
     msg = f"{op} of input (2, 3, 3, 5): kernel 4 with dilation 1 does not fit an input of size 3 + padding 0"
     with pytest.raises(RuntimeError, match=re.escape(msg)):
