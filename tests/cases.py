@@ -1011,6 +1011,18 @@ NORMS = [
 ]
 
 
+# ---- embedding: a lookup of rows, whose gradient adds up over repeated ids; the padding row gets none (a rule, not
+# a derivative: parity holds it, finite differences cannot)
+IDS = np.array([[1, 2, 9, 1], [9, 9, 0, 2], [1, 1, 1, 3]], np.int64)  # repeated ids, 2-D
+EMBEDDING = [
+    case("embedding", lambda m, F, i, w: F.embedding(i, w), IDS, nr(10, 6)),
+    case("embedding_1d_ids", lambda m, F, i, w: F.embedding(i, w), IDS[0], nr(10, 6)),
+    case("embedding_padding_idx", lambda m, F, i, w: F.embedding(i, w, padding_idx=2), IDS, nr(10, 6), smooth=False),
+    case("embedding_padding_idx_negative", lambda m, F, i, w: F.embedding(i, w, padding_idx=-1), IDS, nr(10, 6),
+         smooth=False),
+]
+
+
 # ---- the losses' options crossed with every reduction, and softmax over every dim ---------------------------------
 # Inputs from the spellings' own generator (the cases above keep theirs); logits scaled by 2, BCE targets in (0, 1).
 def _unit(*shape: int) -> np.ndarray:
@@ -1105,7 +1117,7 @@ LOSS_GRID = _grid("ce_grid", "cross_entropy", _CLASS_TARGETS + _CE_ONLY, 2.0) + 
 ]
 
 
-FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE + NORMALIZE + NORMS + LOSS_GRID
+FUNCTIONAL_CASES = ACTIVATIONS + CROSS_ENTROPY + NLL + BCE + MSE + COMPOSITE + NORMALIZE + NORMS + EMBEDDING + LOSS_GRID
 
 
 # ---- float64: both libraries in double precision, tight tolerance ------------------------------------------

@@ -1,5 +1,5 @@
-"""The fused recurrent ops (a whole sequence, or one cell step as a sequence of one) and the embedding and row
-ops against central finite differences in float64: every input's gradient - the sequence, the weights, the
+"""The fused recurrent ops (a whole sequence, or one cell step as a sequence of one) and the row ops against
+central finite differences in float64: every input's gradient - the sequence, the weights, the
 biases, the initial states - through every output row (the outputs, h_n, c_n). Both paths: the NumPy twins and
 the compiled kernels (forced on at these tiny sizes)."""
 
@@ -11,7 +11,6 @@ import pytest
 import dlbasics as dl
 from dlbasics import kernels
 from dlbasics.autograd import gradcheck
-from dlbasics.ops.embedding import embedding
 from dlbasics.ops.recurrent import gather_rows, recurrence, scatter_rows
 
 _rng = np.random.default_rng(2024)
@@ -71,14 +70,6 @@ def test_sequence_op_with_lengths(mode, reverse, path):
 @pytest.mark.parametrize("mode", list(GATES))
 def test_one_step_as_a_cell(mode, path):
     assert gradcheck(_fn(mode, True, True), _inputs(mode, 1, True, True))
-
-
-@pytest.mark.parametrize("padding_idx", [None, 2])
-def test_embedding_gradient_accumulates(padding_idx, path):
-    """Repeated ids add up. (The padding row's zero gradient is a rule, not a derivative: the parity tests hold it;
-    here the padding id is one the input does not use.)"""
-    ids = np.array([[1, 3, 1], [0, 3, 3]])
-    assert gradcheck(lambda w: embedding(ids, w, padding_idx=padding_idx), [leaf(4, 3)])
 
 
 def test_row_gather_and_scatter():
