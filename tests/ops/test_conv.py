@@ -615,12 +615,18 @@ CONV_MODULES = [
 @pytest.mark.parametrize(("args", "kwargs", "shape"), CONV_MODULES,
                          ids=[f"{a}-{k}" for a, k, _ in CONV_MODULES])
 def test_conv2d_module(args, kwargs, shape) -> None:
+    dm, tm = module_pair("Conv2d", args, kwargs)
+    module_parity(dm, tm, r(*shape))
+
+
+def module_pair(name: str, args: tuple, kwargs: dict) -> tuple:
+    """(ours, torch's) module ``name`` built from the same arguments, with torch's parameter names and shapes."""
     torch.manual_seed(0)
-    tm = torch.nn.Conv2d(*args, **kwargs)
-    dm = nn.Conv2d(*args, **kwargs)
+    tm, dm = getattr(torch.nn, name)(*args, **kwargs), getattr(nn, name)(*args, **kwargs)
     assert list(dm.state_dict()) == (["weight", "bias"] if kwargs.get("bias", True) else ["weight"])
     assert dm.weight.shape == tuple(tm.weight.shape)
-    module_parity(dm, tm, r(*shape))
+    assert dm.bias is None or dm.bias.shape == tuple(tm.bias.shape)
+    return dm, tm
 
 
 def test_conv2d_module_unbatched_input() -> None:
@@ -704,12 +710,7 @@ CONV_TRANSPOSE_MODULES = [
 @pytest.mark.parametrize(("args", "kwargs", "shape"), CONV_TRANSPOSE_MODULES,
                          ids=[f"{a}-{k}" for a, k, _ in CONV_TRANSPOSE_MODULES])
 def test_conv_transpose2d_module(args, kwargs, shape) -> None:
-    torch.manual_seed(0)
-    tm = torch.nn.ConvTranspose2d(*args, **kwargs)
-    dm = nn.ConvTranspose2d(*args, **kwargs)
-    assert list(dm.state_dict()) == (["weight", "bias"] if kwargs.get("bias", True) else ["weight"])
-    assert dm.weight.shape == tuple(tm.weight.shape)
-    assert dm.bias is None or dm.bias.shape == tuple(tm.bias.shape)
+    dm, tm = module_pair("ConvTranspose2d", args, kwargs)
     # DCGAN's layers: a weight gradient sums 2 x 14 x 14 products of values up to ~40 in another order than torch's,
     # so float32 leaves ~2e-5 of absolute error on entries that cancel to near zero
     module_parity(dm, tm, r(*shape), atol=1e-4 if args[0] >= 64 else CONV["atol"])
