@@ -35,20 +35,23 @@ def test_mlp_parameter_count():
     assert np.all(np.isfinite(m(dl.zeros(1, 64)).data))
 
 
-@pytest.mark.parametrize("name, option, needed", [
-    ("mlp", "activation", {"in_features": 4, "num_classes": 3}),
-    ("lenet5", "activation", {}),
-    ("resnet", "block", {"width": 2}),
-    ("resnet", "shortcut", {"width": 2}),
-    ("seq2seq", "attention", {"src_vocab_size": 5, "tgt_vocab_size": 5}),
+@pytest.mark.parametrize("name, option, table, needed", [
+    ("mlp", "activation", "mlp.ACTIVATIONS", {"in_features": 4, "num_classes": 3}),
+    ("lenet5", "activation", "lenet.ACTIVATIONS", {}),
+    ("resnet", "block", "resnet.BLOCKS", {"width": 2}),
+    ("resnet", "shortcut", "resnet.SHORTCUTS", {"width": 2}),
+    ("seq2seq", "attention", "seq2seq.ATTENTIONS", {"src_vocab_size": 5, "tgt_vocab_size": 5}),
 ])
-def test_every_choice_an_option_offers_builds(name, option, needed):
+def test_every_choice_an_option_offers_builds(name, option, table, needed):
     """An option annotated with its choices (a ``Literal``: the command line offers them and checks them by flag)
-    offers only what the builder accepts."""
+    offers exactly the names of the builder's own table, and each builds."""
+    import importlib
+
     from dlbasics.models.registry import MODELS
     from dlbasics.train.options import kind_of
 
     choices = kind_of(MODELS.get(name).options()[option].annotation).choices
-    assert choices, f"{name}'s {option} names no choices"
+    module, attr = table.split(".")
+    assert set(choices) == set(getattr(importlib.import_module(f"dlbasics.models.{module}"), attr)), table
     for choice in choices:
         assert isinstance(models.create(name, **needed, **{option: choice}), nn.Module)
